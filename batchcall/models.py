@@ -1,0 +1,102 @@
+"""pydantic models that mirror `api/openapi.yaml`, plus the row records that flow between stages.
+
+The API models forbid extra fields, so nothing outside the spec can ever be sent, and they are
+dumped with `exclude_none=True`, so an empty cell is omitted instead of being sent as "".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone_number: str = Field(min_length=1)
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class CreatePhoneCallRequest(BaseModel):
+    """Body of `POST /api/v1/create-phone-call`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_number: str = Field(min_length=1)
+    script_id: str = Field(min_length=1)
+    contact: Contact
+    objects: dict[str, dict[str, Any]] | None = None
+    scheduled_time: str | None = None  # ISO 8601 in UTC, "...Z"
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class CreateCallResponse(BaseModel):
+    """The 201 answer. Unknown extra fields from the server are tolerated, not required."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    success: bool
+    call_id: str
+    contact_id: str
+    status: str
+
+
+class ErrorResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    success: bool
+    message: str
+
+
+# --- records that flow between stages -------------------------------------------------------
+
+# A row's life, written once in the journal:  pending -> sending -> scheduled | failed | unknown.
+# `invalid` and `duplicate` are decided at planning and never sent.
+State = Literal["pending", "sending", "scheduled", "failed", "unknown", "invalid", "duplicate"]
+FINAL_STATES: frozenset[str] = frozenset({"scheduled", "failed", "unknown", "invalid", "duplicate"})
+
+# Columns the report adds to the input's own columns, in this order.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "row",
+    "outcome",
+    "call_id",
+    "contact_id",
+    "http_status",
+    "error_code",
+    "error",
+    "attempts",
+    "phone_e164",
+    "scheduled_time_sent",
+    "time_moved",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One non-blank input record, every cell as text, in the input's column order."""
+
+    row: int  # 1-based record number, header excluded; the `row` column of results.csv
+    cells: tuple[str, ...]
+    # When the input is one of our own results.csv files: its outcome columns, by name.
+    prior: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A row after validation: either a request to send, or an error code and a sentence."""
+
+    row: int
+    cells: tuple[str, ...]
+    request: CreatePhoneCallRequest | None = None
+    phone_e164: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    outcome: Literal["pending", "invalid", "duplicate"] = "pending"
+    # The time as sent (UTC "...Z") and whether a calling window moved it.
+    time_moved: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

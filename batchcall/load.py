@@ -1,0 +1,404 @@
+"""Read a spreadsheet into `SourceRow`s: every cell as text, headers matched to fields, streamed.
+
+CSV, TSV and TXT are read with the csv module, record by record, so a million-row file never sits
+in memory and the first row is ready at once. Spreadsheets (XLSX, XLSM, XLS, ODS) go through
+pandas' calamine engine with `dtype=object`, which hands us the cell values as Excel stored them
+(int, float, datetime, str); `_cell_text` turns each into the text a person sees, so no type
+inference ever touches a phone number.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from . import csvsafe
+from .config import Settings
+from .errors import InputError
+from .models import RESULT_COLUMNS, SourceRow
+
+TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
+SHEET_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
+DELIMITERS = (",", ";", "\t", "|")
+
+# Canonical field -> the header names that mean it, in normalised form (see `normalise_header`).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "phone_number": ("phone number", "phone", "mobile", "tel"),
+    "first_name": ("first name", "firstname", "given name"),
+    "last_name": ("last name", "surname", "family name"),
+    "scheduled_time": ("scheduled time", "scheduled at", "call time"),
+    "timezone": ("timezone",),
+    "from_number": ("from number",),
+    "script_id": ("script id",),
+}
+FIELDS: tuple[str, ...] = tuple(ALIASES)
+_ALIAS_TO_FIELD = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+
+# A file is one of our own results when it carries these outcome columns (older or hand-trimmed
+# results may lack the later RESULT_COLUMNS, so only the core ones are required).
+_RESULTS_MARKERS = frozenset({"row", "outcome", "call id", "error code", "phone e164"})
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
+_SNIFF_CHARS = 64 * 1024
+_CHUNK_BYTES = 1 << 20
+
+
+def normalise_header(name: str) -> str:
+    """The form headers are matched in: no BOM/NBSP, trimmed, lower case, `-`/`_`/space alike."""
+    cleaned = name.replace("\ufeff", "").replace("\xa0", " ").strip().lower()
+    return _SEPARATORS.sub(" ", cleaned)
+
+
+# Normalised outcome column -> its name in RESULT_COLUMNS.
+_RESULT_NAMES = {normalise_header(name): name for name in RESULT_COLUMNS}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    return digest.hexdigest()
+
+
+@dataclass
+class Table:
+    """An opened input: its columns mapped to fields, and its rows on demand (see `__iter__`)."""
+
+    path: Path
+    header: list[str]
+    fields: dict[str, int]
+    objects: dict[tuple[str, str], int]
+    unknown: list[str]
+    warnings: list[str]
+    is_results: bool
+    # How to produce the raw records again, header included; each call starts from the top.
+    _records: Any = field(repr=False)
+    _keep: list[int] = field(repr=False)  # indexes of the pass-through columns in a raw record
+    _prior: dict[str, int] = field(repr=False)  # outcome column -> index in a raw record
+
+    def __iter__(self) -> Iterator[SourceRow]:
+        """Yield each non-blank record after the header, trimmed and padded to the header width.
+
+        `row` counts records after the header, blank ones included, so that row N is the N-th
+        line under the header in the user's spreadsheet.
+        """
+        records = self._records()
+        try:
+            _skip_to_header(records)
+            yield from self._rows(records)
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:
+                close()
+
+    def _rows(self, records: Iterator[list[str]]) -> Iterator[SourceRow]:
+        keep, prior_at, width = self._keep, self._prior, len(self._keep)
+        identity = keep == list(range(width))
+        restore = csvsafe.restore if self.is_results else None
+        number = 0
+        for record in records:
+            number += 1
+            cells = [cell.strip() for cell in record]
+            if not any(cells):
+                continue
+            if identity:
+                if len(cells) < width:
+                    cells.extend([""] * (width - len(cells)))
+                kept = cells[:width]
+            else:
+                kept = [cells[i] if i < len(cells) else "" for i in keep]
+            prior = None
+            if restore is not None:
+                kept = [restore(cell) for cell in kept]
+                prior = {
+                    name: (restore(cells[i]) if i < len(cells) else "")
+                    for name, i in prior_at.items()
+                }
+            yield SourceRow(row=number, cells=tuple(kept), prior=prior)
+
+
+def open_table(path: Path, settings: Settings) -> Table:
+    """Open `path`, read its header and map the columns; raise `InputError` if it cannot be used."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputError(f"Input file {path} does not exist or is not a file.")
+    if suffix in TEXT_SUFFIXES:
+        records = _text_records(path, settings, suffix)
+    elif suffix in SHEET_SUFFIXES:
+        records = _sheet_records(path, settings)
+    else:
+        raise InputError(
+            f"Unsupported input file type {suffix or '(none)'!r} for {path}. "
+            "Use CSV, TSV, TXT, XLSX, XLSM, XLS or ODS."
+        )
+    first = records()
+    try:
+        raw_header = _skip_to_header(first)
+    finally:
+        close = getattr(first, "close", None)
+        if close is not None:
+            close()
+    if raw_header is None:
+        raise InputError(f"{path} has no header row: the file is empty.")
+    return _map_columns(path, [cell.strip() for cell in raw_header], settings, records)
+
+
+def _skip_to_header(records: Iterator[list[str]]) -> list[str] | None:
+    for record in records:
+        if any(cell.strip() for cell in record):
+            return record
+    return None
+
+
+# --- columns ------------------------------------------------------------------------------------
+
+
+def _map_columns(path: Path, raw: list[str], settings: Settings, records: Any) -> Table:
+    normalised = [normalise_header(name) for name in raw]
+    is_results = set(normalised) >= _RESULTS_MARKERS
+    prior = {}
+    if is_results:
+        prior = {_RESULT_NAMES[n]: i for i, n in enumerate(normalised) if n in _RESULT_NAMES}
+    keep = [i for i in range(len(raw)) if i not in prior.values()]
+    header = [raw[i].replace("\ufeff", "") for i in keep]
+    norm_kept = [normalised[i] for i in keep]
+    found = ", ".join(repr(h) for h in header) or "(none)"
+
+    # batchcall.toml's [columns] mapping wins over aliases, both for fields and object columns.
+    mapped: dict[str, int] = {}
+    for key, column in settings.columns.items():
+        want = normalise_header(str(column))
+        if want not in norm_kept:
+            raise InputError(
+                f"The [columns] mapping in batchcall.toml maps {key} to {column!r}, but {path} "
+                f"has no such column. Columns found: {found}."
+            )
+        mapped[key] = norm_kept.index(want)
+
+    fields: dict[str, int] = {}
+    objects: dict[tuple[str, str], int] = {}
+    for key, index in mapped.items():
+        if key in ALIASES:
+            fields[key] = index
+        elif "." in key and all(part.strip() for part in key.split(".", 1)):
+            type_, name = (part.strip() for part in key.split(".", 1))
+            objects[(type_, name)] = index
+        else:
+            raise InputError(
+                f"The [columns] mapping in batchcall.toml names an unknown field {key!r}. "
+                f"Fields: {', '.join(FIELDS)}, or <type>.<field> for an object."
+            )
+    taken = set(mapped.values())
+
+    matches: dict[str, list[int]] = {}
+    unknown: list[str] = []
+    for index, name in enumerate(norm_kept):
+        if index in taken:
+            continue
+        target = _ALIAS_TO_FIELD.get(name)
+        if target is not None:
+            if target in fields:
+                unknown.append(header[index].strip())  # the mapping picked another column
+            else:
+                matches.setdefault(target, []).append(index)
+            continue
+        written = header[index].strip()
+        type_, dot, attr = written.partition(".")
+        if dot and type_.strip() and attr.strip():
+            key = (type_.strip(), attr.strip())
+            if key in objects:
+                raise InputError(
+                    _two_columns(path, f"{key[0]}.{key[1]}", header, objects[key], index)
+                )
+            objects[key] = index
+            continue
+        if written:
+            unknown.append(written)
+
+    for target, indexes in matches.items():
+        if len(indexes) > 1:
+            raise InputError(_two_columns(path, target, header, indexes[0], indexes[1]))
+        fields[target] = indexes[0]
+
+    if "phone_number" not in fields:
+        looked_for = ", ".join(repr(a) for a in ALIASES["phone_number"])
+        raise InputError(
+            f"{path} has no phone column. Columns found: {found}. Looked for a header named "
+            f"{looked_for} (any case, with spaces, '-' or '_'), or set phone_number in the "
+            "[columns] mapping of batchcall.toml."
+        )
+
+    warnings: list[str] = []
+    if unknown:
+        warnings.append(
+            "These columns are not sent, only copied to the results: "
+            + ", ".join(repr(u) for u in unknown)
+            + "."
+        )
+    return Table(
+        path=path,
+        header=header,
+        fields=fields,
+        objects=objects,
+        unknown=unknown,
+        warnings=warnings,
+        is_results=is_results,
+        _records=records,
+        _keep=keep,
+        _prior=prior,
+    )
+
+
+def _two_columns(path: Path, target: str, header: list[str], first: int, second: int) -> str:
+    return (
+        f"{path} has two columns for {target}: {header[first]!r} and {header[second]!r}. "
+        f"batchcall does not guess which one to use: pick one in batchcall.toml, e.g.\n"
+        f'  [columns]\n  {_toml_key(target)} = "{header[first]}"'
+    )
+
+
+def _toml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
+
+
+# --- text files ---------------------------------------------------------------------------------
+
+
+def _text_records(path: Path, settings: Settings, suffix: str) -> Any:
+    encoding = _detect_encoding(path, settings.encoding)
+    delimiter = _sniff_delimiter(path, encoding, suffix)
+
+    def records() -> Iterator[list[str]]:
+        # newline="" lets the csv module see quoted line breaks and CRLF as the writer meant them.
+        with path.open(encoding=encoding, newline="", errors="strict") as fh:
+            try:
+                yield from csv.reader(fh, delimiter=delimiter)
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise InputError(f"Cannot read {path}: {exc}.") from exc
+
+    return records
+
+
+def _detect_encoding(path: Path, explicit: str | None) -> str:
+    """`--encoding` if given; else UTF-8 (BOM or not) when the whole file decodes; else cp1252."""
+    if explicit:
+        try:
+            codecs.lookup(explicit)
+        except LookupError as exc:
+            raise InputError(f"Unknown --encoding {explicit!r}.") from exc
+        return explicit
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(3)
+            fh.seek(0)
+            if head.startswith(codecs.BOM_UTF8):
+                return "utf-8-sig"
+            # A cp1252 file is usually valid UTF-8 for thousands of rows before its first accent,
+            # so the whole file is checked; an incremental decoder does it at disk speed.
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            while chunk := fh.read(_CHUNK_BYTES):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "cp1252"
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    return "utf-8"
+
+
+def _sniff_delimiter(path: Path, encoding: str, suffix: str) -> str:
+    """Pick the delimiter that splits the first lines into the same, largest number of cells."""
+    try:
+        with path.open(encoding=encoding, newline="") as fh:
+            sample = fh.read(_SNIFF_CHARS)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"Cannot read {path}: {exc}.") from exc
+    if "\x00" in sample:
+        raise InputError(
+            f"{path} looks binary, not text (is it a spreadsheet saved with a {suffix} name?)."
+        )
+    lines = sample.splitlines()
+    if len(sample) == _SNIFF_CHARS and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut short
+    lines = [line for line in lines if line.strip()][:20]
+    if not lines:
+        return "\t" if suffix == ".tsv" else ","
+    best, best_score = "\t" if suffix == ".tsv" else ",", (0, 0)
+    for delimiter in DELIMITERS:
+        widths = [len(r) for r in csv.reader(lines, delimiter=delimiter)]
+        if not widths or widths[0] < 2:
+            continue
+        consistent = sum(1 for w in widths if w == widths[0])
+        score = (consistent, widths[0])
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+# --- spreadsheets -------------------------------------------------------------------------------
+
+
+def _sheet_records(path: Path, settings: Settings) -> Any:
+    import pandas as pd  # deferred: pandas costs ~0.5 s to import, and CSV runs never need it
+
+    try:
+        book = pd.ExcelFile(path, engine="calamine")
+        names = [str(n) for n in book.sheet_names]
+        sheet: str | int = 0
+        if settings.sheet:
+            if settings.sheet in names:
+                sheet = settings.sheet
+            elif settings.sheet.isdigit() and 1 <= int(settings.sheet) <= len(names):
+                sheet = int(settings.sheet) - 1
+            else:
+                raise InputError(
+                    f"{path} has no sheet {settings.sheet!r}. Sheets: "
+                    + ", ".join(repr(n) for n in names)
+                    + "."
+                )
+        frame = book.parse(sheet_name=sheet, header=None, dtype=object, na_filter=False)
+    except InputError:
+        raise
+    except Exception as exc:  # calamine raises its own types for damaged or encrypted files
+        raise InputError(f"Cannot read {path} as a spreadsheet: {exc}") from exc
+    rows = [[_cell_text(v) for v in values] for values in frame.itertuples(index=False)]
+
+    def records() -> Iterator[list[str]]:
+        return iter(rows)
+
+    return records
+
+
+def _cell_text(value: Any) -> str:
+    """The text of an Excel cell: whole numbers as their digits, datetimes in ISO 8601."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:  # NaN: an empty cell
+            return ""
+        if value.is_integer() and abs(value) < 1e17:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, datetime):
+        # Naive on purpose: the validator reads it in the row's or --timezone's zone.
+        return value.replace(tzinfo=None).isoformat(sep="T", timespec="seconds")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if value is None:
+        return ""
+    return str(value)

@@ -1,0 +1,49 @@
+"""run.log: the standard `logging` module, with phone numbers masked and the key never present.
+
+The key is never passed to a logger in the first place; masking is for the personal data in
+the log (phone numbers), which a support ticket may carry around.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+# Seven or more digits, optionally led by + and broken by spaces, dots or dashes.
+_PHONE = re.compile(r"\+?\d(?:[\s.\-()]*\d){6,}")
+
+
+def mask_phones(text: str) -> str:
+    def _mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        lead = "+" if match.group().startswith("+") else ""
+        return f"{lead}{digits[:3]}{'*' * (len(digits) - 5)}{digits[-2:]}"
+
+    return _PHONE.sub(_mask, text)
+
+
+class MaskingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_phones(super().format(record))
+
+
+@contextlib.contextmanager
+def run_logging(run_dir: Path, *, verbose: bool = False) -> Iterator[Path]:
+    """Attach a run.log handler to the `batchcall` logger for the duration of a run."""
+    path = Path(run_dir) / "run.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger = logging.getLogger("batchcall")
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+        handler.close()

@@ -1,0 +1,318 @@
+"""Turn each `SourceRow` into a request or one error code with a sentence; no row stops another.
+
+The Validator does every per-setting piece of work once, in `__init__` (zones, regions, the
+calling-window policy), so `check` is a short run of string tests plus one phonenumbers parse,
+the hot spot of a million-row file. Requests are built with `model_construct`: every value has
+already been checked here, and pydantic validation per row would cost more than the parse.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+from .config import Settings
+from .errors import InputError
+from .load import Table
+from .models import Checked, Contact, CreatePhoneCallRequest, SourceRow
+
+_E164 = phonenumbers.PhoneNumberFormat.E164
+# Excel damage: `4.29E+08` (a number shown in scientific notation) or `429069971.5` (a fraction).
+_DAMAGED = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+|\+?\d+[.,]\d+")
+# What a phone cell may hold. Letters are refused: phonenumbers would read `1-800-FLOWERS` or an
+# `ext.` and dial something the sheet did not spell out.
+_PHONE_CHARS = re.compile(r"[0-9+()\-./\s]+")
+_SLASH_DATE = re.compile(r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}\b")
+_DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+_ISO_EXAMPLE = "2030-03-02 09:30 or 2030-03-02T09:30:00+10:00"
+
+
+class Validator:
+    """Checks rows of one table under one set of settings, with `now` as the present instant."""
+
+    def __init__(self, table: Table, settings: Settings, *, now: datetime) -> None:
+        self.table = table
+        self.now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        self.date_format = settings.date_format
+        if self.date_format is not None and "%" not in self.date_format:
+            raise InputError(
+                f"--date-format {self.date_format!r} has no % directive; write it the way "
+                "Python's strptime does, e.g. '%d/%m/%Y %H:%M'."
+            )
+        self.zone = _settings_zone(settings.timezone)
+        self.region = _settings_region(settings.region)
+
+        fields = table.fields
+        self._phone_at = fields["phone_number"]
+        self._first_at = fields.get("first_name")
+        self._last_at = fields.get("last_name")
+        self._time_at = fields.get("scheduled_time")
+        self._zone_at = fields.get("timezone")
+        self._from_at = fields.get("from_number")
+        self._script_at = fields.get("script_id")
+        self._objects = sorted(table.objects.items(), key=lambda item: item[1])
+
+        if settings.from_number is None and self._from_at is None:
+            raise InputError(
+                "No from_number: pass --from-number +E164 (a number of your team), set "
+                "from_number in batchcall.toml, or add a from_number column."
+            )
+        if settings.script_id is None and self._script_at is None:
+            raise InputError(
+                "No script_id: pass --script-id ID, set script_id in batchcall.toml, or add a "
+                "script_id column."
+            )
+        self.from_number: str | None = None
+        if settings.from_number is not None:
+            parsed = _parse_from_number(settings.from_number, self.region)
+            if parsed is None:
+                raise InputError(
+                    f"--from-number {settings.from_number!r} is not a valid phone number; "
+                    "write it in E.164, e.g. +61291234567."
+                )
+            self.from_number = parsed
+        self.script_id = (settings.script_id or "").strip() or None
+        self.policy = _window_policy(settings)
+
+    # --- one row ------------------------------------------------------------------------------
+
+    def check(self, src: SourceRow) -> Checked:
+        cells = src.cells
+
+        from_number = self.from_number
+        if self._from_at is not None and cells[self._from_at]:
+            from_number = _parse_from_number(cells[self._from_at], self.region)
+            if from_number is None:
+                return _invalid(
+                    src,
+                    "invalid_from_number",
+                    f"from_number {cells[self._from_at]!r} is not a valid phone number; write "
+                    "it in E.164 (e.g. +61291234567) or leave it empty to use --from-number.",
+                )
+        if from_number is None:
+            return _invalid(
+                src,
+                "invalid_from_number",
+                "This row has no from_number; fill its from_number cell or pass --from-number.",
+            )
+
+        phone, problem = self._phone(cells[self._phone_at], from_number)
+        if problem is not None:
+            return _invalid(src, *problem)
+        assert phone is not None
+
+        script_id = self.script_id
+        if self._script_at is not None and cells[self._script_at]:
+            script_id = cells[self._script_at]
+        if script_id is None:
+            return _invalid(
+                src,
+                "missing_script_id",
+                "This row has no script_id; fill its script_id cell or pass --script-id.",
+                phone,
+            )
+
+        row_zone_name = cells[self._zone_at] if self._zone_at is not None else ""
+        when, problem = self._when(cells, row_zone_name)
+        if problem is not None:
+            return _invalid(src, *problem, phone)
+
+        moved = False
+        if self.policy is not None:
+            placement = self.policy.place(
+                when, phone_e164=phone, row_timezone=row_zone_name or None, now=self.now
+            )
+            if placement.error_code is not None:
+                return _invalid(src, placement.error_code, placement.error or "", phone)
+            when, moved = placement.when, placement.moved
+
+        contact: dict[str, Any] = {"phone_number": phone}
+        if self._first_at is not None and cells[self._first_at]:
+            contact["first_name"] = cells[self._first_at]
+        if self._last_at is not None and cells[self._last_at]:
+            contact["last_name"] = cells[self._last_at]
+        body: dict[str, Any] = {
+            "from_number": from_number,
+            "script_id": script_id,
+            "contact": Contact.model_construct(**contact),
+        }
+        objects: dict[str, dict[str, Any]] = {}
+        for (type_, name), index in self._objects:
+            if cells[index]:
+                objects.setdefault(type_, {})[name] = cells[index]
+        if objects:
+            body["objects"] = objects
+        if when is not None:
+            body["scheduled_time"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return Checked(
+            row=src.row,
+            cells=cells,
+            request=CreatePhoneCallRequest.model_construct(**body),
+            phone_e164=phone,
+            time_moved=moved,
+        )
+
+    def _phone(self, raw: str, from_number: str) -> tuple[str | None, tuple[str, str] | None]:
+        if not raw:
+            return None, ("missing_phone", "The phone cell is empty; fill it or delete the row.")
+        if _DAMAGED.fullmatch(raw):
+            return None, (
+                "damaged_phone",
+                f"{raw!r} looks like a number Excel damaged (scientific notation or a fraction), "
+                "so its digits are lost; retype it, and format the column as Text.",
+            )
+        if not _PHONE_CHARS.fullmatch(raw):
+            return None, (
+                "invalid_phone",
+                f"{raw!r} is not a phone number: it may hold only digits, spaces, + ( ) - . /; "
+                "extensions and letters cannot be dialled.",
+            )
+        region = self.region or _region_of(from_number)
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            if region is None and not raw.startswith("+"):
+                hint = "write it with its country code (+CC …) or pass --region"
+            else:
+                hint = f"check its digits (read with default region {region})"
+            return None, ("invalid_phone", f"{raw!r} is not a valid phone number; {hint}.")
+        return phonenumbers.format_number(number, _E164), None
+
+    def _when(
+        self, cells: tuple[str, ...], zone_name: str
+    ) -> tuple[datetime | None, tuple[str, str] | None]:
+        raw = cells[self._time_at] if self._time_at is not None else ""
+        if not raw:
+            return None, None
+        parsed, problem = _parse_time(raw, self.date_format)
+        if problem is not None:
+            return None, ("invalid_scheduled_time", problem)
+        assert parsed is not None
+        if parsed.tzinfo is None:
+            zone = self.zone
+            if zone_name:
+                zone = _zone(zone_name)
+                if zone is None:
+                    return None, (
+                        "invalid_timezone",
+                        f"Time zone {zone_name!r} is unknown; use an IANA name such as "
+                        "Australia/Sydney.",
+                    )
+            if zone is None:
+                return None, (
+                    "missing_timezone",
+                    f"{raw!r} has no UTC offset and there is no time zone to read it in; add an "
+                    "offset (e.g. +10:00), a timezone column, or pass --timezone.",
+                )
+            parsed = parsed.replace(tzinfo=zone)
+        if parsed < self.now:
+            return None, (
+                "past_scheduled_time",
+                f"{raw!r} is in the past; give a future time, or clear the cell to call now.",
+            )
+        return parsed, None
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _invalid(src: SourceRow, code: str, error: str, phone: str | None = None) -> Checked:
+    return Checked(
+        row=src.row,
+        cells=src.cells,
+        phone_e164=phone,
+        error_code=code,
+        error=error,
+        outcome="invalid",
+    )
+
+
+def _parse_time(raw: str, date_format: str | None) -> tuple[datetime | None, str | None]:
+    if date_format is not None:
+        try:
+            return datetime.strptime(raw, date_format), None
+        except ValueError:
+            pass
+    if _DATE_ONLY.fullmatch(raw):
+        return None, f"{raw!r} has a date but no time; write it as {_ISO_EXAMPLE}."
+    try:
+        return datetime.fromisoformat(raw), None
+    except ValueError:
+        pass
+    if _SLASH_DATE.match(raw) and date_format is None:
+        return None, (
+            f"{raw!r} is ambiguous (day/month or month/day?); pass --date-format, e.g. "
+            f"'%d/%m/%Y %H:%M' or '%m/%d/%Y %H:%M', or write it as {_ISO_EXAMPLE}."
+        )
+    expected = f"--date-format {date_format!r} nor ISO 8601" if date_format else "ISO 8601"
+    return None, (
+        f"{raw!r} is not a date and time in {expected}; write it as {_ISO_EXAMPLE}"
+        + ("." if date_format else ", or pass --date-format.")
+    )
+
+
+@lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=256)
+def _region_of(from_number: str) -> str | None:
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(from_number, None))
+    except phonenumbers.NumberParseException:
+        return None
+    return None if region in (None, "ZZ", "001") else region
+
+
+@lru_cache(maxsize=256)
+def _parse_from_number(raw: str, region: str | None) -> str | None:
+    try:
+        number = phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, _E164)
+
+
+def _settings_zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    zone = _zone(name.strip())
+    if zone is None:
+        raise InputError(
+            f"--timezone {name!r} is unknown; use an IANA name such as Australia/Sydney."
+        )
+    return zone
+
+
+def _settings_region(region: str | None) -> str | None:
+    if not region:
+        return None
+    code = region.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise InputError(
+            f"--region {region!r} is not a region phonenumbers knows; use a two-letter "
+            "country code such as AU, GB or US."
+        )
+    return code
+
+
+def _window_policy(settings: Settings) -> Any:
+    """The calling-window policy, when one is asked for (see `batchcall.windows`)."""
+    if not settings.calling_window:
+        return None
+    from .windows import WindowPolicy  # deferred: only runs with a calling window need it
+
+    return WindowPolicy.from_settings(settings)

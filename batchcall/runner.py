@@ -462,6 +462,7 @@ def run(
     dry_run: bool = False,
     progress: Progress | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    verbose: bool = False,
     **options: Any,
 ) -> Summary:
     """Schedule a call for every valid row of `input`; returns the run's summary.
@@ -493,7 +494,10 @@ def run(
                     previous_run=str(previous),
                 )
         run_dir = _new_run_dir(settings, path.stem)
-        with Journal(run_dir / "journal.sqlite", create=True) as journal, run_logging(run_dir):
+        with (
+            Journal(run_dir / "journal.sqlite", create=True) as journal,
+            run_logging(run_dir, verbose=verbose),
+        ):
             journal.set_meta(
                 run_id=uuid.uuid4().hex[:16],
                 input=str(path.resolve()),
@@ -583,8 +587,10 @@ def _continue(
     *,
     requeue: tuple[str, ...],
 ) -> Summary:
+    overrides = dict(overrides)
+    verbose = bool(overrides.pop("verbose", False))
     journal, settings = _reopen(run_dir, overrides)
-    with journal, run_logging(run_dir):
+    with journal, run_logging(run_dir, verbose=verbose):
         if journal.meta("dry_run"):
             raise UsageError(f"{run_dir} is a dry run (validate); start a real one with `run`.")
         check_base_url(settings.base_url)

@@ -169,6 +169,9 @@ def _map_columns(path: Path, raw: list[str], settings: Settings, records: Any) -
     is_results = set(normalised) >= _RESULTS_MARKERS
     prior = {}
     if is_results:
+        # Our report neutralised formula-looking headers too; give them back as written.
+        raw = [csvsafe.restore(name) for name in raw]
+        normalised = [normalise_header(name) for name in raw]
         prior = {_RESULT_NAMES[n]: i for i, n in enumerate(normalised) if n in _RESULT_NAMES}
     keep = [i for i in range(len(raw)) if i not in prior.values()]
     header = [raw[i].replace("\ufeff", "") for i in keep]

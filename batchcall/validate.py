@@ -201,7 +201,7 @@ class Validator:
                 zone = _zone(zone_name)
                 if zone is None:
                     return None, (
-                        "invalid_timezone",
+                        "unknown_timezone",
                         f"Time zone {zone_name!r} is unknown; use an IANA name such as "
                         "Australia/Sydney.",
                     )

@@ -1,0 +1,170 @@
+"""The dispatcher's retry policy, on httpx.MockTransport and a fake sleep: no network, no waiting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from batchcall.dispatch import Dispatcher
+from batchcall.errors import AuthError
+from batchcall.journal import Job
+
+BODY = {"from_number": "+61291234567", "script_id": "s", "contact": {"phone_number": "+61429069971"}}
+CREATED = {"success": True, "call_id": "call_1", "contact_id": "contact_1", "status": "scheduled"}
+
+
+class FakeGate:
+    """Admits everything at once and remembers what it was told."""
+
+    def __init__(self, retry_after: float = 2.0) -> None:
+        self.released: list[int | None] = []
+        self.retry_after = retry_after
+
+    async def acquire(self) -> object:
+        return object()
+
+    def release(self, permit: object, *, status: int | None, headers: object) -> float | None:
+        self.released.append(status)
+        return self.retry_after if status == 429 else None
+
+
+def _send(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object):
+    slept: list[float] = []
+    sent: list[httpx.Request] = []
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return handler(request)
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def go():
+        client = httpx.AsyncClient(
+            base_url="https://api.test", transport=httpx.MockTransport(recording)
+        )
+        gate = FakeGate()
+        dispatcher = Dispatcher(client, gate, sleep=fake_sleep, random=lambda: 0.5, **kwargs)
+        marks: list[int] = []
+        try:
+            result, attempts = await dispatcher.send(
+                Job(7, BODY, "run-7", 0), before_send=lambda job, n: marks.append(n)
+            )
+        finally:
+            await client.aclose()
+        return result, attempts, marks, gate
+
+    result, attempts, marks, gate = asyncio.run(go())
+    return result, attempts, sent, slept, marks, gate
+
+
+def _responses(*answers: httpx.Response | Exception):
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = queue.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return handler
+
+
+def test_created_call_is_scheduled_with_its_ids_and_idempotency_key():
+    """A 201 gives the row its call_id and contact_id; the request carries the row's key."""
+    result, attempts, sent, _, marks, _ = _send(_responses(httpx.Response(201, json=CREATED)))
+    assert (result.state, result.call_id, result.contact_id) == ("scheduled", "call_1", "contact_1")
+    assert attempts == 1 and marks == [1]
+    assert sent[0].headers["Idempotency-Key"] == "run-7"
+    assert sent[0].url.path == "/api/v1/create-phone-call"
+
+
+def test_429_waits_for_the_gate_and_retries_the_same_row():
+    """A 429 was never executed: the row waits the gate's Retry-After pause and goes again."""
+    result, attempts, sent, slept, _, gate = _send(
+        _responses(
+            httpx.Response(429, headers={"Retry-After": "2"}, json={"success": False, "message": "x"}),
+            httpx.Response(201, json=CREATED),
+        )
+    )
+    assert result.state == "scheduled" and attempts == 2 and len(sent) == 2
+    assert slept == [2.0]
+    assert gate.released == [429, 201]
+
+
+def test_400_fails_with_the_servers_message_and_is_not_retried():
+    """A 400 is final: the row is failed with what the server said."""
+    result, attempts, sent, _, _, _ = _send(
+        _responses(httpx.Response(400, json={"success": False, "message": "phone is blocked"}))
+    )
+    assert (result.state, result.http_status, result.error_code) == ("failed", 400, "rejected")
+    assert result.error == "phone is blocked" and len(sent) == 1
+
+
+def test_404_fails_as_not_found():
+    """A from_number or script outside the team is a final failure, not a retry."""
+    result, *_ = _send(_responses(httpx.Response(404, json={"success": False, "message": "no"})))
+    assert (result.state, result.error_code) == ("failed", "not_found")
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_ambiguous_server_errors_are_unknown_and_never_retried_by_default(status):
+    """A 500/502/504 may have created the call: unknown, one attempt only."""
+    result, attempts, sent, *_ = _send(_responses(httpx.Response(status, text="boom")))
+    assert result.state == "unknown" and attempts == 1 and len(sent) == 1
+
+
+@pytest.mark.parametrize(
+    "error", [httpx.ReadTimeout("t"), httpx.ReadError("r"), httpx.RemoteProtocolError("p")]
+)
+def test_a_connection_lost_after_sending_is_unknown(error):
+    """A dropped connection or read timeout after sending is unknown, never failed."""
+    result, attempts, sent, *_ = _send(_responses(error))
+    assert result.state == "unknown" and len(sent) == 1
+
+
+def test_retry_ambiguous_resends_with_the_same_idempotency_key():
+    """--retry-ambiguous re-sends a 500 with the same key, so a replaying server calls once."""
+    result, attempts, sent, *_ = _send(
+        _responses(httpx.Response(500, text="x"), httpx.Response(201, json=CREATED)),
+        retry_ambiguous=True,
+    )
+    assert result.state == "scheduled" and attempts == 2
+    assert {r.headers["Idempotency-Key"] for r in sent} == {"run-7"}
+
+
+def test_connect_errors_are_retried_then_fail():
+    """Nothing was sent on a connect error: retried a few times with backoff, then failed."""
+    result, attempts, sent, slept, marks, _ = _send(
+        _responses(*[httpx.ConnectError("refused")] * 5), max_attempts=5
+    )
+    assert result.state == "failed" and result.error_code == "connect_failed"
+    assert attempts == 5 and len(sent) == 5 and len(slept) == 4
+    assert marks == [1, 2, 3, 4, 5]
+
+
+def test_503_honours_retry_after_then_succeeds():
+    """A 503 with Retry-After is retried after at least that long."""
+    result, _, sent, slept, _, _ = _send(
+        _responses(
+            httpx.Response(503, headers={"Retry-After": "3"}, json={"success": False, "message": "m"}),
+            httpx.Response(201, json=CREATED),
+        )
+    )
+    assert result.state == "scheduled" and len(sent) == 2
+    assert slept[0] >= 3.0
+
+
+def test_401_aborts_instead_of_failing_the_row():
+    """A wrong key raises AuthError; the row is not given an outcome."""
+    with pytest.raises(AuthError):
+        _send(_responses(httpx.Response(401, json={"success": False, "message": "Invalid API key"})))
+
+
+def test_a_201_with_an_unreadable_body_is_unknown():
+    """If the server says created but the body cannot be read, the call may exist: unknown."""
+    result, *_ = _send(_responses(httpx.Response(201, text="<html>")))
+    assert result.state == "unknown" and result.error_code == "unreadable_response"

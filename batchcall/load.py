@@ -370,7 +370,7 @@ def _sheet_records(path: Path, settings: Settings) -> Any:
                     + ", ".join(repr(n) for n in names)
                     + "."
                 )
-        frame = book.parse(sheet_name=sheet, header=None, dtype=object, na_filter=False)
+        frame = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object, na_filter=False)
     except InputError:
         raise
     except Exception as exc:  # calamine raises its own types for damaged or encrypted files

@@ -38,7 +38,7 @@ _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _RANGE = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
 SPEC_HELP = (
-    'a custom window looks like "mon-fri 09:00-20:00; sat 09:00-17:00": clauses separated by ";", '
+    'write a custom window as "mon-fri 09:00-20:00; sat 09:00-17:00": clauses separated by ";", '
     "each a day or day range (mon..sun, daily) and one or more HH:MM-HH:MM ranges separated by "
     '","; the end is exclusive and may be 24:00, and an end before the start crosses midnight'
 )

@@ -119,6 +119,8 @@ class Journal:
         if not create and not path.is_file():
             raise UsageError(f"No journal at {path}: is this a batchcall run directory?")
         self.path = path
+        if create:
+            path.touch(mode=0o600)  # personal data: private even if the directory is not
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so batching is explicit.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -12,8 +12,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-# Seven or more digits, optionally led by + and broken by spaces, dots or dashes.
-_PHONE = re.compile(r"\+?\d(?:[\s.\-()]*\d){6,}")
+# A phone: seven or more digits, optionally led by + and broken by spaces, dots, dashes or
+# brackets; not part of a longer word (a sha256, a run id) and not an ISO date or time.
+_PHONE = re.compile(r"(?<![\w:.+-])(?!\d{4}-\d{2}-\d{2})(?:\+|\(?)\d(?:[ .\-()]*\d){6,}(?![\w:])")
 
 
 def mask_phones(text: str) -> str:
@@ -26,14 +27,17 @@ def mask_phones(text: str) -> str:
 
 
 class MaskingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_phones(super().format(record))
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # Mask the message only: the timestamp is ours and holds no personal data.
+        record.message = mask_phones(record.message)
+        return super().formatMessage(record)
 
 
 @contextlib.contextmanager
 def run_logging(run_dir: Path, *, verbose: bool = False) -> Iterator[Path]:
     """Attach a run.log handler to the `batchcall` logger for the duration of a run."""
     path = Path(run_dir) / "run.log"
+    path.touch(mode=0o600)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -98,8 +98,9 @@ class _Stats:
     done: int = 0
 
 
-def exit_code_for(counts: Mapping[str, int]) -> int:
-    if counts.get("pending", 0) or counts.get("sending", 0):
+def exit_code_for(counts: Mapping[str, int], *, dry_run: bool = False) -> int:
+    # In a dry run, `pending` means "valid, would be sent".
+    if not dry_run and (counts.get("pending", 0) or counts.get("sending", 0)):
         return 3
     if any(counts.get(s, 0) for s in ("invalid", "failed", "unknown")):
         return 1
@@ -380,7 +381,7 @@ def _summarise(
         total=sum(counts.values()),
         counts=counts,
         errors=journal.error_counts(),
-        exit_code=exit_code_for(counts),
+        exit_code=exit_code_for(counts, dry_run=bool(journal.meta("dry_run"))),
         started_at=stats.started_at,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(seconds, 3),

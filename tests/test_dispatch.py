@@ -12,7 +12,11 @@ from batchcall.dispatch import Dispatcher
 from batchcall.errors import AuthError
 from batchcall.journal import Job
 
-BODY = {"from_number": "+61291234567", "script_id": "s", "contact": {"phone_number": "+61429069971"}}
+BODY = {
+    "from_number": "+61291234567",
+    "script_id": "s",
+    "contact": {"phone_number": "+61429069971"},
+}
 CREATED = {"success": True, "call_id": "call_1", "contact_id": "contact_1", "status": "scheduled"}
 
 
@@ -86,7 +90,9 @@ def test_429_waits_for_the_gate_and_retries_the_same_row():
     """A 429 was never executed: the row waits the gate's Retry-After pause and goes again."""
     result, attempts, sent, slept, _, gate = _send(
         _responses(
-            httpx.Response(429, headers={"Retry-After": "2"}, json={"success": False, "message": "x"}),
+            httpx.Response(
+                429, headers={"Retry-After": "2"}, json={"success": False, "message": "x"}
+            ),
             httpx.Response(201, json=CREATED),
         )
     )
@@ -150,7 +156,9 @@ def test_503_honours_retry_after_then_succeeds():
     """A 503 with Retry-After is retried after at least that long."""
     result, _, sent, slept, _, _ = _send(
         _responses(
-            httpx.Response(503, headers={"Retry-After": "3"}, json={"success": False, "message": "m"}),
+            httpx.Response(
+                503, headers={"Retry-After": "3"}, json={"success": False, "message": "m"}
+            ),
             httpx.Response(201, json=CREATED),
         )
     )
@@ -161,7 +169,9 @@ def test_503_honours_retry_after_then_succeeds():
 def test_401_aborts_instead_of_failing_the_row():
     """A wrong key raises AuthError; the row is not given an outcome."""
     with pytest.raises(AuthError):
-        _send(_responses(httpx.Response(401, json={"success": False, "message": "Invalid API key"})))
+        _send(
+            _responses(httpx.Response(401, json={"success": False, "message": "Invalid API key"}))
+        )
 
 
 def test_a_201_with_an_unreadable_body_is_unknown():

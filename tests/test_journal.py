@@ -13,9 +13,12 @@ def _checked(row: int, outcome: str = "pending") -> Checked:
         from_number="+61291234567", script_id="s", contact=Contact(phone_number=f"+6142906997{row}")
     )
     if outcome != "pending":
-        return Checked(row=row, cells=(str(row),), outcome=outcome, error_code="invalid_phone",
-                       error="bad")  # type: ignore[arg-type]
-    return Checked(row=row, cells=(str(row),), request=request, phone_e164=request.contact.phone_number)
+        return Checked(
+            row=row, cells=(str(row),), outcome=outcome, error_code="invalid_phone", error="bad"
+        )  # type: ignore[arg-type]
+    return Checked(
+        row=row, cells=(str(row),), request=request, phone_e164=request.contact.phone_number
+    )
 
 
 @pytest.fixture

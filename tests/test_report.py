@@ -10,21 +10,26 @@ from batchcall.report import write_results
 
 
 def _row(n: int, state: str, name: str) -> ReportRow:
-    return ReportRow(n, [name, "0429 069 971"], state, None, None, None, None, None, 0, None,
-                     None, False)
+    return ReportRow(
+        n, [name, "0429 069 971"], state, None, None, None, None, None, 0, None, None, False
+    )
 
 
 def test_formula_cells_are_neutralised_and_restore_losslessly():
     """=, +, -, @, tab, CR and ' get a leading apostrophe; restore gives back the original."""
-    for value in ["=HYPERLINK(\"x\")", "+61 2", "-1", "@SUM(A1)", "\tx", "\rx", "'quoted", "plain"]:
+    for value in ['=HYPERLINK("x")', "+61 2", "-1", "@SUM(A1)", "\tx", "\rx", "'quoted", "plain"]:
         assert restore(neutralise(value)) == value
         assert not neutralise(value).startswith(("=", "+", "-", "@", "\t", "\r"))
 
 
 def test_results_and_failed_files_hold_the_right_rows(tmp_path):
     """results.csv has every row in order; failed.csv has invalid, failed and unknown ones."""
-    rows = [_row(1, "scheduled", "Ann"), _row(2, "invalid", "=cmd|' /C calc'!A0"),
-            _row(3, "unknown", "Bo"), _row(4, "duplicate", "Cy")]
+    rows = [
+        _row(1, "scheduled", "Ann"),
+        _row(2, "invalid", "=cmd|' /C calc'!A0"),
+        _row(3, "unknown", "Bo"),
+        _row(4, "duplicate", "Cy"),
+    ]
     results, failed = write_results(tmp_path, ["name", "phone"], rows)
     with results.open(encoding="utf-8-sig", newline="") as f:
         lines = list(csv.reader(f))

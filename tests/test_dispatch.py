@@ -1,4 +1,4 @@
-"""The dispatcher's retry policy, on httpx.MockTransport and a fake sleep: no network, no waiting."""
+"""The retry policy, on httpx.MockTransport and a fake sleep: no network, no waiting."""
 
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def test_429_waits_for_the_gate_and_retries_the_same_row():
 
 def test_400_fails_with_the_servers_message_and_is_not_retried():
     """A 400 is final: the row is failed with what the server said."""
-    result, attempts, sent, _, _, _ = _send(
+    result, _attempts, sent, _, _, _ = _send(
         _responses(httpx.Response(400, json={"success": False, "message": "phone is blocked"}))
     )
     assert (result.state, result.http_status, result.error_code) == ("failed", 400, "rejected")
@@ -128,7 +128,7 @@ def test_ambiguous_server_errors_are_unknown_and_never_retried_by_default(status
 )
 def test_a_connection_lost_after_sending_is_unknown(error):
     """A dropped connection or read timeout after sending is unknown, never failed."""
-    result, attempts, sent, *_ = _send(_responses(error))
+    result, _attempts, sent, *_ = _send(_responses(error))
     assert result.state == "unknown" and len(sent) == 1
 
 

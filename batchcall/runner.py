@@ -147,7 +147,9 @@ def _previous_run(reports_dir: Path, sha256: str) -> Path | None:
                 db.close()
         except sqlite3.Error:
             continue
-        if rows.get("input_sha256") == f'"{sha256}"' and rows.get("dry_run") != "true":
+        # Dry runs and runs on a throwaway embedded sandbox called nobody.
+        throwaway = rows.get("dry_run") == "true" or rows.get("sandbox") == "true"
+        if rows.get("input_sha256") == f'"{sha256}"' and not throwaway:
             return journal_path.parent
     return None
 
@@ -485,7 +487,7 @@ def run(
         table = open_table(path, settings)
         planned = _planned(table, settings)
         sha256 = file_sha256(path)
-        if not dry_run and not settings.force:
+        if not dry_run and not sandbox and not settings.force:
             previous = _previous_run(settings.reports_dir, sha256)
             if previous is not None:
                 raise SameInputError(
@@ -506,6 +508,7 @@ def run(
                 settings=settings.recorded(),
                 header=table.header,
                 dry_run=dry_run,
+                sandbox=sandbox,
                 load_complete=False,
                 version=__version__,
             )

@@ -181,11 +181,18 @@ def test_profile_hours_in_the_callee_zone(
         assert_moved_to(result, at(zone, requested[0], month, day, hour, 0))
 
 
-def test_every_profile_is_listed_and_parses() -> None:
-    """The four named profiles exist and each has hours on at least five days of the week."""
-    assert set(PROFILES) == {"au-telemarketing", "au-research", "us-tcpa", "ca-crtc"}
-    for profile in PROFILES.values():
-        assert sum(1 for day in parse_spec(profile.spec) if day) >= 6 - (profile.name[:3] == "au-")
+def test_profiles_carry_the_documented_hours_and_holidays() -> None:
+    """Each profile has its legal hours (minutes after midnight, Monday first) and calendar."""
+    expected = {
+        "au-telemarketing": ([((540, 1200),)] * 5 + [((540, 1020),), ()], ("AU",)),
+        "au-research": ([((540, 1230),)] * 5 + [((540, 1020),)] * 2, ("AU",)),
+        "us-tcpa": ([((480, 1260),)] * 7, ()),
+        "ca-crtc": ([((540, 1290),)] * 5 + [((600, 1080),)] * 2, ()),
+    }
+    assert set(PROFILES) == set(expected)
+    for name, (week, calendars) in expected.items():
+        assert parse_spec(PROFILES[name].spec) == tuple(week), name
+        assert PROFILES[name].holidays == calendars, name
 
 
 def test_profile_names_ignore_case_and_spaces() -> None:

@@ -1,0 +1,412 @@
+"""The adaptive rate limiter: one `Gate` per API key, shared by every worker.
+
+The API says little: `X-RateLimit-Limit` and `X-RateLimit-Remaining` (on every response, on 429s
+only, or never) and `Retry-After` on 429. No reset header, no window length, no algorithm name,
+and another client may be spending the same key. The gate learns the rest while it runs:
+
+- **Local quota accounting.** A response's `Remaining` was true when the server counted that
+  request. Every permit issued after it is discounted (it is in flight, or was counted after),
+  and a response older than the newest one already seen is stale and ignored, so replies that
+  arrive out of order never inflate the estimate.
+- **Window detection.** The net quota handed back between two observations is
+  `ΔRemaining + Δrequests`. In a fixed window it is never positive except at a reset, where it
+  jumps by a large share of the limit; in a token bucket or sliding window it grows steadily.
+  Resets give the window's period and phase.
+- **A pacer whose rate changes at run time.** aiolimiter cannot change its drain rate once built
+  (aiolimiter issue #98), and a fresh `AsyncLimiter` bursts its whole capacity, so the adaptive
+  part is a next-send timestamp: each request leaves `1 / rate` after the previous one, and the
+  rate is recomputed at every decision. In a fixed window the rate spreads what is left until the
+  predicted reset (prawcore's remaining / seconds-to-reset); in a bucket or sliding window it is
+  the observed refill plus a term that spends the surplus above a small reserve. aiolimiter is
+  kept for what it is right for: the fixed `--max-rate` ceiling, built burst-free.
+- **No headers until a 429.** Then the gate works blind, like botocore's adaptive mode: a slow
+  start that doubles, and after a throttle a CUBIC curve around the rate that was throttled. The
+  first throttle also bounds the rate: everything accepted beyond one limit's worth came back
+  as refill.
+- **A shared pause on 429.** `Retry-After` (seconds or an HTTP-date) is capped and jittered, and
+  every worker waits for it; the throttled row is re-queued, since a 429 was never executed.
+- **Concurrency** follows rate × observed latency plus a small reserve, so a slow API still gets
+  its full rate, unless the user fixed it with `--concurrency`.
+- **A cautious start.** One request goes alone and says how much quota there is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random as _random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from aiolimiter import AsyncLimiter
+
+RETRY_AFTER_CAP = 60.0  # seconds; a longer Retry-After is more likely a server bug than a plan
+START_RATE = 4.0  # requests/s before the server has said anything
+MIN_RATE = 0.5
+MAX_RATE = 1000.0
+SLOW_START_DOUBLING = 0.4  # seconds per doubling while blind and never throttled
+CUBIC_C = 0.4  # botocore's scaling constant
+CUBIC_BETA = 0.7  # share of the throttled rate kept after a later throttle
+SURPLUS_HORIZON = 0.5  # seconds over which quota above the reserve is spent
+REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
+RECHECK = 0.05  # seconds between looks while holding for quota
+PROBE_AFTER = 0.5  # seconds of silence after which one request may probe an empty quota
+RESET_SHARE = 0.25  # a jump of this share of the limit at once is a window reset
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """One admitted request; hand it back to `Gate.release` exactly once."""
+
+    seq: int
+    sent_at: float
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from `now` (wall clock), given `Retry-After` as seconds or an HTTP-date."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(float(value.strip()))
+    except ValueError:
+        return None
+
+
+class Gate:
+    """Admits requests for one API key: a shared 429 pause, an adaptive pacer, a concurrency cap.
+
+    `acquire()` waits for its turn and returns a `Permit`; `release(permit, status=...,
+    headers=...)` must follow once per permit, with `status=None` for a transport error.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_rate: float | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        random: Callable[[], float] = _random.random,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_rate is not None and max_rate <= 0:
+            raise ValueError("max_rate must be positive")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._clock = clock
+        self._sleep = sleep
+        self._random = random
+        self._wall_clock = wall_clock
+        self._max_rate = min(max_rate, MAX_RATE) if max_rate else MAX_RATE
+        # A burst-free ceiling: capacity one, refilled every 1 / max_rate seconds.
+        self._ceiling = AsyncLimiter(1, 1 / max_rate) if max_rate else None
+        self._fixed_concurrency = concurrency
+        self._turn = asyncio.Lock()
+        self._freed = asyncio.Event()
+
+        self._issued = 0
+        self._in_flight = 0
+        self._last_send = -math.inf
+        self._started: float | None = None
+        self._sends: deque[float] = deque()  # send times of the last second, for the blind mode
+        self._latency: float | None = None
+        self._pause_until = -math.inf
+        self._requests = 0
+        self._throttled = 0
+        self._accepted = 0
+        self._blind_throttles = 0
+
+        # What the headers taught.
+        self._limit: int | None = None
+        self._remaining: int | None = None  # as of the newest observation
+        self._newest_seq = -1
+        self._observed_at = 0.0
+        self._history: deque[tuple[float, int, int]] = deque()  # (received, seq, remaining)
+        self._refill: float | None = None
+        self._kind = "unknown"
+        self._resets: list[float] = []  # send-time bounds of the resets seen
+        self._phase = 0.0
+        self._window: float | None = None
+        self._window_quota: int | None = None
+        self._growth = 0  # quota handed back since the last reset, outside resets
+        self._margin = 1  # requests of quota held back against other clients' spending
+
+        # The blind mode's CUBIC state.
+        self._cubic_max: float | None = None
+        self._cubic_since = 0.0
+
+    # --- admission ------------------------------------------------------------------------
+
+    async def acquire(self) -> Permit:
+        """Wait for the shared pause, the pacer, the quota and a concurrency slot."""
+        async with self._turn:
+            while True:
+                now = self._clock()
+                wait = self._wait(now)
+                if wait > 0:
+                    await self._sleep(wait)
+                    continue
+                if self._in_flight >= self._cap(now):
+                    self._freed.clear()
+                    await self._freed.wait()
+                    continue
+                break
+            if self._ceiling is not None:
+                await self._ceiling.acquire()
+            now = self._clock()
+            permit = Permit(seq=self._issued, sent_at=now)
+            self._issued += 1
+            self._in_flight += 1
+            self._requests += 1
+            self._last_send = now
+            if self._started is None:
+                self._started = now
+            self._sends.append(now)
+            while self._sends and self._sends[0] < now - max(1.0, self._window or 0.0):
+                self._sends.popleft()
+            return permit
+
+    def _wait(self, now: float) -> float:
+        """Seconds until a request may leave; zero or less means now."""
+        if now < self._pause_until:
+            return self._pause_until - now
+        if self._remaining is None or self._limit is None:
+            return self._last_send + 1 / self._blind_rate(now) - now
+        available = self._available(now)
+        if available < 1 + self._margin:
+            if self._in_flight == 0 and available >= 1:
+                return 0.0  # spend the margin rather than stall with nothing in flight
+            if self._in_flight == 0 and now - self._last_send >= PROBE_AFTER:
+                return 0.0  # quota may have come back unseen; one request finds out
+            if self._kind == "fixed" and self._window is not None:
+                return max(min(self._next_reset(now) - now, RECHECK), 1e-3)
+            return RECHECK
+        return self._last_send + 1 / self._quota_rate(now, available) - now
+
+    def _cap(self, now: float) -> int:
+        if self._fixed_concurrency is not None:
+            return self._fixed_concurrency
+        if self._latency is None:
+            return 1  # the first request goes alone
+        rate = self._current_rate(now)
+        return max(2, math.ceil(rate * self._latency * 1.5) + 2)
+
+    # --- what the server said -------------------------------------------------------------
+
+    def release(
+        self, permit: Permit, *, status: int | None, headers: Mapping[str, str] | None
+    ) -> float | None:
+        """Learn from one response; on 429, pause everyone and return this row's retry delay."""
+        now = self._clock()
+        self._in_flight = max(0, self._in_flight - 1)
+        self._freed.set()
+        if status is None:
+            return None
+        sample = max(0.0, now - permit.sent_at)
+        self._latency = sample if self._latency is None else 0.8 * self._latency + 0.2 * sample
+        limit = remaining = None
+        if headers is not None:
+            limit = _header_int(headers, "X-RateLimit-Limit")
+            remaining = _header_int(headers, "X-RateLimit-Remaining")
+        if limit is not None and limit > 0:
+            if self._limit is not None and limit != self._limit:
+                self._limit_changed(limit)
+            self._limit = limit
+        if status == 429:
+            return self._throttle(permit, now, headers)
+        self._accepted += 1
+        if remaining is not None and self._limit is not None:
+            self._observe(permit, now, max(0, remaining))
+        return None
+
+    def _limit_changed(self, limit: int) -> None:
+        # Old measurements describe the old limit; start learning the window afresh.
+        self._history.clear()
+        self._refill = None
+        self._resets.clear()
+        self._window = None
+        self._window_quota = None
+        self._kind = "unknown"
+        self._growth = 0
+
+    def _observe(self, permit: Permit, now: float, remaining: int) -> None:
+        if permit.seq <= self._newest_seq:
+            return  # older than what we already know: its count is stale
+        assert self._limit is not None
+        if self._remaining is not None:
+            handed_back = remaining - self._remaining + permit.seq - self._newest_seq
+            if handed_back >= max(3, RESET_SHARE * self._limit) and self._kind != "rolling":
+                self._on_reset(permit.sent_at, remaining)
+            elif handed_back > 0:
+                self._growth += handed_back
+                if self._growth > 2 + 0.02 * self._limit and self._kind != "rolling":
+                    # Quota that trickles back is a bucket or a sliding window, whatever
+                    # jumps were seen before (a sliding window replays a burst as a jump).
+                    self._kind = "rolling"
+                    self._resets.clear()
+                    self._window = None
+        elif self._kind == "unknown":
+            self._window_quota = remaining + 1
+        self._remaining = remaining
+        self._newest_seq = permit.seq
+        self._observed_at = now
+        self._history.append((now, permit.seq, remaining))
+        while len(self._history) > 2 and self._history[1][0] <= now - REFILL_SPAN:
+            self._history.popleft()
+        first = self._history[0]
+        if now - first[0] >= REFILL_SPAN / 2:
+            self._refill = max(
+                0.0, (remaining - first[2] + permit.seq - first[1]) / (now - first[0])
+            )
+
+    def _on_reset(self, at: float, remaining: int) -> None:
+        # In send-time terms this request was counted after the reset and the previous one
+        # before it, so the reset lies no later than `at`: pacing to it errs on the safe side.
+        self._kind = "fixed"
+        self._resets.append(at)
+        first = self._resets[0]
+        if len(self._resets) == 1:
+            if self._started is not None and at > self._started:
+                # The first window began no later than our first request: a lower bound.
+                self._window = at - self._started
+        else:
+            periods = max(1, round((at - first) / self._window)) if self._window else 1
+            self._window = (at - first) / periods
+        if self._window:
+            window = self._window
+            # Every reset was seen late, never early, so the earliest phase is the truest.
+            self._phase = min(r - round((r - first) / window) * window for r in self._resets)
+        self._window_quota = remaining + 1
+        self._growth = 0
+        self._history.clear()
+
+    def _throttle(self, permit: Permit, now: float, headers: Mapping[str, str] | None) -> float:
+        self._throttled += 1
+        retry_after = parse_retry_after(
+            headers.get("Retry-After") if headers is not None else None, now=self._wall_clock()
+        )
+        if retry_after is None:
+            retry_after = min(RETRY_AFTER_CAP, 0.5 * 2 ** min(self._throttled, 8))
+        delay = min(retry_after, RETRY_AFTER_CAP)
+        delay += self._random() * max(0.05, 0.1 * delay)
+        self._pause_until = max(self._pause_until, now + delay)
+        if self._remaining is not None:
+            # Our picture of the quota was wrong, most likely another client: keep more back.
+            if self._limit:
+                self._margin = min(self._margin + 1, max(1, self._limit // 10))
+            if permit.seq > self._newest_seq:
+                self._remaining = 0
+                self._newest_seq = permit.seq
+                self._observed_at = now
+            self._refill = (self._refill or 0.0) * CUBIC_BETA
+        else:
+            self._blind_throttle(now)
+        return self._pause_until - now
+
+    # --- rates --------------------------------------------------------------------------------
+
+    def _available(self, now: float) -> float:
+        """Requests the server should still accept now, by our own accounting."""
+        assert self._remaining is not None and self._limit is not None
+        unseen = self._issued - 1 - self._newest_seq
+        base = self._remaining - unseen
+        if self._kind == "fixed" and self._window is not None:
+            reset = self._last_reset(now)
+            if reset <= self._observed_at:
+                return base
+            # A reset we predicted but have not seen yet.
+            if len(self._resets) >= 2:
+                quota = self._window_quota or self._limit
+                return quota - sum(1 for t in self._sends if t >= reset)
+            # The window is a first guess: one request checks whether the reset came.
+            return 1 + self._margin if self._last_send < reset else base
+        refill = self._refill or 0.0
+        return min(self._limit, base + refill * (now - self._observed_at))
+
+    def _quota_rate(self, now: float, available: float) -> float:
+        if self._kind == "fixed" and self._window is not None:
+            left = max(self._next_reset(now) - now, 1e-3)
+            rate = (available - self._margin) / left
+            quota = self._window_quota or self._limit or 1
+            rate = max(rate, quota / self._window)
+        else:
+            rate = (self._refill or 0.0) + (available - self._margin) / SURPLUS_HORIZON
+        return min(max(rate, MIN_RATE), self._max_rate)
+
+    def _last_reset(self, now: float) -> float:
+        assert self._window is not None
+        return self._phase + math.floor((now - self._phase) / self._window) * self._window
+
+    def _next_reset(self, now: float) -> float:
+        assert self._window is not None
+        return self._last_reset(now) + self._window
+
+    def _blind_rate(self, now: float) -> float:
+        if self._cubic_max is None:
+            start = self._started if self._started is not None else now
+            rate = START_RATE * 2 ** ((now - start) / SLOW_START_DOUBLING)
+        else:
+            k = (self._cubic_max * (1 - CUBIC_BETA) / CUBIC_C) ** (1 / 3)
+            rate = self._cubic_max + CUBIC_C * (now - self._cubic_since - k) ** 3
+        return min(max(rate, MIN_RATE), self._max_rate)
+
+    def _blind_throttle(self, now: float) -> None:
+        if now < self._cubic_since:
+            return  # one throttle per pause: the others were already in flight
+        measured = sum(1 for t in self._sends if t >= now - 1.0) or self._blind_rate(now)
+        ceiling = measured
+        if self._blind_throttles == 0 and self._started is not None and now > self._started:
+            # The first throttle: the average so far includes the quota the server started
+            # with, so it bounds the sustainable rate from above; the rate at the throttle,
+            # which overshot during the slow start, is far higher.
+            ceiling = min(measured, self._accepted / (now - self._started))
+        self._blind_throttles += 1
+        self._cubic_max = max(ceiling, MIN_RATE)
+        self._cubic_since = self._pause_until
+
+    def _current_rate(self, now: float) -> float:
+        if self._remaining is None or self._limit is None:
+            return self._blind_rate(now)
+        return self._quota_rate(now, max(self._available(now), self._margin + 1))
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, float | int | None]:
+        """Requests, 429s, the current rate, the learned limit and window, and concurrency."""
+        now = self._clock()
+        window: float | None = self._window
+        if window is None and self._limit and self._refill:
+            window = self._limit / self._refill
+        return {
+            "requests": self._requests,
+            "throttled": self._throttled,
+            "rate": round(self._current_rate(now), 3),
+            "limit": self._limit,
+            "window": round(window, 3) if window is not None else None,
+            "refill": round(self._refill, 3) if self._refill is not None else None,
+            "concurrency": self._cap(now),
+            "latency": round(self._latency, 4) if self._latency is not None else None,
+        }

@@ -1,0 +1,315 @@
+"""The adaptive gate against simulated rate-limited servers, on a virtual clock.
+
+Each scenario runs 600 rows through one `Gate` against a server model of the kind the issue
+lists (fixed window, sliding window, token bucket; headers always or only on 429; another
+client; a halved limit; 300 ms latency). Time is virtual: the event loop's clock jumps straight
+to the next timer, so a 12-second run takes milliseconds and never sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import selectors
+from collections import deque
+from dataclasses import dataclass, field
+from email.utils import format_datetime
+from datetime import UTC, datetime
+
+import pytest
+
+from batchcall.limiter import Gate, parse_retry_after
+
+LIMIT = 100
+WINDOW = 2.0
+ROWS = 600
+
+
+class _JumpingSelector(selectors.BaseSelector):
+    """A selector with nothing to watch: waiting for `timeout` just moves virtual time on."""
+
+    def __init__(self, loop: VirtualTimeLoop) -> None:
+        self._loop = loop
+        self._map: dict[object, selectors.SelectorKey] = {}
+
+    def register(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
+        key = selectors.SelectorKey(fileobj, id(fileobj), events, data)
+        self._map[fileobj] = key
+        return key
+
+    def unregister(self, fileobj):  # type: ignore[no-untyped-def]
+        return self._map.pop(fileobj)
+
+    def select(self, timeout=None):  # type: ignore[no-untyped-def]
+        if timeout is None:
+            raise RuntimeError("deadlock: nothing scheduled and nothing to wait for")
+        self._loop.now += timeout
+        return []
+
+    def get_map(self):  # type: ignore[no-untyped-def]
+        return self._map
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock only moves when every task is waiting on a timer."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        super().__init__(selector=_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+def run_virtual(main):  # type: ignore[no-untyped-def]
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(main(loop))
+    finally:
+        loop.close()
+
+
+# --- server models ------------------------------------------------------------------------
+
+
+class Fixed:
+    def __init__(self, limit: int) -> None:
+        self.limit, self.start, self.index, self.count = limit, None, 0, 0
+
+    def _roll(self, now: float) -> None:
+        if self.start is None:
+            self.start = now
+        index = int((now - self.start) // WINDOW)
+        if index != self.index:
+            self.index, self.count = index, 0
+
+    def take(self, now: float) -> bool:
+        self._roll(now)
+        if self.count >= self.limit:
+            return False
+        self.count += 1
+        return True
+
+    def remaining(self, now: float) -> int:
+        self._roll(now)
+        return max(0, self.limit - self.count)
+
+    def retry_after(self, now: float) -> float:
+        assert self.start is not None
+        return self.start + (self.index + 1) * WINDOW - now
+
+
+class Sliding:
+    def __init__(self, limit: int) -> None:
+        self.limit, self.log = limit, deque()
+
+    def _expire(self, now: float) -> None:
+        while self.log and self.log[0] <= now - WINDOW:
+            self.log.popleft()
+
+    def take(self, now: float) -> bool:
+        self._expire(now)
+        if len(self.log) >= self.limit:
+            return False
+        self.log.append(now)
+        return True
+
+    def remaining(self, now: float) -> int:
+        self._expire(now)
+        return max(0, self.limit - len(self.log))
+
+    def retry_after(self, now: float) -> float:
+        self._expire(now)
+        return self.log[max(0, len(self.log) - self.limit)] + WINDOW - now
+
+
+class Bucket:
+    def __init__(self, limit: int) -> None:
+        self.limit, self.tokens, self.last = limit, float(limit), None
+
+    def _refill(self, now: float) -> None:
+        if self.last is not None:
+            rate = self.limit / WINDOW
+            self.tokens = min(self.limit, self.tokens + (now - self.last) * rate)
+        self.last = now
+
+    def take(self, now: float) -> bool:
+        self._refill(now)
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    def remaining(self, now: float) -> int:
+        self._refill(now)
+        return int(self.tokens)
+
+    def retry_after(self, now: float) -> float:
+        return (1 - self.tokens) * WINDOW / self.limit
+
+
+KINDS = {"fixed": Fixed, "sliding": Sliding, "token_bucket": Bucket}
+
+
+@dataclass
+class Server:
+    """One key's quota as a gateway shows it: headers, Retry-After in whole seconds, latency."""
+
+    kind: str
+    headers: str = "always"
+    latency: float = 0.001
+    other_share: float = 0.0
+    halve_at: float | None = None
+    algorithm: object = None
+    started: float | None = None
+    next_other: float | None = None
+    accepted: int = 0
+    throttled: int = 0
+    log: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.algorithm = KINDS[self.kind](LIMIT)
+
+    def _other_client(self, now: float) -> None:
+        if not self.other_share:
+            return
+        period = WINDOW / (self.other_share * self.algorithm.limit)
+        if self.next_other is None:
+            self.next_other = now + period / 2
+        while self.next_other <= now:
+            self.algorithm.take(self.next_other)
+            self.next_other += period
+
+    def handle(self, now: float) -> tuple[int, dict[str, str]]:
+        if self.started is None:
+            self.started = now
+        if self.halve_at is not None and now - self.started >= self.halve_at:
+            self.algorithm.limit = LIMIT // 2
+            if isinstance(self.algorithm, Bucket):
+                self.algorithm.tokens = min(self.algorithm.tokens, LIMIT // 2)
+            self.halve_at = None
+        self._other_client(now)
+        algorithm = self.algorithm
+        if algorithm.take(now):
+            self.accepted += 1
+            self.log.append(now)
+            if self.headers == "always":
+                return 201, {
+                    "X-RateLimit-Limit": str(algorithm.limit),
+                    "X-RateLimit-Remaining": str(algorithm.remaining(now)),
+                }
+            return 201, {}
+        self.throttled += 1
+        return 429, {
+            "X-RateLimit-Limit": str(algorithm.limit),
+            "X-RateLimit-Remaining": "0",
+            "Retry-After": str(max(1, math.ceil(algorithm.retry_after(now)))),
+        }
+
+
+@dataclass
+class Outcome:
+    elapsed: float
+    requests: int
+    throttled: int
+    stats: dict
+
+    @property
+    def throttled_share(self) -> float:
+        return self.throttled / self.requests
+
+    def utilisation(self, allowed_rate: float) -> float:
+        return ROWS / self.elapsed / allowed_rate
+
+
+def drive(server: Server, *, rows: int = ROWS, **gate_options: object) -> Outcome:
+    """Send `rows` rows through one gate, re-queueing 429s as the dispatcher does."""
+
+    async def main(loop: VirtualTimeLoop) -> Outcome:
+        gate = Gate(clock=loop.time, random=lambda: 0.5, wall_clock=lambda: 0.0, **gate_options)
+        start = loop.time()
+        finished: list[float] = []
+
+        async def row() -> None:
+            while True:
+                permit = await gate.acquire()
+                status, headers = server.handle(loop.time())
+                await asyncio.sleep(server.latency)
+                delay = gate.release(permit, status=status, headers=headers)
+                if status != 429:
+                    finished.append(loop.time())
+                    return
+                await asyncio.sleep(delay or 0.0)
+
+        await asyncio.gather(*(row() for _ in range(rows)))
+        stats = gate.stats()
+        return Outcome(max(finished) - start, stats["requests"], stats["throttled"], stats)
+
+    return run_virtual(main)
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+FULL_RATE = LIMIT / WINDOW
+
+
+@pytest.mark.parametrize("kind", ["fixed", "sliding", "token_bucket"])
+def test_unknown_limit_is_used_almost_fully_with_almost_no_429s(kind: str) -> None:
+    """Told nothing, the gate runs near the server's limit of each kind and is rarely refused."""
+    outcome = drive(Server(kind))
+    print(kind, outcome)
+    assert outcome.utilisation(FULL_RATE) >= 0.9
+    assert outcome.throttled_share <= 0.02
+
+
+@pytest.mark.parametrize("kind", ["fixed", "sliding", "token_bucket"])
+def test_300ms_latency_still_reaches_the_full_rate(kind: str) -> None:
+    """A slow API gets enough requests in flight to use its whole quota."""
+    outcome = drive(Server(kind, latency=0.3))
+    print(kind, outcome)
+    assert outcome.utilisation(FULL_RATE) >= 0.9
+    assert outcome.throttled_share <= 0.02
+    assert outcome.stats["concurrency"] >= 15  # 50/s × 0.3 s
+
+
+@pytest.mark.parametrize("kind", ["fixed", "sliding", "token_bucket"])
+def test_quota_shared_with_another_client_is_used_without_fighting(kind: str) -> None:
+    """With 30% of the key spent elsewhere, the gate takes most of the rest and few 429s."""
+    outcome = drive(Server(kind, other_share=0.3))
+    print(kind, outcome)
+    assert outcome.utilisation(FULL_RATE * 0.7) >= 0.85
+    assert outcome.throttled_share <= 0.03
+
+
+@pytest.mark.parametrize("kind", ["fixed", "sliding", "token_bucket"])
+def test_headers_only_on_429_still_converge(kind: str) -> None:
+    """Blind until the first 429, the gate finds a steady rate with few refusals."""
+    outcome = drive(Server(kind, headers="on_429"))
+    print(kind, outcome)
+    assert outcome.utilisation(FULL_RATE) >= 0.8
+    assert outcome.throttled_share <= 0.05
+
+
+@pytest.mark.parametrize("kind", ["fixed", "sliding", "token_bucket"])
+def test_limit_halved_mid_run_is_followed(kind: str) -> None:
+    """When the server halves its limit, every row still goes through and 429s stay rare."""
+    server = Server(kind, halve_at=4.0)
+    outcome = drive(server)
+    print(kind, outcome)
+    assert server.accepted == ROWS
+    assert outcome.throttled_share <= 0.03
+
+
+# --- unit behaviour -----------------------------------------------------------------------
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    """Both forms of Retry-After become seconds from now; junk and past dates are handled."""
+    now = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    later = format_datetime(datetime(2026, 1, 1, 0, 0, 7, tzinfo=UTC), usegmt=True)
+    assert parse_retry_after("3", now=now) == 3.0
+    assert parse_retry_after(" 1.5 ", now=now) == 1.5
+    assert parse_retry_after(later, now=now) == 7.0
+    assert parse_retry_after(later, now=now + 60) == 0.0
+    assert parse_retry_after("soon", now=now) is None
+    assert parse_retry_after(None, now=now) is None

@@ -1,0 +1,230 @@
+"""Properties of the loader and validator, over many generated files (hypothesis)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import phonenumbers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchcall.config import Settings
+from batchcall.errors import InputError
+from batchcall.journal import ReportRow
+from batchcall.load import open_table
+from batchcall.models import Checked
+from batchcall.report import write_results
+from batchcall.validate import Validator
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+FROM = "+61291234567"
+SCRIPT = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
+TYPES = (
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.TOLL_FREE,
+)
+FORMATS = (
+    phonenumbers.PhoneNumberFormat.E164,
+    phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+    phonenumbers.PhoneNumberFormat.NATIONAL,
+)
+# Every (region, example number) phonenumbers ships for the common types: several hundred.
+EXAMPLES = [
+    (region, number)
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+    for kind in TYPES
+    if (number := phonenumbers.example_number_for_type(region, kind)) is not None
+]
+SLOW = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+cell_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30
+)
+
+
+def write_csv(directory: Path, rows: list[list[str]], *, encoding: str = "utf-8") -> Path:
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    path = directory / "in.csv"
+    path.write_bytes(buffer.getvalue().encode(encoding, errors="replace"))
+    return path
+
+
+def validate_all(path: Path, options: Settings) -> list[Checked]:
+    table = open_table(path, options)
+    validator = Validator(table, options, now=NOW)
+    return [validator.check(src) for src in table]
+
+
+@SLOW
+@given(
+    picks=st.lists(
+        st.tuples(st.sampled_from(EXAMPLES), st.sampled_from(FORMATS), st.sampled_from(["", " "])),
+        min_size=1,
+        max_size=8,
+    ),
+    region_pick=st.integers(min_value=0),
+)
+def test_any_valid_number_in_any_format_loads_back_to_its_e164(
+    picks: list[tuple[tuple[str, phonenumbers.PhoneNumber], int, str]], region_pick: int
+) -> None:
+    """A valid number written in E.164, international format, or national format with its own
+    region as --region, is sent as exactly that number in E.164."""
+    region = picks[region_pick % len(picks)][0][0]
+    rows, expected = [["phone"]], []
+    for (number_region, number), fmt, pad in picks:
+        if fmt == phonenumbers.PhoneNumberFormat.NATIONAL and number_region != region:
+            fmt = phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        rows.append([pad + phonenumbers.format_number(number, fmt) + pad])
+        expected.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    with tempfile.TemporaryDirectory() as directory:
+        path = write_csv(Path(directory), rows)
+        checked = validate_all(path, Settings(from_number=FROM, script_id=SCRIPT, region=region))
+    assert [c.error for c in checked] == [None] * len(expected)
+    assert [c.request.contact.phone_number for c in checked if c.request] == expected
+
+
+@SLOW
+@given(
+    header=st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "phone",
+                    "first name",
+                    "surname",
+                    "call time",
+                    "timezone",
+                    "from_number",
+                    "script_id",
+                    "policy.number",
+                ]
+            ),
+            cell_text,
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    phone_at=st.one_of(st.none(), st.integers(min_value=0, max_value=8)),
+    body=st.lists(st.lists(cell_text, max_size=9), max_size=8),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1252"]),
+    zone=st.sampled_from([None, "Australia/Sydney"]),
+    date_format=st.sampled_from([None, "%d/%m/%Y %H:%M"]),
+)
+def test_no_input_crashes_the_loader_or_validator(
+    header: list[str],
+    phone_at: int | None,
+    body: list[list[str]],
+    encoding: str,
+    zone: str | None,
+    date_format: str | None,
+) -> None:
+    """Whatever the cells hold, the file is refused with an input error, or every row comes back
+    either as a request or as an error code with a sentence."""
+    options = Settings(from_number=FROM, script_id=SCRIPT, timezone=zone, date_format=date_format)
+    if phone_at is not None:  # most random headers lack a phone column; most files have one
+        header = [h for h in header if h != "phone"]
+        header.insert(phone_at, "phone")
+    with tempfile.TemporaryDirectory() as directory:
+        path = write_csv(Path(directory), [header, *body], encoding=encoding)
+        try:
+            checked = validate_all(path, options)
+        except InputError as exc:
+            assert str(exc)
+            return
+    for c in checked:
+        assert (c.request is None) == (c.outcome == "invalid")
+        if c.request is None:
+            assert c.error_code and c.error
+        else:
+            assert "" not in c.request.body()["contact"].values()
+
+
+@SLOW
+@given(
+    people=st.lists(
+        st.tuples(
+            st.one_of(
+                st.sampled_from(EXAMPLES).map(
+                    lambda ex: phonenumbers.format_number(
+                        ex[1], phonenumbers.PhoneNumberFormat.INTERNATIONAL
+                    )
+                ),
+                cell_text,
+            ),
+            cell_text,
+            cell_text,
+            cell_text,
+            st.sampled_from(["", "2030-03-02 09:30+11:00", "2020-01-01T00:00:00Z", "soon"]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_results_csv_reloads_to_the_same_requests(
+    people: list[tuple[str, str, str, str, str]],
+) -> None:
+    """A results.csv we wrote, formula-looking cells and all, loads back to the same requests
+    and errors as the input it came from, with its outcome columns set aside."""
+    header = ["Phone", "first_name", "last_name", "policy.number", "scheduled_time"]
+    options = Settings(from_number=FROM, script_id=SCRIPT)
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        first_table = open_table(write_csv(directory, [header, *map(list, people)]), options)
+        validator = Validator(first_table, options, now=NOW)
+        first = [validator.check(src) for src in first_table]
+        run_dir = directory / "run"
+        run_dir.mkdir()
+        write_results(run_dir, first_table.header, [_report_row(c) for c in first])
+        table = open_table(run_dir / "results.csv", options)
+        again = [Validator(table, options, now=NOW).check(src) for src in table]
+        prior = [src.prior for src in table]
+    assert table.is_results
+    assert table.header == first_table.header
+    assert [_sent(c) for c in again] == [_sent(c) for c in first]
+    assert [c.cells for c in again] == [c.cells for c in first]
+    assert [p["row"] if p else None for p in prior] == [str(c.row) for c in first]
+
+
+def _sent(c: Checked) -> object:
+    return c.request.body() if c.request is not None else c.error_code
+
+
+def _report_row(c: Checked) -> ReportRow:
+    return ReportRow(
+        row=c.row,
+        cells=list(c.cells),
+        state=c.outcome,
+        call_id=None,
+        contact_id=None,
+        http_status=None,
+        error_code=c.error_code,
+        error=c.error,
+        attempts=0,
+        phone_e164=c.phone_e164,
+        scheduled_time_sent=c.request.scheduled_time if c.request else None,
+        time_moved=c.time_moved,
+    )
+
+
+@SLOW
+@given(
+    data=st.binary(max_size=400),
+    suffix=st.sampled_from([".csv", ".txt", ".xlsx", ".ods"]),
+)
+def test_arbitrary_bytes_are_refused_or_read_never_crash(data: bytes, suffix: str) -> None:
+    """A damaged or mislabelled file is refused with an input error naming it, or read as rows."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / f"in{suffix}"
+        path.write_bytes(b"phone\r\n" + data if suffix in (".csv", ".txt") else data)
+        try:
+            checked = validate_all(path, Settings(from_number=FROM, script_id=SCRIPT))
+        except InputError as exc:
+            assert path.name in str(exc) or "column" in str(exc)
+            return
+    assert all(c.request is not None or c.error_code for c in checked)

@@ -167,12 +167,15 @@ class Quota:
 
     Time starts at the first request. The other client sends evenly spaced requests at
     `share * limit / window` per second, without HTTP; they are replayed, in time order, before
-    each real request is decided, so they compete for the same capacity (and are refused too
-    when it is spent).
+    each real request is decided, so they compete for the same capacity. A refused one is
+    retried (ahead of our request, since it has waited longer) as soon as capacity returns, so
+    a greedy client cannot take the other's share by starving it; the backlog is capped at one
+    limit, as a real client would give up on older work.
     """
 
     __slots__ = (
         "_algorithm",
+        "_backlog",
         "_change_at",
         "_changed",
         "_next_other",
@@ -202,6 +205,7 @@ class Quota:
         self._changed = False
         self._start: float | None = None
         self._next_other: float | None = None
+        self._backlog = 0
         self.other_allowed = 0
         self.other_refused = 0
 
@@ -235,12 +239,19 @@ class Quota:
                 self._next_other += math.ceil(behind / period) * period
             while self._next_other <= now:
                 self._change_due(self._next_other)
-                if self._algorithm.try_acquire(self._next_other):
-                    self.other_allowed += 1
-                else:
-                    self.other_refused += 1
+                self._backlog = min(self._backlog + 1, self._algorithm.limit)
+                self._drain_other(self._next_other)
                 self._next_other += self._other_period()
         self._change_due(now)
+        self._drain_other(now)
+
+    def _drain_other(self, at: float) -> None:
+        while self._backlog:
+            if not self._algorithm.try_acquire(at):
+                self.other_refused += 1
+                return
+            self._backlog -= 1
+            self.other_allowed += 1
 
     def decide(self, now: float) -> Decision:
         """Spend one request if the quota allows it, and say what the headers should carry."""

@@ -216,14 +216,18 @@ class WindowPolicy:
         """The contact's zones: the row's column, the number's single zone, --contact-timezone,
         else every zone of the number. Empty when nothing is known; ValueError for a row zone
         that is not an IANA name."""
+        return [ZoneInfo(name) for name in self.zone_names(phone_e164, row_timezone)]
+
+    def zone_names(self, phone_e164: str, row_timezone: str | None) -> tuple[str, ...]:
+        """zones_for() as sorted names: the key of every cache below."""
         if row_timezone is not None and row_timezone.strip():
-            return [find_zone(row_timezone)]
+            return (find_zone(row_timezone).key,)
         names = phone_zone_names(phone_e164)
         if len(names) == 1:
-            return [ZoneInfo(names[0])]
+            return names
         if self.contact_timezone is not None:
-            return [self.contact_timezone]
-        return [ZoneInfo(n) for n in names]
+            return (self.contact_timezone.key,)
+        return names
 
     # --- placing a call -----------------------------------------------------------------------
 
@@ -237,10 +241,10 @@ class WindowPolicy:
         if now.tzinfo is None or (when is not None and when.tzinfo is None):
             raise ValueError("place() needs timezone-aware datetimes")
         try:
-            zones = self.zones_for(phone_e164, row_timezone)
+            key = self.zone_names(phone_e164, row_timezone)
         except ValueError as exc:
-            return Placement(None, False, UNKNOWN_TIMEZONE, f"{exc} Fix the timezone column.")
-        if not zones:
+            return Placement(None, False, UNKNOWN_TIMEZONE, f"timezone column: {exc}")
+        if not key:
             return Placement(
                 None,
                 False,
@@ -249,11 +253,24 @@ class WindowPolicy:
                 "be checked. Add a timezone column (an IANA name such as Australia/Sydney) or "
                 "set --contact-timezone.",
             )
-        key = tuple(sorted({z.key for z in zones}))
         base = (when or now).astimezone(UTC)
         first = self.first_allowed(key, base)
         if first == base:
             return Placement(base if when is not None else None, False)
+        if self.reject:
+            opens = (
+                f"the first allowed time is {_iso(first)} ({_local(first, key)})"
+                if first is not None
+                else f"it does not open within {self.max_defer_days} days"
+            )
+            return Placement(
+                None,
+                False,
+                OUTSIDE_CALLING_WINDOW,
+                f"{_iso(base)} is {_local(base, key)}, outside the calling window {self.name}; "
+                f"{opens}. Move the row's time into the window, or run with --outside-window "
+                "defer.",
+            )
         if first is None:
             return Placement(
                 None,
@@ -262,15 +279,6 @@ class WindowPolicy:
                 f"No time within {self.max_defer_days} days of {_iso(base)} is inside the "
                 f"calling window {self.name} in {_zone_list(key)}. Give the row a timezone "
                 "column, or raise --max-defer-days.",
-            )
-        if self.reject:
-            return Placement(
-                None,
-                False,
-                OUTSIDE_CALLING_WINDOW,
-                f"{_iso(base)} is {_local(base, key)}, outside the calling window {self.name}; "
-                f"the first allowed time is {_iso(first)} ({_local(first, key)}). Move the row's "
-                "time into the window, or run with --outside-window defer.",
             )
         return Placement(first, True)
 
@@ -384,6 +392,7 @@ def _zones_by_lower_name() -> dict[str, str]:
     return {name.lower(): name for name in available_timezones()}
 
 
+@lru_cache(maxsize=1024)
 def find_zone(name: str) -> ZoneInfo:
     """An IANA zone by name, forgiving case and spaces ("australia/perth"); else ValueError."""
     cleaned = name.strip().replace(" ", "_")
@@ -402,8 +411,12 @@ def phone_zone_names(phone_e164: str) -> tuple[str, ...]:
         number = phonenumbers.parse(phone_e164, None)
     except phonenumbers.NumberParseException:
         return ()
-    names = phone_timezone.time_zones_for_number(number)
-    return tuple(n for n in names if n != phone_timezone.UNKNOWN_TIMEZONE)
+    return _known_sorted(tuple(phone_timezone.time_zones_for_number(number)))
+
+
+@lru_cache(maxsize=4096)
+def _known_sorted(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(n for n in set(names) if n != phone_timezone.UNKNOWN_TIMEZONE))
 
 
 def _calendar(code: str) -> holidays_lib.HolidayBase:

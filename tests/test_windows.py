@@ -132,6 +132,14 @@ def test_reject_mode_keeps_in_window_rows_and_rejects_the_rest() -> None:
     assert "--outside-window defer" in outside.error
 
 
+def test_reject_mode_says_when_the_window_does_not_open_soon() -> None:
+    """In reject mode, a row whose window is beyond the horizon is told so, not told to defer."""
+    rules = policy(outside_window="reject", max_defer_days=1)
+    result = place(rules, at("Australia/Sydney", 2026, 12, 5, 17, 30))
+    assert result.error_code == OUTSIDE_CALLING_WINDOW
+    assert result.error is not None and "does not open within 1 days" in result.error
+
+
 # --- each profile ---------------------------------------------------------------------------
 
 

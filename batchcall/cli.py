@@ -15,7 +15,8 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import BatchCallError
+from .config import Output, build_options
+from .errors import AbortedError, BatchCallError, InterruptedRun
 from .progress import Bar
 
 EXAMPLE_RUN = """
@@ -25,6 +26,11 @@ Examples:
   VOXWORKS_API_KEY=... batchcall run contacts.xlsx --from-number +61291234567 \\
       --script-id a1b2c3d4-e5f6-7890-abcd-ef1234567890 --timezone Australia/Sydney
   batchcall run reports/contacts-20261126T090000Z/results.csv --only-failed
+  batchcall run contacts.csv --config nightly.toml --api-key-file ~/.voxworks-key --json
+
+\b
+Every option can also be set in batchcall.toml or as BATCHCALL_<OPTION> in the
+environment; the command line wins over the environment, which wins over the file.
 """
 
 
@@ -38,10 +44,45 @@ def _columns(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
     return mapping or None
 
 
-def _flag(name: str, help: str) -> Callable[[Any], Any]:
-    # default=None keeps "not given" apart from False, so batchcall.toml can set it.
-    return click.option(f"--{name}/--no-{name}", default=None, help=help)
+def _refuse_key(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # Hidden, so it is never advertised; it exists to explain, without echoing the value.
+    if value is not None:
+        raise click.UsageError(
+            "The API key is never taken from the command line (it would show in `ps` and in "
+            "shell history). Set VOXWORKS_API_KEY or pass --api-key-file PATH.",
+            ctx=ctx,
+        )
 
+
+def _flag(name: str, help: str, *short: str) -> Callable[[Any], Any]:
+    # default=None keeps "not given" apart from False, so batchcall.toml or the environment
+    # can set it and --no-<name> can still override them.
+    return click.option(f"--{name}/--no-{name}", *short, default=None, help=help)
+
+
+CONFIG_OPTION = click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="Settings file (default: ./batchcall.toml, or $BATCHCALL_CONFIG).",
+)
+
+KEY_OPTIONS = [
+    click.option(
+        "--api-key-file",
+        type=click.Path(path_type=Path),
+        help="File holding the key (else $VOXWORKS_API_KEY; never a command-line value).",
+    ),
+    click.option("--api-key", hidden=True, expose_value=False, callback=_refuse_key),
+]
+
+OUTPUT_OPTIONS = [
+    click.option(
+        "--json/--no-json", "as_json", default=None, help="Print the summary as JSON on stdout."
+    ),
+    _flag("quiet", "No progress bar and no summary table.", "-q"),
+    _flag("verbose", "Log every request and answer to run.log.", "-v"),
+    CONFIG_OPTION,
+]
 
 INPUT_OPTIONS = [
     click.option("--from-number", help="Caller ID in E.164, one of your team's numbers."),
@@ -73,24 +114,15 @@ INPUT_OPTIONS = [
     click.option("--max-defer-days", type=int, help="How far a call may be deferred (default 14)."),
     click.option("--reports-dir", type=click.Path(path_type=Path), help="Default: ./reports."),
     click.option("--out", type=click.Path(path_type=Path), help="Exact run directory to create."),
-    click.option(
-        "--config", type=click.Path(path_type=Path), help="Settings file (batchcall.toml)."
-    ),
 ]
 
 SEND_OPTIONS = [
     click.option("--base-url", help="API base URL (default https://api.voxworks.ai)."),
-    click.option("--api-key-file", type=click.Path(path_type=Path), help="File holding the key."),
+    *KEY_OPTIONS,
     click.option("--concurrency", type=int, help="Most requests in flight (default: adaptive)."),
     click.option("--max-rate", type=float, help="Hard ceiling in requests/second."),
     _flag("retry-ambiguous", "Re-send 500/502/504/timeouts with the same Idempotency-Key."),
     click.option("--timeout", type=float, help="Seconds to wait for one answer (default 30)."),
-]
-
-OUTPUT_OPTIONS = [
-    click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout."),
-    click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table."),
-    click.option("--verbose", "-v", is_flag=True, help="Log every request to run.log."),
 ]
 
 
@@ -103,48 +135,98 @@ def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
     return decorate
 
 
-def _finish(summary: Any, *, as_json: bool, quiet: bool) -> None:
-    data = summary.to_dict()
-    if as_json:
-        click.echo(json.dumps(data, sort_keys=True))
-    elif not quiet:
-        click.echo(format_summary(data))
-    sys.exit(summary.exit_code)
+# --- output ------------------------------------------------------------------------------
 
 
 def format_summary(data: dict[str, Any]) -> str:
+    """The table printed at the end: counts, errors by code, rate, and where the reports are."""
     lines = [f"batchcall {data['command']}: {data['total']} rows in {data['seconds']:.1f}s"]
     for state in ("scheduled", "pending", "duplicate", "invalid", "failed", "unknown", "sending"):
         if data["counts"].get(state):
             lines.append(f"  {state:<10} {data['counts'][state]:>8}")
     if data["errors"]:
         lines.append("  errors by code:")
-        lines += [f"    {code:<24} {n:>6}" for code, n in data["errors"].items()]
+        lines += [f"    {code:<24} {n:>6}" for code, n in sorted(data["errors"].items())]
     if data.get("requests"):
         rate = f", {data['rate']}/s" if data.get("rate") else ""
         lines.append(f"  requests {data['requests']}, 429s {data['throttled']}{rate}")
-    lines.append(f"  results: {data['results_csv']}")
-    if (
-        data["counts"].get("invalid")
-        or data["counts"].get("failed")
-        or data["counts"].get("unknown")
-    ):
-        lines.append(f"  to fix:  {data['failed_csv']}")
+    run_dir = Path(data["run_dir"])
+    lines.append(f"  run directory: {run_dir}")
+    lines.append(f"    results.csv   {data['results_csv']}")
+    if any(data["counts"].get(s) for s in ("invalid", "failed", "unknown")):
+        lines.append(f"    to fix:       {data['failed_csv']}")
+    lines.append(f"    summary.json  {run_dir / 'summary.json'}")
+    lines.append(f"    run.log       {run_dir / 'run.log'}")
+    if data.get("message"):
+        lines.append(f"  {data['message']}")
     return "\n".join(lines)
 
 
-def _guard(action: Callable[[], Any], *, as_json: bool) -> Any:
+def _finish(summary: Any, output: Output) -> None:
+    data = summary.to_dict()
+    if output.as_json:
+        click.echo(json.dumps(data, sort_keys=True))
+    elif not output.quiet:
+        click.echo(format_summary(data))
+    sys.exit(summary.exit_code)
+
+
+def _stopped_summary(exc: AbortedError | InterruptedRun) -> dict[str, Any] | None:
+    # The runner writes summary.json before it raises, so a stopped run can still show its
+    # counts and report paths; the exit code and message are the error's.
+    if not exc.run_dir:
+        return None
+    try:
+        data: dict[str, Any] = json.loads((Path(exc.run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    data.update(exit_code=exc.exit_code, message=str(exc))
+    return data
+
+
+def _fail(exc: BatchCallError, output: Output) -> None:
+    data = _stopped_summary(exc) if isinstance(exc, AbortedError | InterruptedRun) else None
+    if output.as_json:
+        # stdout stays one JSON object, whatever happened.
+        click.echo(json.dumps(data or {"error": str(exc), "exit_code": exc.exit_code}))
+    elif data is not None and not output.quiet:
+        click.echo(format_summary(data))
+    click.echo(f"batchcall: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _guard(action: Callable[[], Any], output: Output) -> Any:
     try:
         return action()
     except BatchCallError as exc:
-        if as_json:
-            click.echo(json.dumps({"error": str(exc), "exit_code": exc.exit_code}))
-        click.echo(f"batchcall: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc, output)
+    except KeyboardInterrupt:
+        # Ctrl-C before the runner's own handler was in place (while reading the input):
+        # nothing had been sent yet.
+        _fail(InterruptedRun("Interrupted before any call was sent."), output)
 
 
-def _bar(as_json: bool, quiet: bool, label: str) -> Bar | None:
-    return None if quiet else Bar.for_stderr(label)
+def _bar(output: Output, label: str) -> Bar | None:
+    return None if output.quiet else Bar.for_stderr(label)
+
+
+def _options(cli: dict[str, Any]) -> tuple[Any, Output]:
+    """Settings and output options, merged with batchcall.toml and the environment."""
+    config = cli.pop("config", None)
+    try:
+        return build_options(cli, config_path=config)
+    except BatchCallError as exc:
+        _fail(exc, Output(json=bool(cli.get("json"))))
+        raise  # unreachable: _fail exits
+
+
+def _split(options: dict[str, Any]) -> dict[str, Any]:
+    # click names the --json flag `as_json`; the settings layer calls it `json`.
+    options["json"] = options.pop("as_json", None)
+    return options
+
+
+# --- commands ----------------------------------------------------------------------------
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -155,17 +237,13 @@ def main() -> None:
     Resumable (a journal records every row), duplicate-safe (nobody is called twice by
     accident) and rate-adaptive (the API's limit is learned and used in full).
 
+    Exit codes: 0 all scheduled, 1 some rows not, 2 bad input or options (nothing sent),
+    3 aborted (e.g. a wrong key; rows stay pending), 130 interrupted (resume it).
+
     \b
     Quick start, against the embedded sandbox:
       batchcall run sample_data/contacts.csv --sandbox
     """
-
-
-def _settings_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    from .config import build_settings
-
-    config = kwargs.pop("config", None)
-    return {"settings": build_settings(kwargs, config_path=config)}
 
 
 @main.command(epilog=EXAMPLE_RUN)
@@ -175,15 +253,7 @@ def _settings_options(kwargs: dict[str, Any]) -> dict[str, Any]:
 @_flag("only-failed", "Input is a results.csv: send only its failed rows.")
 @_flag("include-unknown", "With --only-failed, also send rows whose outcome is unknown.")
 @click.option("--sandbox", is_flag=True, help="Start an embedded sandbox API and run against it.")
-def run(
-    input: Path,
-    as_json: bool,
-    quiet: bool,
-    verbose: bool,
-    sandbox: bool,
-    api_key_file: Path | None,
-    **options: Any,
-) -> None:
+def run(input: Path, sandbox: bool, **options: Any) -> None:
     """Schedule a call for every valid row of INPUT (CSV, TSV, TXT, XLSX, XLSM, XLS or ODS).
 
     Every row ends with a call_id or a reason, in reports/<input>-<UTC stamp>/results.csv.
@@ -192,18 +262,19 @@ def run(
     """
     from . import runner
 
-    def action() -> Any:
-        kwargs = _settings_options(options)
-        return runner.run(
+    settings, output = _options(_split(options))
+    summary = _guard(
+        lambda: runner.run(
             input,
+            settings=settings,
             sandbox=sandbox,
-            api_key_file=api_key_file,
-            progress=_bar(as_json, quiet, "calls"),
-            verbose=verbose,
-            **kwargs,
-        )
-
-    _finish(_guard(action, as_json=as_json), as_json=as_json, quiet=quiet)
+            api_key_file=output.api_key_file,
+            progress=_bar(output, "calls"),
+            verbose=output.verbose,
+        ),
+        output,
+    )
+    _finish(summary, output)
 
 
 @main.command(
@@ -216,30 +287,40 @@ Examples:
 )
 @click.argument("input", type=click.Path(path_type=Path))
 @_apply(INPUT_OPTIONS + OUTPUT_OPTIONS)
-def validate(input: Path, as_json: bool, quiet: bool, verbose: bool, **options: Any) -> None:
+def validate(input: Path, **options: Any) -> None:
     """Dry run: read and check INPUT, write the run directory and report, send nothing.
 
-    Exit code 1 when any row is invalid.
+    INPUT may be a results.csv or failed.csv that batchcall wrote: its outcome columns are
+    ignored and its rows are checked again. Exit code 1 when any row is invalid.
     """
     from . import runner
 
-    def action() -> Any:
-        kwargs = _settings_options(options)
-        return runner.validate(
-            input, progress=_bar(as_json, quiet, "rows"), verbose=verbose, **kwargs
-        )
-
-    _finish(_guard(action, as_json=as_json), as_json=as_json, quiet=quiet)
+    settings, output = _options(_split(options))
+    summary = _guard(
+        lambda: runner.validate(
+            input, settings=settings, progress=_bar(output, "rows"), verbose=output.verbose
+        ),
+        output,
+    )
+    _finish(summary, output)
 
 
 CONTINUE_OPTIONS = [
     click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False)),
     click.option("--base-url", help="Send to this base URL instead of the run's own."),
-    click.option("--api-key-file", type=click.Path(path_type=Path), help="File holding the key."),
+    *KEY_OPTIONS,
     click.option("--concurrency", type=int, help="Most requests in flight."),
     click.option("--max-rate", type=float, help="Hard ceiling in requests/second."),
     *OUTPUT_OPTIONS,
 ]
+
+
+def _continue_options(options: dict[str, Any]) -> tuple[dict[str, Any], Output]:
+    # The run's own settings come from its journal; only these few may change on the command
+    # line. The output options and the key file follow the usual precedence.
+    overrides = {k: options.pop(k) for k in ("base_url", "concurrency", "max_rate")}
+    _, output = _options(_split(options))
+    return overrides, output
 
 
 @main.command(
@@ -247,34 +328,30 @@ CONTINUE_OPTIONS = [
 \b
 Example:
   batchcall resume reports/contacts-20261126T090000Z
+  batchcall resume reports/contacts-20261126T090000Z --api-key-file ~/.voxworks-key
 """
 )
 @_apply(CONTINUE_OPTIONS)
-def resume(
-    run_dir: Path,
-    as_json: bool,
-    quiet: bool,
-    verbose: bool,
-    api_key_file: Path | None,
-    **overrides: Any,
-) -> None:
-    """Continue an interrupted run in RUN_DIR.
+def resume(run_dir: Path, **options: Any) -> None:
+    """Continue an interrupted or aborted run in RUN_DIR.
 
     Rows that were in flight become `unknown` (they may have been created); only rows never
     sent go out.
     """
     from . import runner
 
-    def action() -> Any:
-        return runner.resume(
+    overrides, output = _continue_options(options)
+    summary = _guard(
+        lambda: runner.resume(
             run_dir,
-            api_key_file=api_key_file,
-            verbose=verbose,
-            progress=_bar(as_json, quiet, "calls"),
+            api_key_file=output.api_key_file,
+            verbose=output.verbose,
+            progress=_bar(output, "calls"),
             **overrides,
-        )
-
-    _finish(_guard(action, as_json=as_json), as_json=as_json, quiet=quiet)
+        ),
+        output,
+    )
+    _finish(summary, output)
 
 
 @main.command(
@@ -291,29 +368,23 @@ Examples:
     is_flag=True,
     help="Also re-send rows whose outcome is unknown (same Idempotency-Key).",
 )
-def retry(
-    run_dir: Path,
-    as_json: bool,
-    quiet: bool,
-    verbose: bool,
-    api_key_file: Path | None,
-    include_unknown: bool,
-    **overrides: Any,
-) -> None:
+def retry(run_dir: Path, include_unknown: bool, **options: Any) -> None:
     """Re-send the failed rows of RUN_DIR inside its own journal, and rewrite its reports."""
     from . import runner
 
-    def action() -> Any:
-        return runner.retry(
+    overrides, output = _continue_options(options)
+    summary = _guard(
+        lambda: runner.retry(
             run_dir,
             include_unknown=include_unknown,
-            api_key_file=api_key_file,
-            verbose=verbose,
-            progress=_bar(as_json, quiet, "calls"),
+            api_key_file=output.api_key_file,
+            verbose=output.verbose,
+            progress=_bar(output, "calls"),
             **overrides,
-        )
-
-    _finish(_guard(action, as_json=as_json), as_json=as_json, quiet=quiet)
+        ),
+        output,
+    )
+    _finish(summary, output)
 
 
 @main.command(
@@ -329,8 +400,8 @@ def status(run_dir: Path, as_json: bool) -> None:
     """Show RUN_DIR's counts by outcome and by error code."""
     from . import runner
 
-    summary = _guard(lambda: runner.status(run_dir), as_json=as_json)
-    _finish(summary, as_json=as_json, quiet=False)
+    output = Output(json=as_json)
+    _finish(_guard(lambda: runner.status(run_dir), output), output)
 
 
 def _register_sandbox() -> None:

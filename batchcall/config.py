@@ -65,7 +65,36 @@ class Settings(BaseModel):
         return self.model_dump(mode="json")
 
 
-def find_config(explicit: Path | None, cwd: Path | None = None) -> Path | None:
+class Output(BaseModel):
+    """Options that shape what the command line shows, not what the run does.
+
+    They follow the same precedence as `Settings` but are not recorded in the journal: they
+    change nothing about the calls. `--sandbox` is deliberately not here: a stray
+    `BATCHCALL_SANDBOX=1` in a nightly job would "succeed" against a throwaway server.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    as_json: bool = Field(default=False, alias="json")
+    quiet: bool = False
+    verbose: bool = False
+    api_key_file: Path | None = None
+
+
+OUTPUT_KEYS = frozenset({"json", "quiet", "verbose", "api_key_file"})
+SETTING_KEYS = frozenset(Settings.model_fields)
+# Options given in batchcall.toml that name files are read relative to that file, so a job can
+# run `batchcall --config /etc/batchcall/nightly.toml` from any working directory.
+PATH_KEYS = frozenset({"api_key_file", "reports_dir", "out"})
+
+
+def find_config(
+    explicit: Path | None, cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """`--config`, else `BATCHCALL_CONFIG`, else ./batchcall.toml if it exists."""
+    environ = os.environ if environ is None else environ
+    if explicit is None and environ.get("BATCHCALL_CONFIG"):
+        explicit = Path(environ["BATCHCALL_CONFIG"])
     if explicit is not None:
         if not explicit.is_file():
             raise UsageError(f"Config file {explicit} does not exist.")
@@ -79,7 +108,7 @@ def read_config(path: Path | None) -> dict[str, Any]:
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read config {path}: {exc}") from exc
     # Users write options as on the command line; accept both `max-rate` and `max_rate`.
     table = data.get("batchcall", data)
@@ -91,18 +120,97 @@ def read_config(path: Path | None) -> dict[str, Any]:
             f"{path} sets api_key. The key is never read from a file of settings: set "
             "VOXWORKS_API_KEY or pass --api-key-file."
         )
+    unknown = sorted(set(out) - SETTING_KEYS - OUTPUT_KEYS)
+    if unknown:
+        known = ", ".join(sorted((SETTING_KEYS | OUTPUT_KEYS) - {"columns"}))
+        raise UsageError(
+            f"{path}: unknown setting {', '.join(map(repr, unknown))}. Known settings: {known}, "
+            "and a [columns] table."
+        )
+    for key in PATH_KEYS & set(out):
+        if isinstance(out[key], str):
+            out[key] = path.parent / Path(out[key]).expanduser()
     return out
+
+
+def _env_columns(value: str) -> dict[str, str]:
+    mapping = {}
+    for pair in value.split(","):
+        field, sep, column = pair.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise UsageError(
+                f"BATCHCALL_COLUMNS={value!r}: write FIELD=COLUMN pairs separated by commas, "
+                "e.g. phone_number=Mobile,first_name=Given."
+            )
+        mapping[field.strip()] = column.strip()
+    return mapping
 
 
 def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    return {key: value for key, (value, _) in _env_layer(environ).items()}
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    out: dict[str, tuple[Any, str]] = {}
     if environ.get("VOXWORKS_BASE_URL"):
-        out["base_url"] = environ["VOXWORKS_BASE_URL"]
-    for name in Settings.model_fields:
-        value = environ.get(f"BATCHCALL_{name.upper()}")
-        if value not in (None, "") and name != "columns":
-            out[name] = value
+        out["base_url"] = (environ["VOXWORKS_BASE_URL"], "VOXWORKS_BASE_URL")
+    for name in sorted(SETTING_KEYS | OUTPUT_KEYS):
+        variable = f"BATCHCALL_{name.upper()}"
+        value = environ.get(variable)
+        if value in (None, ""):
+            continue
+        out[name] = (_env_columns(value) if name == "columns" else value, variable)
     return out
+
+
+def build_options(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    config_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[Settings, Output]:
+    """Merge defaults < batchcall.toml < environment < command line. `None` means 'not given'.
+
+    Returns the run's settings and the command line's output options. A bad value raises
+    `UsageError` naming the option, the value and where it came from.
+    """
+    environ = os.environ if environ is None else environ
+    config = find_config(config_path, cwd, environ)
+    layers: list[dict[str, tuple[Any, str]]] = [
+        {k: (v, str(config)) for k, v in read_config(config).items()},
+        _env_layer(environ),
+        {k: (v, f"--{k.replace('_', '-')}") for k, v in (cli or {}).items() if v is not None},
+    ]
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for layer in layers:
+        for key, (value, where) in layer.items():
+            if key == "columns" and isinstance(value, Mapping):
+                # Mappings add up: the environment can remap one field and keep the file's others.
+                value = {**merged.get("columns", {}), **value}
+            merged[key] = value
+            origin[key] = where
+    try:
+        settings = Settings(**{k: v for k, v in merged.items() if k not in OUTPUT_KEYS})
+        output = Output(**{k: v for k, v in merged.items() if k in OUTPUT_KEYS})
+    except ValidationError as exc:
+        raise UsageError(_explain(exc, merged, origin)) from exc
+    check_base_url(settings.base_url)
+    return settings, output
+
+
+def _explain(exc: ValidationError, merged: Mapping[str, Any], origin: Mapping[str, str]) -> str:
+    problems = []
+    for err in exc.errors():
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        key = "json" if key == "as_json" else key
+        where = origin.get(key, "the defaults")
+        value = merged.get(key)
+        shown = f" = {value!r}" if value is not None and key in merged else ""
+        detail = f" ({'.'.join(str(p) for p in err['loc'][1:])})" if len(err["loc"]) > 1 else ""
+        problems.append(f"{key}{shown} (from {where}){detail}: {err['msg']}")
+    return "Invalid settings: " + "; ".join(problems)
 
 
 def build_settings(
@@ -112,27 +220,8 @@ def build_settings(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Settings:
-    """Merge defaults < batchcall.toml < environment < command line. `None` means 'not given'."""
-    environ = os.environ if environ is None else environ
-    merged: dict[str, Any] = {}
-    merged.update(read_config(find_config(config_path, cwd)))
-    merged.update(env_settings(environ))
-    for key, value in (cli or {}).items():
-        if value is None:
-            continue
-        if key == "columns" and isinstance(value, Mapping):
-            merged["columns"] = {**merged.get("columns", {}), **value}
-        else:
-            merged[key] = value
-    try:
-        settings = Settings(**merged)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise UsageError(f"Invalid settings: {problems}") from exc
-    check_base_url(settings.base_url)
-    return settings
+    """The run's settings, merged as `build_options` does (the Python API's entry point)."""
+    return build_options(cli, config_path=config_path, environ=environ, cwd=cwd)[0]
 
 
 def check_base_url(url: str) -> None:
@@ -157,19 +246,36 @@ def is_loopback(host: str) -> bool:
 
 
 def read_api_key(api_key_file: Path | None, environ: Mapping[str, str] | None = None) -> str:
+    """The key, from `--api-key-file` or `VOXWORKS_API_KEY`. Messages never quote it."""
     environ = os.environ if environ is None else environ
     if api_key_file is not None:
         try:
             key = api_key_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"Cannot read the API key file {api_key_file}: {exc}") from exc
         if not key:
             raise UsageError(f"The API key file {api_key_file} is empty.")
-        return key
+        return _checked_key(key, f"the API key file {api_key_file}")
     key = environ.get("VOXWORKS_API_KEY", "").strip()
     if not key:
+        hint = (
+            " (BATCHCALL_API_KEY is not read: the key is not a setting)"
+            if environ.get("BATCHCALL_API_KEY")
+            else ""
+        )
         raise UsageError(
-            "No API key: set VOXWORKS_API_KEY or pass --api-key-file PATH "
+            f"No API key{hint}: set VOXWORKS_API_KEY or pass --api-key-file PATH "
             "(or use --sandbox to try batchcall against the embedded sandbox)."
+        )
+    return _checked_key(key, "VOXWORKS_API_KEY")
+
+
+def _checked_key(key: str, where: str) -> str:
+    # A key with a space, a control character or non-ASCII cannot go in a header; httpx would
+    # fail mid-run with an error that quotes the header, key and all.
+    if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        raise UsageError(
+            f"The key in {where} holds spaces, line breaks or non-ASCII characters; "
+            "an API key is one line of plain ASCII."
         )
     return key

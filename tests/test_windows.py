@@ -7,6 +7,7 @@ all of them, so no test depends on the real date.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -34,14 +35,14 @@ TORONTO = "+14165551234"
 NO_ZONE = "+80012345678"  # international freephone: phonenumbers says Etc/Unknown
 
 
-def policy(window: str = "au-telemarketing", **settings: object) -> WindowPolicy:
+def policy(window: str = "au-telemarketing", **settings: Any) -> WindowPolicy:
     built = WindowPolicy.from_settings(Settings(calling_window=window, **settings))
     assert built is not None
     return built
 
 
-def at(zone: str, *fields: int) -> datetime:
-    return datetime(*fields, tzinfo=ZoneInfo(zone))
+def at(zone: str, year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(zone))
 
 
 def place(
@@ -191,16 +192,26 @@ def test_profile_hours_in_the_callee_zone(
 
 def test_profiles_carry_the_documented_hours_and_holidays() -> None:
     """Each profile has its legal hours (minutes after midnight, Monday first) and calendar."""
-    expected = {
-        "au-telemarketing": ([((540, 1200),)] * 5 + [((540, 1020),), ()], ("AU",)),
-        "au-research": ([((540, 1230),)] * 5 + [((540, 1020),)] * 2, ("AU",)),
-        "us-tcpa": ([((480, 1260),)] * 7, ()),
-        "ca-crtc": ([((540, 1290),)] * 5 + [((600, 1080),)] * 2, ()),
+    # (Mon-Fri, Sat, Sun) as (start, end) minutes after midnight; None for a closed day.
+    weekday_sat_sun: dict[str, tuple[tuple[int, int], tuple[int, int], tuple[int, int] | None]]
+    weekday_sat_sun = {
+        "au-telemarketing": ((540, 1200), (540, 1020), None),
+        "au-research": ((540, 1230), (540, 1020), (540, 1020)),
+        "us-tcpa": ((480, 1260), (480, 1260), (480, 1260)),
+        "ca-crtc": ((540, 1290), (600, 1080), (600, 1080)),
     }
-    assert set(PROFILES) == set(expected)
-    for name, (week, calendars) in expected.items():
-        assert parse_spec(PROFILES[name].spec) == tuple(week), name
-        assert PROFILES[name].holidays == calendars, name
+    assert set(PROFILES) == set(weekday_sat_sun)
+    for name, (weekdays, saturday, sunday) in weekday_sat_sun.items():
+        week = parse_spec(PROFILES[name].spec)
+        assert week[:5] == ((weekdays,),) * 5, name
+        assert week[5] == (saturday,), name
+        assert week[6] == ((sunday,) if sunday else ()), name
+    assert {name: p.holidays for name, p in PROFILES.items()} == {
+        "au-telemarketing": ("AU",),
+        "au-research": ("AU",),
+        "us-tcpa": (),
+        "ca-crtc": (),
+    }
 
 
 def test_profile_names_ignore_case_and_spaces() -> None:

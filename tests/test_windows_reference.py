@@ -41,7 +41,9 @@ WINDOWS = [
 ]
 
 
-def reference_first_allowed(rules: WindowPolicy, zones: list[ZoneInfo], base: datetime):
+def reference_first_allowed(
+    rules: WindowPolicy, zones: list[ZoneInfo], base: datetime
+) -> datetime | None:
     """First whole minute at or after `base` that is inside the window in every zone."""
     week = rules.week
 

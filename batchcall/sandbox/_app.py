@@ -286,6 +286,9 @@ def create_app(config: SandboxConfig, *, clock: Callable[[], float] = time.monot
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if request.url.path == API_PATH:  # a wrong method on the endpoint: count its 405
+            sandbox.requests += 1
+            sandbox.by_status[exc.status_code] += 1
         return _error(exc.status_code, exc.detail, dict(exc.headers or {}))
 
     async def server_error(request: Request, exc: Exception) -> Response:

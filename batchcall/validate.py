@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+from phonenumbers.phonemetadata import PhoneMetadata
 
 from .config import Settings
 from .errors import InputError
@@ -177,7 +178,7 @@ class Validator:
             number = phonenumbers.parse(raw, region)
         except phonenumbers.NumberParseException:
             number = None
-        if number is None or not phonenumbers.is_valid_number(number):
+        if number is None or not is_valid_number(number):
             if region is None and not raw.startswith("+"):
                 hint = "write it with its country code (+CC …) or pass --region"
             else:
@@ -218,6 +219,77 @@ class Validator:
                 f"{raw!r} is in the past; give a future time, or clear the cell to call now.",
             )
         return parsed, None
+
+
+# --- phone validity, fast ---------------------------------------------------------------------
+
+# The number-type descriptions, most common first. A number is valid when it matches its region's
+# general description and any one of these; phonenumbers.is_valid_number asks the same question
+# but classifies the number fully (every description, rare ones first) and, for a calling code
+# shared by several regions (+61 with CC and CX, +1, +7, +44), does that twice. Stopping at the
+# first match, with compiled patterns kept (see `_matches`), measured 5x faster on AU mobiles.
+# tests/test_validate_phones.py holds this to phonenumbers.is_valid_number.
+_DESCRIPTIONS = (
+    "mobile",
+    "fixed_line",
+    "toll_free",
+    "voip",
+    "premium_rate",
+    "shared_cost",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+
+def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
+    """The same answer as `phonenumbers.is_valid_number`, reached sooner."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code)
+    if not regions:
+        return False
+    nsn = phonenumbers.national_significant_number(number)
+    if len(regions) == 1:
+        return _matches_region(nsn, number.country_code, regions[0])
+    # As phonenumbers picks the region of a shared calling code: the first whose leading digits
+    # match, or else the first the number is valid in.
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            if _compiled(metadata.leading_digits).match(nsn):
+                return _matches_metadata(nsn, metadata)
+        elif _matches_metadata(nsn, metadata):
+            return True
+    return False
+
+
+def _matches_region(nsn: str, country_code: int, region: str) -> bool:
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region.upper())
+    return metadata is not None and _matches_metadata(nsn, metadata)
+
+
+def _matches_metadata(nsn: str, metadata: Any) -> bool:
+    if not _matches(nsn, metadata.general_desc):
+        return False
+    return any(_matches(nsn, getattr(metadata, d)) for d in _DESCRIPTIONS)
+
+
+def _matches(nsn: str, desc: Any) -> bool:
+    # phonenumbers' own matcher looks its pattern up in re's cache on every call, which is most
+    # of the cost of a validity check; the compiled patterns are kept here instead.
+    if desc is None or not desc.national_number_pattern:
+        return False
+    lengths = desc.possible_length
+    if lengths and len(nsn) not in lengths:
+        return False
+    return _compiled(desc.national_number_pattern).fullmatch(nsn) is not None
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -281,7 +353,7 @@ def _parse_from_number(raw: str, region: str | None) -> str | None:
         number = phonenumbers.parse(raw.strip(), region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    if not is_valid_number(number):
         return None
     return phonenumbers.format_number(number, _E164)
 

@@ -1,0 +1,158 @@
+"""Load benchmark: a 1M-row CSV through load + validate + plan, beside pandas.read_csv.
+
+    python benchmarks/load.py [--rows 1000000] [--repeat 3]
+
+It writes benchmarks/_data/contacts_<rows>.csv once (phone, names, one object column, times with
+offsets; a few invalid rows and duplicates, as in real files), then runs each measured thing in
+its own subprocess, `--repeat` times, and prints the medians: wall time, peak RSS (ru_maxrss of
+that subprocess) and, for batchcall, the time from process start until the first row is planned
+and ready to send. The baseline is `pandas.read_csv(dtype=str)` of the same file, which only reads
+it: no header mapping, no phone parsing, no times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "_data"
+FROM = "+61291234567"
+SCRIPT = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
+
+# Each measured thing is a snippet run by a fresh interpreter; it prints one JSON line.
+_PRELUDE = """
+import json, resource, sys, time
+started = float(sys.argv[2])
+path = sys.argv[1]
+"""
+_EPILOGUE = """
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": time.time() - started, "rss_mb": rss, "first": first,
+                  "rows": rows}))
+"""
+SNIPPETS = {
+    "batchcall load+validate+plan": f"""
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from batchcall.config import Settings
+from batchcall.load import open_table
+from batchcall.plan import plan
+from batchcall.validate import Validator
+settings = Settings(from_number="{FROM}", script_id="{SCRIPT}", timezone="Australia/Sydney")
+table = open_table(Path(path), settings)
+validator = Validator(table, settings, now=datetime.now(UTC))
+first, outcomes = None, Counter()
+for checked in plan(map(validator.check, table), allow_duplicates=False):
+    if first is None and checked.request is not None:
+        first = time.time() - started
+    outcomes[checked.error_code or checked.outcome] += 1
+rows = dict(outcomes)
+""",
+    "batchcall validate (runner, journal + report)": f"""
+import tempfile
+from batchcall import runner
+with tempfile.TemporaryDirectory() as reports:
+    summary = runner.validate(path, from_number="{FROM}", script_id="{SCRIPT}",
+                              timezone="Australia/Sydney", reports_dir=reports)
+first = None
+rows = summary if isinstance(summary, dict) else getattr(summary, "__dict__", str(summary))
+rows = {{k: v for k, v in dict(rows).items() if k in ("rows", "counts", "total")}}
+""",
+    "pandas.read_csv(dtype=str)": """
+import pandas as pd
+frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+first, rows = None, len(frame)
+""",
+}
+
+
+def generate(path: Path, rows: int) -> None:
+    """A realistic campaign file: AU mobiles in mixed formats, times with offsets, some junk."""
+    rng = random.Random(20260301)
+    first_names = ["Zoë", "José", "Ann", "Bob", "Li", "Ngaio", "Priya", "Tom", "Émile", "Kate"]
+    last_names = ["O'Brien", "Müller", "Nguyen", "Smith", "Singh", "Brown", "Wilson", "Lee"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["phone", "first_name", "last_name", "policy.number", "scheduled_time"])
+        for n in range(rows):
+            digits = f"4{n % 100_000_000:08d}"
+            style = n % 4
+            if style == 0:
+                phone = f"+61{digits}"
+            elif style == 1:
+                phone = f"0{digits[:3]} {digits[3:6]} {digits[6:]}"
+            elif style == 2:
+                phone = f"+61 {digits[:3]} {digits[3:6]} {digits[6:]}"
+            else:
+                phone = f"0{digits}"
+            if n % 1000 == 7:
+                phone = "4.29E+08"  # Excel damage
+            elif n % 1000 == 13:
+                phone = "12345"
+            day, minute = 1 + n % 28, (n * 7) % 600
+            offset = "+11:00" if n % 3 else "+10:00"
+            when = f"2030-03-{day:02d}T{9 + minute // 60:02d}:{minute % 60:02d}:00{offset}"
+            writer.writerow(
+                [
+                    phone,
+                    rng.choice(first_names),
+                    rng.choice(last_names),
+                    f"P-{n:07d}",
+                    when,
+                ]
+            )
+    tmp.replace(path)
+
+
+def measure(name: str, path: Path) -> dict[str, object]:
+    code = _PRELUDE + SNIPPETS[name] + _EPILOGUE
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path), repr(started)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tempfile.gettempdir(),
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=sorted(SNIPPETS), action="append")
+    args = parser.parse_args()
+    path = DATA / f"contacts_{args.rows}.csv"
+    if not path.exists():
+        print(f"generating {path} ...", file=sys.stderr)
+        generate(path, args.rows)
+    size_mb = path.stat().st_size / 1e6
+    print(f"input: {path.name}, {args.rows:,} rows, {size_mb:.0f} MB; medians of {args.repeat}")
+    print(f"{'what':<46} {'seconds':>8} {'peak RSS MB':>12} {'first row s':>12}")
+    for name in args.only or SNIPPETS:
+        runs = [measure(name, path) for _ in range(args.repeat)]
+        seconds = statistics.median(float(r["seconds"]) for r in runs)  # type: ignore[arg-type]
+        rss = statistics.median(float(r["rss_mb"]) for r in runs)  # type: ignore[arg-type]
+        firsts = [float(r["first"]) for r in runs if r["first"] is not None]  # type: ignore[arg-type]
+        first = f"{statistics.median(firsts):.2f}" if firsts else "-"
+        print(f"{name:<46} {seconds:>8.1f} {rss:>12.0f} {first:>12}")
+        print(f"  rows: {runs[-1]['rows']}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

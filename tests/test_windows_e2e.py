@@ -1,0 +1,116 @@
+"""Calling windows end to end: the server receives exactly the first allowed instant."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from e2e_support import FROM, SCRIPT, read_results
+
+import batchcall
+from batchcall.sandbox import SandboxConfig, start_sandbox
+
+# (label, phone, timezone cell, requested time, expected UTC time at the server)
+ROWS = [
+    (
+        "sydney wed 21:00 -> thu 09:00",
+        "02 9251 0001",
+        "",
+        "2026-12-02T21:00:00+11:00",
+        "2026-12-02T22:00:00Z",
+    ),
+    (
+        "sunday -> monday 09:00",
+        "02 9251 0002",
+        "",
+        "2026-12-06T10:00:00+11:00",
+        "2026-12-06T22:00:00Z",
+    ),
+    (
+        "sat 17:30 -> mon 09:00",
+        "02 9251 0003",
+        "",
+        "2026-12-05T17:30:00+11:00",
+        "2026-12-06T22:00:00Z",
+    ),
+    (
+        "brisbane christmas -> 27th",
+        "07 3221 0004",
+        "",
+        "2028-12-25T10:00:00+10:00",
+        "2028-12-26T23:00:00Z",
+    ),
+    (
+        "perth zone column",
+        "0412 000 005",
+        "Australia/Perth",
+        "2026-12-02T08:00:00+08:00",
+        "2026-12-02T01:00:00Z",
+    ),
+    (
+        "mobile waits for cocos",
+        "0412 000 006",
+        "",
+        "2026-12-02T08:00:00+11:00",
+        "2026-12-02T02:30:00Z",
+    ),
+    ("inside the window", "02 9251 0007", "", "2026-12-03T10:00:00+11:00", "2026-12-02T23:00:00Z"),
+]
+
+
+def _write(path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "phone", "timezone", "scheduled_time"])
+        for label, phone, zone, when, _ in ROWS:
+            writer.writerow([label, phone, zone, when])
+    return path
+
+
+@pytest.fixture
+def server():
+    with start_sandbox(SandboxConfig()) as sandbox:
+        yield sandbox
+
+
+def test_deferred_calls_land_on_the_first_allowed_instant(server, tmp_path):
+    """au-telemarketing, defer: every out-of-window row is sent at exactly the first allowed
+    instant in the callee's zone(s); the in-window row is sent unchanged."""
+    summary = batchcall.run(
+        _write(tmp_path / "window.csv"),
+        from_number=FROM,
+        script_id=SCRIPT,
+        calling_window="au-telemarketing",
+        reports_dir=tmp_path / "r",
+        base_url=server.base_url,
+        api_key=server.api_key,
+    )
+    assert summary.counts == {"scheduled": len(ROWS)}
+    at_server = {c["call_id"]: c["scheduled_time"] for c in server.calls()}
+    for row, (label, *_, expected) in zip(
+        read_results(Path(summary.results_csv)), ROWS, strict=True
+    ):
+        sent = at_server[row["call_id"]].replace("+00:00", "Z")
+        assert sent == expected, label
+        assert row["scheduled_time_sent"] == expected, label
+        assert (row["time_moved"] == "yes") == (label != "inside the window"), label
+
+
+def test_reject_mode_sends_only_the_rows_inside_the_window(server, tmp_path):
+    """--outside-window reject: only the in-window row is sent; the rest are invalid with
+    outside_calling_window, and the exit code is 1."""
+    summary = batchcall.run(
+        _write(tmp_path / "window.csv"),
+        from_number=FROM,
+        script_id=SCRIPT,
+        calling_window="au-telemarketing",
+        outside_window="reject",
+        reports_dir=tmp_path / "r",
+        base_url=server.base_url,
+        api_key=server.api_key,
+    )
+    assert summary.exit_code == 1
+    assert summary.counts == {"scheduled": 1, "invalid": len(ROWS) - 1}
+    assert summary.errors == {"outside_calling_window": len(ROWS) - 1}
+    assert [c["phone_number"] for c in server.calls()] == ["+61292510007"]

@@ -73,7 +73,12 @@ class Sandbox:
         self.store = Store(db_path=self.config.db_path)
         self.rng = random.Random(self.config.seed)
         self.quota = self._new_quota()
+        self.blocked = self._blocked()
         self._new_stats()
+
+    def _blocked(self) -> frozenset[str]:
+        # Normalised once per change, not per request: numbers may be given in any format.
+        return frozenset(e164(phone) or phone for phone in self.config.reject_phones)
 
     def _new_quota(self) -> Quota | None:
         c = self.config
@@ -104,6 +109,7 @@ class Sandbox:
             self.quota = self._new_quota()
         if "seed" in changes:
             self.rng = random.Random(self.config.seed)
+        self.blocked = self._blocked()
 
     def reset(self) -> None:
         self.store.reset()
@@ -186,7 +192,7 @@ class Sandbox:
             body, call = parse_body(await request.body())
         except BadRequest as exc:
             return _error(400, str(exc), headers)
-        if call.phone_number in {e164(p) or p for p in c.reject_phones}:
+        if call.phone_number in self.blocked:
             return _error(400, f"contact phone number {call.phone_number} is blocked", headers)
         if call.from_number not in TEAM_FROM_NUMBERS:
             return _error(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -146,4 +147,7 @@ def sandbox_command(port: int, log_level: str, **options: Any) -> None:
         uvicorn_config(app, log_config=uvicorn.config.LOGGING_CONFIG, log_level=log_level),
         on_started=announce,
     )
-    server.run(sockets=[sock])
+    # uvicorn re-raises Ctrl-C once it has shut down; for a server that is the normal end.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    click.echo("batchcall sandbox stopped")

@@ -130,7 +130,8 @@ class Validator:
             )
             if placement.error_code is not None:
                 return _invalid(src, placement.error_code, placement.error or "", phone)
-            when, moved = placement.when, placement.moved
+            moved = placement.moved
+            when = placement.when.astimezone(UTC) if placement.when is not None else None
 
         contact: dict[str, Any] = {"phone_number": phone}
         if self._first_at is not None and cells[self._first_at]:
@@ -149,7 +150,7 @@ class Validator:
         if objects:
             body["objects"] = objects
         if when is not None:
-            body["scheduled_time"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            body["scheduled_time"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
         return Checked(
             row=src.row,
             cells=cells,
@@ -218,7 +219,10 @@ class Validator:
                 "past_scheduled_time",
                 f"{raw!r} is in the past; give a future time, or clear the cell to call now.",
             )
-        return parsed, None
+        try:
+            return parsed.astimezone(UTC), None
+        except OverflowError:  # 9999-12-31T23:59-10:00 is past the end of the calendar in UTC
+            return None, ("invalid_scheduled_time", f"{raw!r} is too far in the future.")
 
 
 # --- phone validity, fast ---------------------------------------------------------------------

@@ -139,6 +139,8 @@ def test_row_timezone_column_overrides_the_timezone_option(tmp_path: Path) -> No
         ("2030-03-02", "invalid_scheduled_time", "no time"),
         ("2030-03-02 09:30", "missing_timezone", "--timezone"),
         ("2020-03-02T09:30:00Z", "past_scheduled_time", "past"),
+        ("0001-01-01T00:00:00+01:00", "past_scheduled_time", "past"),
+        ("9999-12-31T23:59:59-10:00", "invalid_scheduled_time", "too far"),
     ],
 )
 def test_bad_times_say_what_to_do(tmp_path: Path, cell: str, code: str, hint: str) -> None:

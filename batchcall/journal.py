@@ -3,7 +3,8 @@
 A row's life is the state machine below, written once here and nowhere re-derived:
 
     pending ──> sending ──> scheduled | failed | unknown
-       ^           │
+       ^  │        │
+       │  └──> failed  (refused before sending: its calling window closed meanwhile)
        └───────────┘   (401 / not executed: the request provably did nothing)
     failed | unknown ──> pending   (retry, only when the user asks)
     invalid, duplicate: decided at planning, never sent
@@ -28,7 +29,8 @@ from .errors import UsageError
 from .models import Checked
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "pending": frozenset({"sending"}),
+    # pending -> failed: refused before sending (its calling window closed for good meanwhile)
+    "pending": frozenset({"sending", "failed"}),
     "sending": frozenset({"scheduled", "failed", "unknown", "pending"}),
     "failed": frozenset({"pending"}),
     "unknown": frozenset({"pending"}),
@@ -217,6 +219,18 @@ class Journal:
             f"UPDATE rows SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE row = ?"
         )
         self._db.execute(sql, (to, _now(), *fields.values(), row))
+
+    def cells(self, row: int) -> list[str]:
+        found = self._db.execute("SELECT cells FROM rows WHERE row = ?", (row,)).fetchone()
+        return [] if found is None else json.loads(found[0])
+
+    def replan(self, row: int, body: dict[str, Any]) -> None:
+        """A pending row's request changed before it left (a calling window moved its time)."""
+        self._db.execute(
+            "UPDATE rows SET request = ?, scheduled_time_sent = ?, time_moved = 1, updated_at = ?"
+            " WHERE row = ? AND state = 'pending'",
+            (json.dumps(body, ensure_ascii=False), body.get("scheduled_time"), _now(), row),
+        )
 
     def mark_sending(self, row: int, attempts: int) -> None:
         self.transition(row, "sending", attempts=attempts)

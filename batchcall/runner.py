@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -39,6 +40,7 @@ from .models import Checked
 from .plan import plan
 from .report import write_reports
 from .validate import Validator
+from .windows import WindowPolicy
 
 log = logging.getLogger("batchcall")
 
@@ -210,6 +212,8 @@ class _Execution:
         self.stop = asyncio.Event()
         self.auth_error: AuthError | None = None
         self.interrupted = False
+        self.policy = WindowPolicy.from_settings(settings)
+        self.timezone_column: int | None = journal.meta("timezone_column")
 
     async def load(self) -> None:
         if self.planned is not None:
@@ -269,11 +273,42 @@ class _Execution:
             self.stats.first_sent = now
             log.info("first request sent after %.2fs", now - self.stats.started)
 
+    def _place_now(self, job: Job) -> Job | None:
+        """Re-check the calling window for a row with no time, just before it leaves.
+
+        Validation placed it at "now", but a long run may reach it after its window closed;
+        sending it without a time would ring the callee now, outside the legal hours.
+        """
+        if self.policy is None or "scheduled_time" in job.body:
+            return job
+        cells = self.journal.cells(job.row)
+        col = self.timezone_column
+        zone = cells[col].strip() or None if col is not None and col < len(cells) else None
+        placement = self.policy.place(
+            None,
+            phone_e164=job.body["contact"]["phone_number"],
+            row_timezone=zone,
+            now=datetime.now(UTC),
+        )
+        if placement.error_code is not None:
+            result = Result("failed", error_code=placement.error_code, error=placement.error)
+            self.journal.record(job.row, result, attempts=job.attempts)
+            return None
+        if placement.moved and placement.when is not None:
+            body = {**job.body, "scheduled_time": placement.when.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            self.journal.replan(job.row, body)
+            return dataclasses.replace(job, body=body)
+        return job
+
     async def work(self, queue: asyncio.Queue[Job | None]) -> None:
         assert self.dispatcher is not None
         while (job := await queue.get()) is not None:
             if self.stop.is_set():
                 continue
+            placed = self._place_now(job)
+            if placed is None:
+                continue
+            job = placed
             try:
                 result, attempts = await self.dispatcher.send(job, before_send=self._before_send)
             except _Stopping:
@@ -507,6 +542,7 @@ def run(
                 input_sha256=sha256,
                 settings=settings.recorded(),
                 header=table.header,
+                timezone_column=table.fields.get("timezone"),
                 dry_run=dry_run,
                 sandbox=sandbox,
                 load_complete=False,

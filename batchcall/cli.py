@@ -171,7 +171,15 @@ def _finish(summary: Any, output: Output) -> None:
     sys.exit(summary.exit_code)
 
 
-def _stopped_summary(exc: AbortedError | InterruptedRun) -> dict[str, Any] | None:
+def _message(exc: BatchCallError) -> str:
+    message = str(exc)
+    run_dir = getattr(exc, "run_dir", None)
+    if run_dir and f"batchcall resume {run_dir}" not in message:
+        message += f" Then continue with: batchcall resume {run_dir}"
+    return message
+
+
+def _stopped_summary(exc: AbortedError | InterruptedRun, message: str) -> dict[str, Any] | None:
     # The runner writes summary.json before it raises, so a stopped run can still show its
     # counts and report paths; the exit code and message are the error's.
     if not exc.run_dir:
@@ -180,18 +188,21 @@ def _stopped_summary(exc: AbortedError | InterruptedRun) -> dict[str, Any] | Non
         data: dict[str, Any] = json.loads((Path(exc.run_dir) / "summary.json").read_text())
     except (OSError, ValueError):
         return None
-    data.update(exit_code=exc.exit_code, message=str(exc))
+    data.update(exit_code=exc.exit_code, message=message)
     return data
 
 
 def _fail(exc: BatchCallError, output: Output) -> None:
-    data = _stopped_summary(exc) if isinstance(exc, AbortedError | InterruptedRun) else None
+    message = _message(exc)
+    data = None
+    if isinstance(exc, AbortedError | InterruptedRun):
+        data = _stopped_summary(exc, message)
     if output.as_json:
         # stdout stays one JSON object, whatever happened.
-        click.echo(json.dumps(data or {"error": str(exc), "exit_code": exc.exit_code}))
+        click.echo(json.dumps(data or {"error": message, "exit_code": exc.exit_code}))
     elif data is not None and not output.quiet:
-        click.echo(format_summary(data))
-    click.echo(f"batchcall: {exc}", err=True)
+        click.echo(format_summary({**data, "message": None}))
+    click.echo(f"batchcall: {message}", err=True)
     sys.exit(exc.exit_code)
 
 

@@ -1,0 +1,296 @@
+"""The command line as a nightly job and an operator see it: exit codes, JSON, messages, help.
+
+Every test runs `python -m batchcall` in a child process against the real sandbox on loopback,
+with the key in the child's environment, so stdout, stderr and exit codes are the real ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from batchcall.cli import main
+from batchcall.sandbox import SandboxConfig, start_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data" / "contacts.csv"
+FROM = "+61291234567"
+SCRIPT = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
+TEAM = ["--from-number", FROM, "--script-id", SCRIPT]
+ANSI = re.compile(r"\x1b\[")
+
+
+@pytest.fixture
+def sandbox() -> Iterator:
+    with start_sandbox(SandboxConfig(api_key="sk_test_cli_key_0123456789")) as server:
+        yield server
+
+
+def write_contacts(path: Path, rows: int, *, header: tuple[str, str] = ("Name", "Phone")) -> Path:
+    """`rows` distinct, valid Australian mobiles."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows([f"Person {n}", f"+61412{n:06d}"] for n in range(rows))
+    return path
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment without any batchcall or Voxworks setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHCALL_", "VOXWORKS_"))}
+    return {**env, **extra}
+
+
+def batchcall(
+    *args: str | Path, cwd: Path, key: str | None = None, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    extra = {"VOXWORKS_API_KEY": key} if key else {}
+    return subprocess.run(
+        [sys.executable, "-m", "batchcall", *map(str, args)],
+        cwd=cwd,
+        env=child_env(**extra, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def outcomes(csv_path: Path) -> list[dict[str, str]]:
+    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_wrong_key_aborts_with_exit_3_rows_stay_pending_and_resume_finishes_them(sandbox, tmp_path):
+    """A 401 stops a 400-row run within a handful of requests; `resume` with the right key
+    then schedules every row, each exactly once."""
+    contacts = write_contacts(tmp_path / "contacts.csv", 400)
+    out = tmp_path / "run"
+    wrong = batchcall(
+        "run", contacts, *TEAM, "--base-url", sandbox.base_url, "--out", out,
+        cwd=tmp_path, key="sk_wrong_key",
+    )  # fmt: skip
+    assert wrong.returncode == 3, wrong.stderr
+    assert sandbox.stats()["requests"] <= 40
+    assert sandbox.calls() == []
+    assert "401" in wrong.stderr and f"batchcall resume {out}" in wrong.stderr
+    assert {row["outcome"] for row in outcomes(out / "results.csv")} == {"pending"}
+    assert json.loads((out / "summary.json").read_text())["counts"] == {"pending": 400}
+
+    right = batchcall("resume", out, "--json", cwd=tmp_path, key=sandbox.api_key)
+    assert right.returncode == 0, right.stderr
+    assert json.loads(right.stdout)["counts"] == {"scheduled": 400}
+    phones = [call["phone_number"] for call in sandbox.calls()]
+    assert len(phones) == len(set(phones)) == 400
+
+
+def test_file_without_phone_column_exits_2_sends_nothing_and_names_what_it_looked_for(
+    sandbox, tmp_path
+):
+    """A contact list with no phone column is refused before a single request leaves."""
+    contacts = write_contacts(tmp_path / "contacts.csv", 5, header=("Name", "Email"))
+    result = batchcall(
+        "run", contacts, *TEAM, "--base-url", sandbox.base_url, cwd=tmp_path, key=sandbox.api_key
+    )
+    assert result.returncode == 2
+    assert sandbox.stats()["requests"] == 0
+    message = result.stderr.lower()
+    assert "phone column" in message
+    for alias in ("phone", "mobile", "tel", "phone number"):
+        assert repr(alias) in message
+    assert "'name', 'email'" in message  # what it found
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_plain_http_to_a_remote_host_exits_2_before_any_network_activity(
+    how, tmp_path, monkeypatch
+):
+    """`--base-url http://api.example.invalid` (or VOXWORKS_BASE_URL) is refused with exit 2:
+    no name is looked up, no socket connects, and no run directory is made."""
+    touched: list[object] = []
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        touched.append(args)
+        raise AssertionError("network used")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.chdir(tmp_path)
+    contacts = write_contacts(tmp_path / "contacts.csv", 3)
+    url = "http://api.example.invalid"
+    args = ["run", str(contacts), *TEAM]
+    env = {"VOXWORKS_API_KEY": "sk_any"}
+    if how == "option":
+        args += ["--base-url", url]
+    else:
+        env["VOXWORKS_BASE_URL"] = url
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 2, result.output
+    assert "Refusing plain http:// to api.example.invalid" in result.stderr
+    assert "https://" in result.stderr
+    assert touched == []
+    assert not (tmp_path / "reports").exists()
+
+
+def test_json_prints_one_object_on_stdout_and_no_bar_on_a_non_tty_stderr(sandbox, tmp_path):
+    """`--json` output parses as one JSON object holding counts, codes, timings and rates;
+    with stderr a pipe, nothing of a progress bar is written."""
+    result = batchcall(
+        "run", SAMPLE, "--json", "--verbose", "--base-url", sandbox.base_url, *TEAM,
+        cwd=tmp_path, key=sandbox.api_key,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    data = json.loads(result.stdout)
+    assert data["counts"] == {"scheduled": 47, "invalid": 3}
+    assert data["errors"] == {"missing_phone": 1, "invalid_phone": 1, "damaged_phone": 1}
+    assert data["exit_code"] == 1
+    assert Path(tmp_path / data["run_dir"]).is_dir()
+    assert data["requests"] == 47 and data["throttled"] == 0
+    assert data["seconds"] > 0 and data["rate"] > 0 and data["limiter"]
+    assert "\r" not in result.stderr and not ANSI.search(result.stderr)
+
+
+def test_json_errors_are_still_one_object_on_stdout(sandbox, tmp_path):
+    """A job parsing stdout gets JSON even when the run fails: a usage error (exit 2) gives
+    the error and code, an aborted run (exit 3) its counts too."""
+    usage = batchcall("run", SAMPLE, "--json", "--max-rate", "0", *TEAM, cwd=tmp_path)
+    assert usage.returncode == 2
+    assert json.loads(usage.stdout)["exit_code"] == 2
+    assert "max_rate" in json.loads(usage.stdout)["error"]
+
+    aborted = batchcall(
+        "run", SAMPLE, "--json", "--base-url", sandbox.base_url, *TEAM,
+        cwd=tmp_path, key="sk_wrong_key",
+    )  # fmt: skip
+    assert aborted.returncode == 3
+    data = json.loads(aborted.stdout)
+    assert data["exit_code"] == 3 and data["counts"]["pending"] == 47
+    assert "batchcall resume" in data["message"]
+
+
+def test_summary_table_shows_errors_by_code_and_report_paths(sandbox, tmp_path):
+    """Without --json the operator sees counts, the error breakdown and where the files are."""
+    result = batchcall(
+        "run", SAMPLE, "--base-url", sandbox.base_url, *TEAM, cwd=tmp_path, key=sandbox.api_key
+    )
+    assert result.returncode == 1
+    table = result.stdout
+    assert re.search(r"scheduled\s+47", table) and re.search(r"invalid\s+3", table)
+    for code in ("missing_phone", "invalid_phone", "damaged_phone"):
+        assert re.search(rf"{code}\s+1", table)
+    run_dir = next((tmp_path / "reports").iterdir()).relative_to(tmp_path)
+    for name in ("results.csv", "failed.csv", "summary.json", "run.log"):
+        assert str(run_dir / name) in table
+        assert (tmp_path / run_dir / name).is_file()
+
+
+def test_quiet_prints_nothing_but_keeps_the_exit_code(sandbox, tmp_path):
+    """`--quiet` leaves stdout and stderr empty for a run that went through."""
+    result = batchcall(
+        "run", SAMPLE, "-q", "--base-url", sandbox.base_url, *TEAM,
+        cwd=tmp_path, key=sandbox.api_key,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "\r" not in result.stderr and "scheduled" not in result.stderr
+
+
+def test_failed_csv_validates_again_with_the_same_error_codes(sandbox, tmp_path):
+    """`batchcall validate <run>/failed.csv` reads our own file back: the rows that were
+    invalid are invalid again, with the same codes."""
+    first = batchcall(
+        "run", SAMPLE, "--json", "--base-url", sandbox.base_url, *TEAM,
+        cwd=tmp_path, key=sandbox.api_key,
+    )  # fmt: skip
+    failed_csv = tmp_path / json.loads(first.stdout)["failed_csv"]
+    before = {r["Phone"]: r["error_code"] for r in outcomes(failed_csv)}
+    assert sorted(before.values()) == ["damaged_phone", "invalid_phone", "missing_phone"]
+
+    again = batchcall("validate", failed_csv, *TEAM, "--json", cwd=tmp_path)
+    assert again.returncode == 1, again.stderr
+    data = json.loads(again.stdout)
+    assert data["counts"] == {"invalid": 3}
+    after = {r["Phone"]: r["error_code"] for r in outcomes(tmp_path / data["results_csv"])}
+    assert after == before
+
+
+def test_ctrl_c_exits_130_prints_the_resume_command_and_resume_completes(tmp_path):
+    """SIGINT mid-run stops sending, exits 130 and says how to resume; the journal is intact,
+    and `resume` sends the rest with nobody called twice."""
+    config = SandboxConfig(api_key="sk_test_interrupt_key", latency=0.2)
+    with start_sandbox(config) as server:
+        contacts = write_contacts(tmp_path / "contacts.csv", 300)
+        out = tmp_path / "run"
+        child = subprocess.Popen(
+            [sys.executable, "-m", "batchcall", "run", str(contacts), *TEAM,
+             "--base-url", server.base_url, "--out", str(out), "--concurrency", "4"],
+            cwd=tmp_path, env=child_env(VOXWORKS_API_KEY=server.api_key),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while server.stats()["created"] < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling a real child process, not timing a unit
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+        assert child.returncode == 130, stderr
+        assert f"batchcall resume {out}" in stderr
+        sent = len(server.calls())
+        assert 8 <= sent < 300
+
+        status = batchcall("status", out, "--json", cwd=tmp_path)
+        counts = json.loads(status.stdout)["counts"]
+        assert counts.get("scheduled", 0) == sent
+        assert counts["pending"] == 300 - sent
+
+        server.configure(latency=0.0)
+        resumed = batchcall("resume", out, "--json", cwd=tmp_path, key=server.api_key)
+        assert resumed.returncode == 0, resumed.stderr
+        assert json.loads(resumed.stdout)["counts"] == {"scheduled": 300}
+        phones = [call["phone_number"] for call in server.calls()]
+        assert len(phones) == len(set(phones)) == 300
+
+
+def _commands() -> list[str]:
+    return sorted(main.commands)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_help_with_a_worked_example(command):
+    """`batchcall COMMAND --help` shows a worked example of that very command."""
+    result = CliRunner().invoke(main, [command, "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert f"batchcall {command} " in result.output
+
+
+def test_every_command_and_option_is_documented_in_the_readme_or_the_help():
+    """No command or option exists that a user cannot find in the README or in --help."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    top = CliRunner().invoke(main, ["--help"], terminal_width=100).output
+    missing = []
+    for name, command in main.commands.items():
+        if name not in readme and name not in top:
+            missing.append(name)
+        help_text = CliRunner().invoke(main, [name, "--help"], terminal_width=100).output
+        for param in command.params:
+            if getattr(param, "hidden", False):
+                continue
+            for opt in param.opts + param.secondary_opts:
+                if opt.startswith("--") and opt not in readme and opt not in help_text:
+                    missing.append(f"{name} {opt}")
+            if isinstance(param, click.Option) and param.opts[0] != "--help":
+                assert param.help, f"{name} {param.opts[0]} has no help text"
+    assert missing == []

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import random as _random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from pydantic import ValidationError
@@ -40,14 +40,13 @@ AMBIGUOUS = (
 )
 
 
-class Permit(Protocol): ...
-
-
 class GateLike(Protocol):
-    async def acquire(self) -> Permit: ...
+    """What the dispatcher needs of `limiter.Gate`; tests pass simpler gates."""
+
+    async def acquire(self) -> Any: ...
 
     def release(
-        self, permit: Permit, *, status: int | None, headers: httpx.Headers | None
+        self, permit: Any, *, status: int | None, headers: Mapping[str, str] | None
     ) -> float | None: ...
 
 

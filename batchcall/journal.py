@@ -298,5 +298,31 @@ class Journal:
             "SELECT row, cells, state, call_id, contact_id, http_status, error_code, error,"
             " attempts, phone_e164, scheduled_time_sent, time_moved FROM rows ORDER BY row"
         )
-        for r in cursor:
-            yield ReportRow(r[0], json.loads(r[1]), *r[2:11], bool(r[11]))
+        for (
+            row,
+            cells,
+            state,
+            call_id,
+            contact_id,
+            status,
+            code,
+            error,
+            attempts,
+            phone,
+            sent,
+            moved,
+        ) in cursor:
+            yield ReportRow(
+                row,
+                json.loads(cells),
+                state,
+                call_id,
+                contact_id,
+                status,
+                code,
+                error,
+                attempts,
+                phone,
+                sent,
+                bool(moved),
+            )

@@ -1,0 +1,129 @@
+"""Client CPU seconds per 1,000 rows, end to end, beside a bare httpx loop.
+
+    python benchmarks/overhead.py [--rows 2000] [--repeat 3]
+
+Both clients run in their own child process against the same sandbox (itself a child process,
+unlimited, no latency), so `RUSAGE_CHILDREN` gives each client's CPU alone. batchcall does the
+whole job (read the CSV, validate, plan, journal every state, send, write the reports); the
+baseline only posts prebuilt bodies with the same concurrency. The ratio is the price of the
+journal and the checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from e2e_support import FROM, SCRIPT, au_mobiles, write_contacts  # noqa: E402
+
+from batchcall.sandbox import SandboxConfig, start_sandbox  # noqa: E402
+
+CONCURRENCY = 16
+
+BASELINE = r"""
+import asyncio, json, sys, httpx
+base, key, path, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+bodies = json.load(open(path))
+async def main():
+    queue = asyncio.Queue()
+    for i, body in enumerate(bodies):
+        queue.put_nowait((i, body))
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": "Bearer " + key}) as c:
+        async def worker():
+            while not queue.empty():
+                i, body = queue.get_nowait()
+                r = await c.post("/api/v1/create-phone-call", json=body,
+                                 headers={"Idempotency-Key": f"base-{i}"})
+                assert r.status_code == 201, r.text
+        await asyncio.gather(*(worker() for _ in range(workers)))
+asyncio.run(main())
+"""
+
+
+def _cpu_of(command: list[str], env: dict[str, str]) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="batchcall-overhead-"))
+    ours, bare = [], []
+    batchcall_bin = str(Path(sys.executable).with_name("batchcall"))
+    for i in range(args.repeat):
+        phones = au_mobiles(args.rows, start=i * args.rows * 2)
+        source = write_contacts(work / f"contacts{i}.csv", phones)
+        bodies = [
+            {
+                "from_number": FROM,
+                "script_id": SCRIPT,
+                "contact": {"phone_number": p, "first_name": f"Name{n}", "last_name": f"S{n}"},
+                "objects": {"policy": {"number": f"POL-{n:05d}"}},
+            }
+            for n, p in enumerate(phones, 1)
+        ]
+        (work / "bodies.json").write_text(json.dumps(bodies))
+        with start_sandbox(SandboxConfig(), subprocess=True) as server:
+            env = dict(os.environ, VOXWORKS_API_KEY=server.api_key)
+            ours.append(
+                _cpu_of(
+                    [
+                        batchcall_bin,
+                        "run",
+                        str(source),
+                        "--from-number",
+                        FROM,
+                        "--script-id",
+                        SCRIPT,
+                        "--base-url",
+                        server.base_url,
+                        "--concurrency",
+                        str(CONCURRENCY),
+                        "--reports-dir",
+                        str(work / "reports"),
+                        "--quiet",
+                    ],
+                    env,
+                )
+            )
+            assert len(server.calls()) == args.rows, "batchcall did not schedule every row"
+            server.reset()
+            bare.append(
+                _cpu_of(
+                    [
+                        sys.executable,
+                        "-c",
+                        BASELINE,
+                        server.base_url,
+                        server.api_key,
+                        str(work / "bodies.json"),
+                        str(CONCURRENCY),
+                    ],
+                    env,
+                )
+            )
+    per_k = 1000 / args.rows
+    ours_k, bare_k = statistics.median(ours) * per_k, statistics.median(bare) * per_k
+    print(f"client CPU per 1,000 rows, median of {args.repeat} runs of {args.rows} rows")
+    print(f"{'client':<28}{'CPU s / 1k rows':>18}")
+    print(f"{'batchcall run (end to end)':<28}{ours_k:>18.3f}")
+    print(f"{'bare httpx loop (baseline)':<28}{bare_k:>18.3f}")
+    print(f"{'ratio':<28}{ours_k / bare_k:>17.2f}x")
+
+
+if __name__ == "__main__":
+    main()

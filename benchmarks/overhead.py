@@ -22,9 +22,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from e2e_support import FROM, SCRIPT, au_mobiles, write_contacts  # noqa: E402
+from e2e_support import FROM, SCRIPT, au_mobiles, write_contacts
 
-from batchcall.sandbox import SandboxConfig, start_sandbox  # noqa: E402
+from batchcall.sandbox import SandboxConfig, start_sandbox
 
 CONCURRENCY = 16
 

@@ -1,7 +1,11 @@
 """run.log: the standard `logging` module, with phone numbers masked and the key never present.
 
 The key is never passed to a logger in the first place; masking is for the personal data in
-the log (phone numbers), which a support ticket may carry around.
+the log (phone numbers), which a support ticket may carry around. A bearer token is blanked
+too, in case a library ever logs a header: the log must stay safe to attach to a ticket.
+
+`--verbose` adds httpx's own line per request (method, URL, status): it names no key and no
+phone, since both travel in headers and the body, never in the URL.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from pathlib import Path
 _PHONE = re.compile(r"(?<![\w:.+-])(?!\d{4}-\d{2}-\d{2})(?:\+|\(?)\d(?:[ .\-()]*\d){6,}(?![\w:])")
 
 
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",]+")
+
+
 def mask_phones(text: str) -> str:
     def _mask(match: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", match.group())
@@ -29,7 +36,7 @@ def mask_phones(text: str) -> str:
 class MaskingFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         # Mask the message only: the timestamp is ours and holds no personal data.
-        record.message = mask_phones(record.message)
+        record.message = _BEARER.sub(r"\1***", mask_phones(record.message))
         return super().formatMessage(record)
 
 
@@ -41,13 +48,17 @@ def run_logging(run_dir: Path, *, verbose: bool = False) -> Iterator[Path]:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger = logging.getLogger("batchcall")
-    previous = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
+    loggers = [logging.getLogger("batchcall")]
+    if verbose:
+        loggers.append(logging.getLogger("httpx"))
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG if logger.name == "batchcall" else logging.INFO)
+        logger.addHandler(handler)
     try:
         yield path
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
+        for logger, level in zip(loggers, previous, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
         handler.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import shutil
 import socket
@@ -23,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from batchcall.cli import main
+from batchcall.logs import run_logging
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "contacts.csv"
@@ -88,10 +90,21 @@ def test_run_directory_is_0700_and_nothing_in_it_or_printed_holds_the_key(sandbo
             assert KEY.encode() not in data, path
             assert WRONG_KEY.encode() not in data, path
         log = (run_dir / "run.log").read_text()
+        assert "HTTP Request: POST" in log  # --verbose logs every request
         assert "+61413186091" not in log and "0413186091" not in log  # phones are masked
     for output in (wrong, resumed, second):
         for stream in (output.stdout, output.stderr):
             assert KEY not in stream and WRONG_KEY not in stream
+
+
+def test_a_bearer_token_that_reaches_run_log_is_blanked(tmp_path):
+    """Should any library log an Authorization header, run.log shows `Bearer ***`."""
+    with run_logging(tmp_path, verbose=True) as path:
+        logging.getLogger("httpx").info("headers: {'authorization': 'Bearer %s'}", KEY)
+        logging.getLogger("batchcall").info("Authorization: Bearer %s", KEY)
+    log = path.read_text()
+    assert KEY not in log
+    assert log.count("Bearer ***") == 2
 
 
 def test_key_file_is_used_and_the_environment_is_not_needed(sandbox, tmp_path):

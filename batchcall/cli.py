@@ -240,7 +240,27 @@ def _split(options: dict[str, Any]) -> dict[str, Any]:
 # --- commands ----------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Command(click.Command):
+    """A command whose option errors also reach stdout as JSON when `--json` was asked for,
+    so a job that parses stdout never gets an empty string."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], *rest: Any, **kwargs: Any
+    ) -> click.Context:
+        wants_json = "--json" in args  # before parsing: click consumes `args`
+        try:
+            return super().make_context(info_name, args, *rest, **kwargs)
+        except click.UsageError as exc:
+            if wants_json:
+                click.echo(json.dumps({"error": exc.format_message(), "exit_code": exc.exit_code}))
+            raise
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="batchcall")
 def main() -> None:
     """Schedule a Voxworks call for every row of a spreadsheet.

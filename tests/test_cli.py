@@ -166,10 +166,11 @@ def test_json_prints_one_object_on_stdout_and_no_bar_on_a_non_tty_stderr(sandbox
 def test_json_errors_are_still_one_object_on_stdout(sandbox, tmp_path):
     """A job parsing stdout gets JSON even when the run fails: a usage error (exit 2) gives
     the error and code, an aborted run (exit 3) its counts too."""
-    usage = batchcall("run", SAMPLE, "--json", "--max-rate", "0", *TEAM, cwd=tmp_path)
-    assert usage.returncode == 2
-    assert json.loads(usage.stdout)["exit_code"] == 2
-    assert "max_rate" in json.loads(usage.stdout)["error"]
+    for bad, named in [("0", "max_rate"), ("fast", "--max-rate")]:
+        usage = batchcall("run", SAMPLE, "--json", "--max-rate", bad, *TEAM, cwd=tmp_path)
+        assert usage.returncode == 2
+        assert json.loads(usage.stdout)["exit_code"] == 2
+        assert named in json.loads(usage.stdout)["error"]
 
     aborted = batchcall(
         "run", SAMPLE, "--json", "--base-url", sandbox.base_url, *TEAM,
@@ -261,6 +262,32 @@ def test_ctrl_c_exits_130_prints_the_resume_command_and_resume_completes(tmp_pat
         assert json.loads(resumed.stdout)["counts"] == {"scheduled": 300}
         phones = [call["phone_number"] for call in server.calls()]
         assert len(phones) == len(set(phones)) == 300
+
+
+def test_python_api_returns_the_same_summary_the_cli_prints(sandbox, tmp_path, monkeypatch):
+    """`batchcall.run(...)` is the CLI without the shell: it returns the summary whose
+    exit_code and counts --json prints, and raises the error whose exit_code the CLI exits
+    with."""
+    import batchcall
+
+    monkeypatch.setenv("VOXWORKS_API_KEY", sandbox.api_key)
+    options = dict(
+        base_url=sandbox.base_url,
+        from_number=FROM,
+        script_id=SCRIPT,
+        reports_dir=tmp_path / "reports",
+    )
+    summary = batchcall.run(SAMPLE, **options)
+    assert summary.exit_code == 1
+    assert summary.counts == {"scheduled": 47, "invalid": 3}
+    assert summary.errors == {"missing_phone": 1, "invalid_phone": 1, "damaged_phone": 1}
+    assert json.loads(Path(summary.run_dir, "summary.json").read_text())["counts"] == (
+        summary.counts
+    )
+    monkeypatch.setenv("VOXWORKS_API_KEY", "sk_wrong_key")
+    with pytest.raises(batchcall.AuthError) as caught:
+        batchcall.run(SAMPLE, force=True, **options)
+    assert caught.value.exit_code == 3 and caught.value.run_dir
 
 
 def _commands() -> list[str]:

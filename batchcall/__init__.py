@@ -18,6 +18,7 @@ from .errors import (
     InputError,
     InterruptedRun,
     SameInputError,
+    TlsError,
     UsageError,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "InterruptedRun",
     "SameInputError",
     "Summary",
+    "TlsError",
     "UsageError",
     "__version__",
     "resume",

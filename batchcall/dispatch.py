@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random as _random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import ValidationError
 
-from .errors import AuthError
+from .errors import AuthError, TlsError
 from .journal import Job, Result
 from .limiter import parse_retry_after
 from .models import CreateCallResponse, ErrorResponse
@@ -38,6 +39,15 @@ AMBIGUOUS = (
     httpx.WriteTimeout,
     httpx.RemoteProtocolError,
 )
+
+
+def _tls_failure(exc: BaseException) -> str | None:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 class GateLike(Protocol):
@@ -205,6 +215,13 @@ class Dispatcher:
                 )
             except httpx.HTTPError as exc:
                 self._gate.release(permit, status=None, headers=None)
+                if _tls_failure(exc):
+                    # Retrying cannot fix a certificate, and it may mean someone is in the
+                    # middle: stop the whole run, as for a 401.
+                    raise TlsError(
+                        f"The TLS certificate of {exc.request.url.host} did not verify "
+                        f"({_tls_failure(exc)}). Nothing was sent; unsent rows stay pending."
+                    ) from exc
                 attempt = classify_error(exc)
             except BaseException:
                 self._gate.release(permit, status=None, headers=None)

@@ -5,7 +5,8 @@
     │   └── InputError             exit 2: the input file cannot be used as it is
     │       └── SameInputError     exit 2: this file was already run in the reports directory
     ├── AbortedError               exit 3: the run stopped early (401, fatal), rows left pending
-    │   └── AuthError              exit 3: the API rejected the key
+    │   ├── AuthError              exit 3: the API rejected the key
+    │   └── TlsError               exit 3: the server's certificate did not verify
     └── InterruptedRun             exit 130: Ctrl-C; the journal is intact
 
 The CLI turns these into a message and an exit code; the runner never prints.
@@ -50,6 +51,10 @@ class AbortedError(BatchCallError):
 
 class AuthError(AbortedError):
     """The API answered 401: the key is missing, malformed or wrong."""
+
+
+class TlsError(AbortedError):
+    """The server's TLS certificate did not verify; retrying cannot help."""
 
 
 class InterruptedRun(BatchCallError):

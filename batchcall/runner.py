@@ -29,9 +29,9 @@ from typing import Any, Protocol
 import httpx
 
 from . import __version__
-from .config import Settings, build_settings, check_base_url, read_api_key
+from .config import Output, Settings, build_options, check_base_url, read_api_key
 from .dispatch import Dispatcher
-from .errors import AuthError, InputError, InterruptedRun, SameInputError, UsageError
+from .errors import AbortedError, InputError, InterruptedRun, SameInputError, UsageError
 from .journal import Job, Journal, Result
 from .limiter import Gate
 from .load import Table, file_sha256, open_table
@@ -210,7 +210,7 @@ class _Execution:
         self.loaded = asyncio.Event()
         self.new_rows = asyncio.Event()
         self.stop = asyncio.Event()
-        self.auth_error: AuthError | None = None
+        self.abort: AbortedError | None = None
         self.interrupted = False
         self.policy = WindowPolicy.from_settings(settings)
         self.timezone_column: int | None = journal.meta("timezone_column")
@@ -313,10 +313,11 @@ class _Execution:
                 result, attempts = await self.dispatcher.send(job, before_send=self._before_send)
             except _Stopping:
                 continue  # stopped before this row left: it stays pending
-            except AuthError as exc:
-                # A 401 was not executed: the row goes back to pending for `resume`.
+            except AbortedError as exc:
+                # A 401 or a TLS failure: nothing was executed, so the row goes back to
+                # pending for `resume`, and no other row is started.
                 self.journal.transition(job.row, "pending")
-                self.auth_error = exc
+                self.abort = exc
                 self.stop.set()
                 continue
             self.journal.record(job.row, result, attempts=attempts)
@@ -452,11 +453,17 @@ async def _execute(
         if client is not None:
             await client.aclose()
         summary = _summarise(command, run_dir, journal, execution, execution.stats)
+        if execution.abort is not None:
+            summary.exit_code = execution.abort.exit_code
+            summary.message = str(execution.abort)
+        elif execution.interrupted:
+            summary.exit_code = InterruptedRun.exit_code
+            summary.message = "interrupted"
         write_reports(run_dir, journal, summary.to_dict)
         if progress:
             progress.close()
-    if execution.auth_error is not None:
-        raise AuthError(str(execution.auth_error), run_dir=str(run_dir))
+    if execution.abort is not None:
+        raise type(execution.abort)(str(execution.abort), run_dir=str(run_dir))
     if execution.interrupted:
         raise InterruptedRun(
             f"Interrupted. The journal is intact; continue with: batchcall resume {run_dir}",
@@ -468,10 +475,11 @@ async def _execute(
 # --- public API ------------------------------------------------------------------------------
 
 
-def _settings(settings: Settings | None, options: Mapping[str, Any]) -> Settings:
+def _settings(settings: Settings | None, options: Mapping[str, Any]) -> tuple[Settings, Output]:
+    """The Python API's settings, with the CLI's precedence (toml < environment < arguments)."""
     if settings is not None:
-        return settings.model_copy(update=dict(options)) if options else settings
-    return build_settings(options)
+        return (settings.model_copy(update=dict(options)) if options else settings), Output()
+    return build_options(options)
 
 
 @contextlib.contextmanager
@@ -510,7 +518,9 @@ def run(
     `VOXWORKS_API_KEY`. `dry_run=True` is `batchcall validate`: it writes the report and sends
     nothing.
     """
-    settings = _settings(settings, options)
+    settings, output = _settings(settings, options)
+    verbose = verbose or output.verbose
+    api_key_file = api_key_file or output.api_key_file
     path = Path(input)
     with _sandbox_target(settings, sandbox) as (settings, sandbox_key):
         check_base_url(settings.base_url)

@@ -33,6 +33,7 @@ and another client may be spending the same key. The gate learns the rest while 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import random as _random
 import time
@@ -55,6 +56,72 @@ REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
 RECHECK = 0.05  # seconds between looks while holding for quota
 PROBE_AFTER = 0.5  # seconds of silence after which one request may probe an empty quota
 RESET_SHARE = 0.25  # a jump of this share of the limit at once is a window reset
+ECHO_SLACK = 0.02  # seconds of send-to-count jitter allowed when matching refills to our sends
+ECHO_MIN_WINDOW = 0.2  # seconds; a shorter "window" is a bucket's refill, not an echo
+ECHO_MIN_SEEN = 3  # expired requests before an echo is trusted
+ECHO_GUARD = 0.01  # seconds added to the learned window before counting a request as expired
+
+
+class _Echo:
+    """Tests whether the quota handed back is our own requests expiring, one window later.
+
+    In a sliding log, quota comes back exactly when a request we sent leaves the window, so the
+    k-th unit handed back is the k-th request the server counted. Every observation therefore
+    bounds the window: the k-th counted request has expired, the next has not. While the
+    bounds stay consistent the window is known, and the gate can foresee every refill from its
+    own send times instead of extrapolating a refill rate that arrives in bursts. A token
+    bucket refills regardless of when we sent, so its bounds soon cross and the test fails for
+    good; so does a second client whose spending is not steady.
+    """
+
+    __slots__ = ("broken", "counted", "expired", "high", "low")
+
+    def __init__(self) -> None:
+        self.counted: list[float] = []  # send times of the requests the server counted
+        self.expired = 0
+        self.low = 0.0
+        self.high = math.inf
+        self.broken = False
+
+    def count(self, sent_at: float) -> None:
+        bisect.insort(self.counted, sent_at)
+
+    def observe(self, sent_at: float, handed_back: int) -> None:
+        if self.broken:
+            return
+        self.expired += handed_back
+        k, counted = self.expired, self.counted
+        if k < 0 or k > len(counted):
+            self.broken = True
+            return
+        if k >= 1:
+            self.high = min(self.high, sent_at - counted[k - 1] + ECHO_SLACK)
+        if k < len(counted):
+            self.low = max(self.low, sent_at - counted[k] - ECHO_SLACK)
+        if self.low > self.high:
+            self.broken = True
+
+    @property
+    def window(self) -> float | None:
+        """The window, erring long, once the echo is established; None otherwise."""
+        if self.broken or self.expired < ECHO_MIN_SEEN or self.high < ECHO_MIN_WINDOW:
+            return None
+        return self.high + ECHO_GUARD
+
+    def returning(self, since: float, until: float) -> int:
+        """Our requests that leave the window between two instants, by their send times."""
+        window = self.window
+        assert window is not None
+        lo = bisect.bisect_right(self.counted, since - max(0.0, self.low - ECHO_GUARD))
+        hi = bisect.bisect_right(self.counted, until - window)
+        return max(0, hi - lo)
+
+    def next_return(self, now: float) -> float | None:
+        """When the next of our counted requests leaves the window, after `now`."""
+        window = self.window
+        assert window is not None
+        index = bisect.bisect_right(self.counted, now - window)
+        return self.counted[index] + window if index < len(self.counted) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +220,9 @@ class Gate:
         self._window_quota: int | None = None
         self._growth = 0  # quota handed back since the last reset, outside resets
         self._margin = 1  # requests of quota held back against other clients' spending
+        self._echo = _Echo()
+        self._observed_sent = 0.0  # send time of the newest observation
+        self._uncounted: set[int] = set()  # recent permits the server did not count (429s)
 
         # The blind mode's CUBIC state.
         self._cubic_max: float | None = None
@@ -199,6 +269,10 @@ class Gate:
         if available < 1 + self._margin:
             if self._in_flight == 0 and available >= 1:
                 return 0.0  # spend the margin rather than stall with nothing in flight
+            if self._echo_window() is not None:
+                # Our own requests say when quota comes back; no need to probe for it.
+                back = self._echo.next_return(now)
+                return max(back - now, 1e-3) if back is not None else RECHECK
             if self._in_flight == 0 and now - self._last_send >= PROBE_AFTER:
                 return 0.0  # quota may have come back unseen; one request finds out
             if self._kind == "fixed" and self._window is not None:
@@ -236,8 +310,10 @@ class Gate:
                 self._limit_changed(limit)
             self._limit = limit
         if status == 429:
+            self._uncounted.add(permit.seq)
             return self._throttle(permit, now, headers)
         self._accepted += 1
+        self._echo.count(permit.sent_at)
         if remaining is not None and self._limit is not None:
             self._observe(permit, now, max(0, remaining))
         return None
@@ -251,13 +327,21 @@ class Gate:
         self._window_quota = None
         self._kind = "unknown"
         self._growth = 0
+        self._echo = _Echo()
+
+    def _counted_since_newest(self, seq: int) -> int:
+        """Permits after the newest observation, up to `seq`, that the server counted."""
+        skipped = sum(1 for u in self._uncounted if self._newest_seq < u <= seq)
+        self._uncounted = {u for u in self._uncounted if u > seq}
+        return seq - self._newest_seq - skipped
 
     def _observe(self, permit: Permit, now: float, remaining: int) -> None:
         if permit.seq <= self._newest_seq:
             return  # older than what we already know: its count is stale
         assert self._limit is not None
         if self._remaining is not None:
-            handed_back = remaining - self._remaining + permit.seq - self._newest_seq
+            handed_back = remaining - self._remaining + self._counted_since_newest(permit.seq)
+            self._echo.observe(permit.sent_at, handed_back)
             if handed_back >= max(3, RESET_SHARE * self._limit) and self._kind != "rolling":
                 self._on_reset(permit.sent_at, remaining)
             elif handed_back > 0:
@@ -273,6 +357,7 @@ class Gate:
         self._remaining = remaining
         self._newest_seq = permit.seq
         self._observed_at = now
+        self._observed_sent = permit.sent_at
         self._history.append((now, permit.seq, remaining))
         while len(self._history) > 2 and self._history[1][0] <= now - REFILL_SPAN:
             self._history.popleft()
@@ -318,9 +403,13 @@ class Gate:
             if self._limit:
                 self._margin = min(self._margin + 1, max(1, self._limit // 10))
             if permit.seq > self._newest_seq:
+                # A refusal says the quota was empty when it arrived: an observation too.
+                handed_back = self._counted_since_newest(permit.seq) - self._remaining
+                self._echo.observe(permit.sent_at, handed_back)
                 self._remaining = 0
                 self._newest_seq = permit.seq
                 self._observed_at = now
+                self._observed_sent = permit.sent_at
             self._refill = (self._refill or 0.0) * CUBIC_BETA
         else:
             self._blind_throttle(now)
@@ -343,8 +432,13 @@ class Gate:
                 return quota - sum(1 for t in self._sends if t >= reset)
             # The window is a first guess: one request checks whether the reset came.
             return 1 + self._margin if self._last_send < reset else base
+        if self._echo_window() is not None:
+            return min(self._limit, base + self._echo.returning(self._observed_sent, now))
         refill = self._refill or 0.0
         return min(self._limit, base + refill * (now - self._observed_at))
+
+    def _echo_window(self) -> float | None:
+        return self._echo.window if self._kind != "fixed" else None
 
     def _quota_rate(self, now: float, available: float) -> float:
         if self._kind == "fixed" and self._window is not None:
@@ -353,7 +447,9 @@ class Gate:
             quota = self._window_quota or self._limit or 1
             rate = max(rate, quota / self._window)
         else:
-            rate = (self._refill or 0.0) + (available - self._margin) / SURPLUS_HORIZON
+            window = self._echo_window()
+            refill = self._limit / window if window and self._limit else self._refill or 0.0
+            rate = refill + (available - self._margin) / SURPLUS_HORIZON
         return min(max(rate, MIN_RATE), self._max_rate)
 
     def _last_reset(self, now: float) -> float:

@@ -1,9 +1,9 @@
 """The adaptive gate against simulated rate-limited servers, on a virtual clock.
 
-Each scenario runs 600 rows through one `Gate` against a server model of the kind the issue
-lists (fixed window, sliding window, token bucket; headers always or only on 429; another
-client; a halved limit; 300 ms latency). Time is virtual: the event loop's clock jumps straight
-to the next timer, so a 12-second run takes milliseconds and never sleeps.
+Each scenario runs 600 rows through one `Gate` against the sandbox's own rate-limit classes, of
+the kinds the issue lists (fixed window, sliding window, token bucket; headers always or only on
+429; another client; a halved limit; 300 ms latency). Time is virtual: the event loop's clock
+jumps straight to the next timer, so a 12-second run takes milliseconds and never sleeps.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import math
 import selectors
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -19,6 +18,7 @@ from email.utils import format_datetime
 import pytest
 
 from batchcall.limiter import Gate, parse_retry_after
+from batchcall.sandbox._ratelimit import Quota
 
 LIMIT = 100
 WINDOW = 2.0
@@ -69,142 +69,48 @@ def run_virtual(main):  # type: ignore[no-untyped-def]
         loop.close()
 
 
-# --- server models ------------------------------------------------------------------------
-
-
-class Fixed:
-    def __init__(self, limit: int) -> None:
-        self.limit, self.start, self.index, self.count = limit, None, 0, 0
-
-    def _roll(self, now: float) -> None:
-        if self.start is None:
-            self.start = now
-        index = int((now - self.start) // WINDOW)
-        if index != self.index:
-            self.index, self.count = index, 0
-
-    def take(self, now: float) -> bool:
-        self._roll(now)
-        if self.count >= self.limit:
-            return False
-        self.count += 1
-        return True
-
-    def remaining(self, now: float) -> int:
-        self._roll(now)
-        return max(0, self.limit - self.count)
-
-    def retry_after(self, now: float) -> float:
-        assert self.start is not None
-        return self.start + (self.index + 1) * WINDOW - now
-
-
-class Sliding:
-    def __init__(self, limit: int) -> None:
-        self.limit, self.log = limit, deque()
-
-    def _expire(self, now: float) -> None:
-        while self.log and self.log[0] <= now - WINDOW:
-            self.log.popleft()
-
-    def take(self, now: float) -> bool:
-        self._expire(now)
-        if len(self.log) >= self.limit:
-            return False
-        self.log.append(now)
-        return True
-
-    def remaining(self, now: float) -> int:
-        self._expire(now)
-        return max(0, self.limit - len(self.log))
-
-    def retry_after(self, now: float) -> float:
-        self._expire(now)
-        return self.log[max(0, len(self.log) - self.limit)] + WINDOW - now
-
-
-class Bucket:
-    def __init__(self, limit: int) -> None:
-        self.limit, self.tokens, self.last = limit, float(limit), None
-
-    def _refill(self, now: float) -> None:
-        if self.last is not None:
-            rate = self.limit / WINDOW
-            self.tokens = min(self.limit, self.tokens + (now - self.last) * rate)
-        self.last = now
-
-    def take(self, now: float) -> bool:
-        self._refill(now)
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-    def remaining(self, now: float) -> int:
-        self._refill(now)
-        return int(self.tokens)
-
-    def retry_after(self, now: float) -> float:
-        return (1 - self.tokens) * WINDOW / self.limit
-
-
-KINDS = {"fixed": Fixed, "sliding": Sliding, "token_bucket": Bucket}
+# --- the server: the sandbox's own rate-limit classes -----------------------------------------
 
 
 @dataclass
 class Server:
-    """One key's quota as a gateway shows it: headers, Retry-After in whole seconds, latency."""
+    """One key's quota as the sandbox serves it: its `Quota`, headers, whole-second Retry-After.
+
+    The quota decides when a request arrives and the answer comes back `latency` later, as in
+    the sandbox, so the benchmark and these tests face the same gateway.
+    """
 
     kind: str
     headers: str = "always"
     latency: float = 0.001
     other_share: float = 0.0
     halve_at: float | None = None
-    algorithm: object = None
-    started: float | None = None
-    next_other: float | None = None
     accepted: int = 0
     throttled: int = 0
-    log: list[float] = field(default_factory=list)
+    quota: Quota = field(init=False)
 
     def __post_init__(self) -> None:
-        self.algorithm = KINDS[self.kind](LIMIT)
-
-    def _other_client(self, now: float) -> None:
-        if not self.other_share:
-            return
-        period = WINDOW / (self.other_share * self.algorithm.limit)
-        if self.next_other is None:
-            self.next_other = now + period / 2
-        while self.next_other <= now:
-            self.algorithm.take(self.next_other)
-            self.next_other += period
+        self.quota = Quota(
+            kind=self.kind,
+            limit=LIMIT,
+            window=WINDOW,
+            other_client_share=self.other_share,
+            limit_change_at=self.halve_at,
+            limit_after=LIMIT // 2 if self.halve_at is not None else None,
+        )
 
     def handle(self, now: float) -> tuple[int, dict[str, str]]:
-        if self.started is None:
-            self.started = now
-        if self.halve_at is not None and now - self.started >= self.halve_at:
-            self.algorithm.limit = LIMIT // 2
-            if isinstance(self.algorithm, Bucket):
-                self.algorithm.tokens = min(self.algorithm.tokens, LIMIT // 2)
-            self.halve_at = None
-        self._other_client(now)
-        algorithm = self.algorithm
-        if algorithm.take(now):
+        decision = self.quota.decide(now)
+        headers: dict[str, str] = {}
+        if self.headers == "always" or not decision.allowed:
+            headers["X-RateLimit-Limit"] = str(decision.limit)
+            headers["X-RateLimit-Remaining"] = str(decision.remaining)
+        if decision.allowed:
             self.accepted += 1
-            self.log.append(now)
-            if self.headers == "always":
-                return 201, {
-                    "X-RateLimit-Limit": str(algorithm.limit),
-                    "X-RateLimit-Remaining": str(algorithm.remaining(now)),
-                }
-            return 201, {}
+            return 201, headers
         self.throttled += 1
-        return 429, {
-            "X-RateLimit-Limit": str(algorithm.limit),
-            "X-RateLimit-Remaining": "0",
-            "Retry-After": str(max(1, math.ceil(algorithm.retry_after(now)))),
-        }
+        headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+        return 429, headers
 
 
 @dataclass

@@ -493,7 +493,7 @@ class Gate:
     def stats(self) -> dict[str, float | int | None]:
         """Requests, 429s, the current rate, the learned limit and window, and concurrency."""
         now = self._clock()
-        window: float | None = self._window
+        window: float | None = self._window or self._echo_window()
         if window is None and self._limit and self._refill:
             window = self._limit / self._refill
         return {

@@ -11,16 +11,19 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers.phonemetadata import PhoneMetadata
+from pydantic import BaseModel
 
 from .config import Settings
 from .errors import InputError
 from .load import Table
 from .models import Checked, Contact, CreatePhoneCallRequest, SourceRow
+
+_M = TypeVar("_M", bound=BaseModel)
 
 _E164 = phonenumbers.PhoneNumberFormat.E164
 # Excel damage: `4.29E+08` (a number shown in scientific notation) or `429069971.5` (a fraction).
@@ -31,6 +34,9 @@ _PHONE_CHARS = re.compile(r"[0-9+()\-./\s]+")
 _SLASH_DATE = re.compile(r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}\b")
 _DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 _ISO_EXAMPLE = "2030-03-02 09:30 or 2030-03-02T09:30:00+10:00"
+_UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_NO_TIME: tuple[None, None, None] = (None, None, None)
+_setattr = object.__setattr__
 
 
 class Validator:
@@ -79,6 +85,9 @@ class Validator:
             self.from_number = parsed
         self.script_id = (settings.script_id or "").strip() or None
         self.policy = _window_policy(settings)
+        # Campaign files repeat a handful of times over thousands of rows, and `now` is fixed
+        # for this validator, so a time cell's answer is worked out once.
+        self._when = lru_cache(maxsize=65536)(self._when_uncached)
 
     # --- one row ------------------------------------------------------------------------------
 
@@ -119,7 +128,8 @@ class Validator:
             )
 
         row_zone_name = cells[self._zone_at] if self._zone_at is not None else ""
-        when, problem = self._when(cells, row_zone_name)
+        raw_time = cells[self._time_at] if self._time_at is not None else ""
+        when, sent, problem = self._when(raw_time, row_zone_name) if raw_time else _NO_TIME
         if problem is not None:
             return _invalid(src, *problem, phone)
 
@@ -133,30 +143,29 @@ class Validator:
             moved = placement.moved
             when = placement.when.astimezone(UTC) if placement.when is not None else None
 
-        contact: dict[str, Any] = {"phone_number": phone}
-        if self._first_at is not None and cells[self._first_at]:
-            contact["first_name"] = cells[self._first_at]
-        if self._last_at is not None and cells[self._last_at]:
-            contact["last_name"] = cells[self._last_at]
-        body: dict[str, Any] = {
-            "from_number": from_number,
-            "script_id": script_id,
-            "contact": Contact.model_construct(**contact),
-        }
+        first = cells[self._first_at] if self._first_at is not None else ""
+        last = cells[self._last_at] if self._last_at is not None else ""
         objects: dict[str, dict[str, Any]] = {}
         for (type_, name), index in self._objects:
             if cells[index]:
                 objects.setdefault(type_, {})[name] = cells[index]
-        if objects:
-            body["objects"] = objects
-        if when is not None:
-            body["scheduled_time"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if moved:
+            sent = when.strftime(_UTC_FORMAT) if when is not None else None
+        contact = _construct(
+            Contact, {"phone_number": phone, "first_name": first or None, "last_name": last or None}
+        )
+        request = _construct(
+            CreatePhoneCallRequest,
+            {
+                "from_number": from_number,
+                "script_id": script_id,
+                "contact": contact,
+                "objects": objects or None,
+                "scheduled_time": sent,
+            },
+        )
         return Checked(
-            row=src.row,
-            cells=cells,
-            request=CreatePhoneCallRequest.model_construct(**body),
-            phone_e164=phone,
-            time_moved=moved,
+            row=src.row, cells=cells, request=request, phone_e164=phone, time_moved=moved
         )
 
     def _phone(self, raw: str, from_number: str) -> tuple[str | None, tuple[str, str] | None]:
@@ -187,42 +196,41 @@ class Validator:
             return None, ("invalid_phone", f"{raw!r} is not a valid phone number; {hint}.")
         return phonenumbers.format_number(number, _E164), None
 
-    def _when(
-        self, cells: tuple[str, ...], zone_name: str
-    ) -> tuple[datetime | None, tuple[str, str] | None]:
-        raw = cells[self._time_at] if self._time_at is not None else ""
-        if not raw:
-            return None, None
+    def _when_uncached(
+        self, raw: str, zone_name: str
+    ) -> tuple[datetime | None, str | None, tuple[str, str] | None]:
+        """The UTC instant of a time cell and its text as sent, or the row's error."""
         parsed, problem = _parse_time(raw, self.date_format)
         if problem is not None:
-            return None, ("invalid_scheduled_time", problem)
+            return _time_error("invalid_scheduled_time", problem)
         assert parsed is not None
         if parsed.tzinfo is None:
             zone = self.zone
             if zone_name:
                 zone = _zone(zone_name)
                 if zone is None:
-                    return None, (
+                    return _time_error(
                         "unknown_timezone",
                         f"Time zone {zone_name!r} is unknown; use an IANA name such as "
                         "Australia/Sydney.",
                     )
             if zone is None:
-                return None, (
+                return _time_error(
                     "missing_timezone",
-                    f"{raw!r} has no UTC offset and there is no time zone to read it in; add an "
-                    "offset (e.g. +10:00), a timezone column, or pass --timezone.",
+                    f"{raw!r} has no UTC offset and no time zone to read it in; add an offset "
+                    "(e.g. +10:00), a timezone column, or pass --timezone.",
                 )
             parsed = parsed.replace(tzinfo=zone)
         if parsed < self.now:
-            return None, (
+            return _time_error(
                 "past_scheduled_time",
                 f"{raw!r} is in the past; give a future time, or clear the cell to call now.",
             )
         try:
-            return parsed.astimezone(UTC), None
+            when = parsed.astimezone(UTC)
         except OverflowError:  # 9999-12-31T23:59-10:00 is past the end of the calendar in UTC
-            return None, ("invalid_scheduled_time", f"{raw!r} is too far in the future.")
+            return _time_error("invalid_scheduled_time", f"{raw!r} is too far in the future.")
+        return when, when.strftime(_UTC_FORMAT), None
 
 
 # --- phone validity, fast ---------------------------------------------------------------------
@@ -297,6 +305,26 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _construct(model: type[_M], values: dict[str, Any]) -> _M:
+    """Build an already-checked pydantic model without validating it again.
+
+    This is what `model_construct` does, minus its per-field bookkeeping: it costs 1.7 µs
+    instead of 6.7 µs per request, 5 s of a million-row file. `values` names every field, in the
+    model's order (the order of the JSON body); `None` marks a field that is not set.
+    tests/test_validate.py holds the result equal to a validated model.
+    """
+    instance = model.__new__(model)
+    _setattr(instance, "__dict__", values)
+    _setattr(instance, "__pydantic_fields_set__", {k for k, v in values.items() if v is not None})
+    _setattr(instance, "__pydantic_extra__", None)
+    _setattr(instance, "__pydantic_private__", None)
+    return instance
+
+
+def _time_error(code: str, error: str) -> tuple[None, None, tuple[str, str]]:
+    return None, None, (code, error)
 
 
 def _invalid(src: SourceRow, code: str, error: str, phone: str | None = None) -> Checked:

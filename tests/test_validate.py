@@ -10,7 +10,7 @@ import pytest
 from batchcall.config import Settings
 from batchcall.errors import InputError
 from batchcall.load import open_table
-from batchcall.models import Checked
+from batchcall.models import Checked, CreatePhoneCallRequest
 from batchcall.validate import Validator
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -238,3 +238,26 @@ def test_calling_window_reject_makes_the_row_invalid(tmp_path: Path) -> None:
         outside_window="reject",
     )
     assert (checked.outcome, checked.error_code) == ("invalid", "outside_calling_window")
+
+
+def test_requests_are_the_same_as_validated_models(tmp_path: Path) -> None:
+    """The requests the validator builds equal pydantic-validated ones field for field, with the
+    same JSON body, key order and set fields, so the dispatcher sees ordinary models."""
+    rows = check_rows(
+        tmp_path,
+        "phone,first_name,last_name,policy.number,call time\n"
+        "0429069971,Ann,Lee,P1,2030-03-02T09:30:00Z\n"
+        "0429069972,,,,\n"
+        "0429069973,Bob,,P3,\n",
+    )
+    for checked in rows:
+        built = checked.request
+        assert built is not None
+        validated = CreatePhoneCallRequest.model_validate(built.body())
+        assert built == validated
+        assert built.model_dump_json(exclude_none=True) == validated.model_dump_json(
+            exclude_none=True
+        )
+        assert built.model_fields_set == validated.model_fields_set
+        assert built.contact.model_fields_set == validated.contact.model_fields_set
+        assert built.model_dump() == validated.model_dump()

@@ -6,8 +6,9 @@ It writes benchmarks/_data/contacts_<rows>.csv once (phone, names, one object co
 offsets; a few invalid rows and duplicates, as in real files), then runs each measured thing in
 its own subprocess, `--repeat` times, and prints the medians: wall time, peak RSS (ru_maxrss of
 that subprocess) and, for batchcall, the time from process start until the first row is planned
-and ready to send. The baseline is `pandas.read_csv(dtype=str)` of the same file, which only reads
-it: no header mapping, no phone parsing, no times.
+(load+validate+plan) or until the runner's first request leaves (`run`, against a transport that
+answers 401, so the run stops there). The baseline is `pandas.read_csv(dtype=str)` of the same
+file, which only reads it: no header mapping, no phone parsing, no times.
 """
 
 from __future__ import annotations
@@ -67,6 +68,26 @@ with tempfile.TemporaryDirectory() as reports:
 first = None
 rows = summary if isinstance(summary, dict) else getattr(summary, "__dict__", str(summary))
 rows = {{k: v for k, v in dict(rows).items() if k in ("rows", "counts", "total")}}
+""",
+    "batchcall run, to its first request": f"""
+import tempfile
+import httpx
+from batchcall import runner
+from batchcall.errors import BatchCallError
+first = None
+class FirstRequest(httpx.AsyncBaseTransport):
+    # Notes when the first request leaves, then answers 401 so the run stops right there.
+    async def handle_async_request(self, request):
+        global first
+        if first is None:
+            first = time.time() - started
+        return httpx.Response(401, json={{"success": False, "message": "Invalid API key"}})
+with tempfile.TemporaryDirectory() as reports:
+    try:
+        runner.run(path, api_key="benchmark", transport=FirstRequest(), from_number="{FROM}",
+                   script_id="{SCRIPT}", timezone="Australia/Sydney", reports_dir=reports)
+    except BatchCallError as exc:
+        rows = type(exc).__name__
 """,
     "pandas.read_csv(dtype=str)": """
 import pandas as pd

@@ -34,7 +34,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "first_name": ("first name", "firstname", "given name"),
     "last_name": ("last name", "surname", "family name"),
     "scheduled_time": ("scheduled time", "scheduled at", "call time"),
-    "timezone": ("timezone",),
+    "timezone": ("timezone", "time zone"),
     "from_number": ("from number",),
     "script_id": ("script id",),
 }

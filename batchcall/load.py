@@ -219,12 +219,12 @@ def _map_columns(path: Path, raw: list[str], settings: Settings, records: Any) -
         written = header[index].strip()
         type_, dot, attr = written.partition(".")
         if dot and type_.strip() and attr.strip():
-            key = (type_.strip(), attr.strip())
-            if key in objects:
+            pair = (type_.strip(), attr.strip())
+            if pair in objects:
                 raise InputError(
-                    _two_columns(path, f"{key[0]}.{key[1]}", header, objects[key], index)
+                    _two_columns(path, f"{pair[0]}.{pair[1]}", header, objects[pair], index)
                 )
-            objects[key] = index
+            objects[pair] = index
             continue
         if written:
             unknown.append(written)

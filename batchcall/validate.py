@@ -257,12 +257,13 @@ _DESCRIPTIONS = (
 
 def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
     """The same answer as `phonenumbers.is_valid_number`, reached sooner."""
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code)
-    if not regions:
+    code = number.country_code
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code) if code is not None else None
+    if not regions or code is None:
         return False
     nsn = phonenumbers.national_significant_number(number)
     if len(regions) == 1:
-        return _matches_region(nsn, number.country_code, regions[0])
+        return _matches_region(nsn, code, regions[0])
     # As phonenumbers picks the region of a shared calling code: the first whose leading digits
     # match, or else the first the number is valid in.
     for region in regions:

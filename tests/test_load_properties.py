@@ -43,7 +43,7 @@ EXAMPLES = [
 SLOW = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 cell_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30
 )
 
 

@@ -269,10 +269,17 @@ class Gate:
         if available < 1 + self._margin:
             if self._in_flight == 0 and available >= 1:
                 return 0.0  # spend the margin rather than stall with nothing in flight
-            if self._echo_window() is not None:
-                # Our own requests say when quota comes back; no need to probe for it.
+            window = self._echo_window()
+            if window is not None:
+                # Our own requests say when quota comes back, so no need to probe for it,
+                # unless a whole window passed in silence: then the picture is wrong
+                # (a lost response, another client), and only a request can correct it.
+                silent = now - self._last_send
+                if self._in_flight == 0 and silent >= max(PROBE_AFTER, window):
+                    return 0.0
                 back = self._echo.next_return(now)
-                return max(back - now, 1e-3) if back is not None else RECHECK
+                stale = self._last_send + max(PROBE_AFTER, window)
+                return max(min(back if back is not None else stale, stale) - now, 1e-3)
             if self._in_flight == 0 and now - self._last_send >= PROBE_AFTER:
                 return 0.0  # quota may have come back unseen; one request finds out
             if self._kind == "fixed" and self._window is not None:

@@ -56,6 +56,7 @@ REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
 RECHECK = 0.05  # seconds between looks while holding for quota
 PROBE_AFTER = 0.5  # seconds of silence after which one request may probe an empty quota
 RESET_SHARE = 0.25  # a jump of this share of the limit at once is a window reset
+RESET_BRACKET = 0.1  # seconds; a reset seen no more sharply than this does not time windows
 ECHO_SLACK = 0.02  # seconds of send-to-count jitter allowed when matching refills to our sends
 ECHO_MIN_WINDOW = 0.2  # seconds; a shorter "window" is a bucket's refill, not an echo
 ECHO_MIN_SEEN = 3  # expired requests before an echo is trusted
@@ -214,7 +215,8 @@ class Gate:
         self._history: deque[tuple[float, int, int]] = deque()  # (received, seq, remaining)
         self._refill: float | None = None
         self._kind = "unknown"
-        self._resets: list[float] = []  # send-time bounds of the resets seen
+        self._resets: list[float] = []  # send-time bounds of the resets seen sharply
+        self._first_reset: tuple[float, float] | None = None  # the first window's bounds
         self._phase = 0.0
         self._window: float | None = None
         self._window_quota: int | None = None
@@ -326,15 +328,18 @@ class Gate:
         return None
 
     def _limit_changed(self, limit: int) -> None:
-        # Old measurements describe the old limit; start learning the window afresh.
+        # Old refill measurements describe the old limit. A fixed window keeps its timing
+        # (a new limit is not a new clock); anything else is learned afresh.
         self._history.clear()
         self._refill = None
-        self._resets.clear()
-        self._window = None
         self._window_quota = None
-        self._kind = "unknown"
         self._growth = 0
         self._echo = _Echo()
+        if self._kind != "fixed":
+            self._resets.clear()
+            self._first_reset = None
+            self._window = None
+            self._kind = "unknown"
 
     def _counted_since_newest(self, seq: int) -> int:
         """Permits after the newest observation, up to `seq`, that the server counted."""
@@ -350,7 +355,7 @@ class Gate:
             handed_back = remaining - self._remaining + self._counted_since_newest(permit.seq)
             self._echo.observe(permit.sent_at, handed_back)
             if handed_back >= max(3, RESET_SHARE * self._limit) and self._kind != "rolling":
-                self._on_reset(permit.sent_at, remaining)
+                self._on_reset(permit.sent_at, remaining, after=self._observed_sent)
             elif handed_back > 0:
                 self._growth += handed_back
                 if self._growth > 2 + 0.02 * self._limit and self._kind != "rolling":
@@ -358,6 +363,7 @@ class Gate:
                     # jumps were seen before (a sliding window replays a burst as a jump).
                     self._kind = "rolling"
                     self._resets.clear()
+                    self._first_reset = None
                     self._window = None
         elif self._kind == "unknown":
             self._window_quota = remaining + 1
@@ -374,23 +380,39 @@ class Gate:
                 0.0, (remaining - first[2] + permit.seq - first[1]) / (now - first[0])
             )
 
-    def _on_reset(self, at: float, remaining: int) -> None:
+    def _on_reset(self, at: float, remaining: int, *, after: float) -> None:
         # In send-time terms this request was counted after the reset and the previous one
-        # before it, so the reset lies no later than `at`: pacing to it errs on the safe side.
+        # before it, so the reset lies in (after, at]: pacing to `at` errs on the safe side.
         self._kind = "fixed"
+        started = self._started if self._started is not None else after
+        if self._first_reset is None:
+            # The first window began at the key's first request (ours, or another client's
+            # just before), so the first reset brackets the window's length.
+            self._first_reset = (max(after - started, 0.0), max(at - started, 1e-3))
+        if at - after > RESET_BRACKET:
+            # Seen late (we were paused or idle when it came): it cannot time the windows, and
+            # learning from it would stretch the window by the idle time, again and again; a
+            # stretched window once starved a run for a minute.
+            if not self._resets:
+                self._window = self._window or self._first_reset[1]
+                self._phase = at
+            return
         self._resets.append(at)
         first = self._resets[0]
         if len(self._resets) == 1:
-            if self._started is not None and at > self._started:
-                # The first window began no later than our first request: a lower bound.
-                self._window = at - self._started
+            # A whole number of windows since the start, each no longer than the first
+            # reset allows.
+            span = max(at - started, 1e-3)
+            self._window = span / max(1, math.ceil(span / self._first_reset[1] - 1e-6))
         else:
-            periods = max(1, round((at - first) / self._window)) if self._window else 1
+            # Each gap between sharply seen resets is a whole number of windows; the shortest
+            # gap, or the window already known, is most likely one.
+            gaps = [b - a for a, b in zip(self._resets, self._resets[1:], strict=False)]
+            periods = max(1, round((at - first) / min(*gaps, self._window or math.inf)))
             self._window = (at - first) / periods
-        if self._window:
-            window = self._window
-            # Every reset was seen late, never early, so the earliest phase is the truest.
-            self._phase = min(r - round((r - first) / window) * window for r in self._resets)
+        window = self._window
+        # Every reset was seen late, never early, so the earliest phase is the truest.
+        self._phase = min(r - round((r - first) / window) * window for r in self._resets)
         self._window_quota = remaining + 1
         self._growth = 0
         self._history.clear()

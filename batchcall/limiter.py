@@ -11,7 +11,13 @@ and another client may be spending the same key. The gate learns the rest while 
 - **Window detection.** The net quota handed back between two observations is
   `ΔRemaining + Δrequests`. In a fixed window it is never positive except at a reset, where it
   jumps by a large share of the limit; in a token bucket or sliding window it grows steadily.
-  Resets give the window's period and phase.
+  Resets seen sharply (the previous request went shortly before) give the window's period and
+  phase; one noticed only after a pause is late by the pause and is not used to time windows.
+- **A sliding window echoes our own requests.** Its quota comes back exactly one window after
+  each request the server counted, so each observation bounds the window. While the bounds
+  agree, the gate foresees every refill from its own send times rather than extrapolating a
+  refill rate that arrives in bursts (which sent requests too soon, each costing a
+  whole-second 429 pause). A token bucket refills whenever, so its bounds soon disagree.
 - **A pacer whose rate changes at run time.** aiolimiter cannot change its drain rate once built
   (aiolimiter issue #98), and a fresh `AsyncLimiter` bursts its whole capacity, so the adaptive
   part is a next-send timestamp: each request leaves `1 / rate` after the previous one, and the

@@ -22,18 +22,9 @@ from .errors import (
     UsageError,
 )
 
-_RUNNER = frozenset({"Summary", "resume", "retry", "run", "status", "validate"})
-
-
-def __getattr__(name: str) -> object:
-    # The runner pulls in pandas and httpx; importing it lazily keeps `batchcall.sandbox`
-    # and the CLI's --help fast, and lets `batchcall.errors` load without them.
-    if name in _RUNNER:
-        from . import runner
-
-        return getattr(runner, name)
-    raise AttributeError(f"module 'batchcall' has no attribute {name!r}")
-
+# Imported eagerly, after the errors: `batchcall.validate` must be the function, and importing
+# the runner also imports the `batchcall.validate` module, which would otherwise shadow it.
+from .runner import Summary, resume, retry, run, status, validate
 
 __all__ = [
     "AbortedError",

@@ -92,3 +92,12 @@ def test_sample_data_reaches_every_row(tmp_path):
         )
     assert summary.counts == {"scheduled": 47, "invalid": 3}
     assert (Path(summary.run_dir).stat().st_mode & 0o777) == 0o700
+
+
+def test_python_api_names_are_functions_even_after_submodule_imports():
+    """`batchcall.validate` stays the dry-run function even once the `batchcall.validate`
+    module has been imported (it shares the name)."""
+    import batchcall.validate as module
+
+    assert callable(batchcall.validate) and batchcall.validate is not module
+    assert batchcall.validate.__module__ == "batchcall.runner"

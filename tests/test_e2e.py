@@ -97,7 +97,8 @@ def test_sample_data_reaches_every_row(tmp_path):
 def test_python_api_names_are_functions_even_after_submodule_imports():
     """`batchcall.validate` stays the dry-run function even once the `batchcall.validate`
     module has been imported (it shares the name)."""
-    import batchcall.validate as module
+    import importlib
 
+    module = importlib.import_module("batchcall.validate")
     assert callable(batchcall.validate) and batchcall.validate is not module
     assert batchcall.validate.__module__ == "batchcall.runner"

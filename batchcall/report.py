@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from .csvsafe import neutralise
+from .csvsafe import neutralise, neutralise_all
 from .journal import Journal, ReportRow
 from .models import RESULT_COLUMNS
 
@@ -52,7 +52,7 @@ def _line(header_width: int, r: ReportRow) -> list[str]:
         r.scheduled_time_sent or "",
         "yes" if r.time_moved else "",
     ]
-    return [neutralise(c) for c in cells[:header_width]] + [neutralise(c) for c in outcome]
+    return neutralise_all(cells[:header_width] + outcome)
 
 
 def write_results(

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .models import Checked
+from .prepare import Record
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     # pending -> failed: refused before sending (its calling window closed for good meanwhile)
@@ -168,37 +168,20 @@ class Journal:
 
     # --- planning -------------------------------------------------------------------------------
 
-    def add_rows(self, checked: Iterable[Checked], *, run_id: str) -> int:
-        """Insert planned rows in one transaction. Rows already present are left untouched,
-        so re-planning an input after a crash never resets a row's state."""
+    def add_rows(self, records: Iterable[Record], *, run_id: str) -> int:
+        """Insert planned rows (see `prepare.encode`) in one transaction. Rows already present
+        are left untouched, so re-planning an input after a crash never resets a row."""
         now = _now()
-        records = [
-            (
-                c.row,
-                json.dumps(c.cells, ensure_ascii=False),
-                # pydantic's own (Rust) JSON dump: a quarter of json.dumps(model_dump()).
-                None if c.request is None else c.request.model_dump_json(exclude_none=True),
-                c.phone_e164,
-                f"{run_id}-{c.row}",
-                c.outcome,
-                c.error_code,
-                c.error,
-                None if c.request is None else c.request.scheduled_time,
-                int(c.time_moved),
-                now,
-                now,
-            )
-            for c in checked
-        ]
+        rows = [(*r[:4], f"{run_id}-{r[0]}", *r[4:], now, now) for r in records]
         self._db.execute("BEGIN")
         self._db.executemany(
             "INSERT OR IGNORE INTO rows (row, cells, request, phone_e164, idempotency_key, state,"
             " error_code, error, scheduled_time_sent, time_moved, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            records,
+            rows,
         )
         self._db.execute("COMMIT")
-        return len(records)
+        return len(rows)
 
     # --- sending --------------------------------------------------------------------------------
 

@@ -19,10 +19,9 @@ import signal
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +37,7 @@ from .load import Table, file_sha256, open_table
 from .logs import run_logging
 from .models import Checked
 from .plan import plan
+from .prepare import Prepared
 from .report import write_reports
 from .validate import Validator
 from .windows import WindowPolicy
@@ -159,12 +159,6 @@ def _previous_run(reports_dir: Path, sha256: str) -> Path | None:
 # --- the pipeline ----------------------------------------------------------------------------
 
 
-def _chunks(items: Iterable[Checked], size: int) -> Iterator[list[Checked]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def _source(table: Table, settings: Settings) -> Iterator[Any]:
     rows: Iterator[Any] = iter(table)
     if settings.only_failed:
@@ -195,7 +189,7 @@ class _Execution:
         settings: Settings,
         *,
         client: httpx.AsyncClient | None,
-        planned: Iterator[Checked] | None,
+        planned: Prepared | None,
         progress: Progress | None,
     ) -> None:
         self.journal = journal
@@ -218,10 +212,10 @@ class _Execution:
     async def load(self) -> None:
         if self.planned is not None:
             total = sum(self.journal.counts().values())
-            for chunk in _chunks(self.planned, CHUNK):
+            async for chunk in self.planned:
                 self.journal.add_rows(chunk, run_id=self.run_id)
                 total += len(chunk)
-                finished = sum(1 for c in chunk if c.outcome != "pending")
+                finished = sum(1 for record in chunk if record[4] != "pending")
                 if self.progress:
                     self.progress.set_total(total)
                     self.progress.advance(finished, throttled=self._throttled())
@@ -440,7 +434,7 @@ async def _execute(
     settings: Settings,
     *,
     api_key: str | None,
-    planned: Iterator[Checked] | None,
+    planned: Prepared | None,
     progress: Progress | None,
     transport: httpx.AsyncBaseTransport | None,
 ) -> Summary:
@@ -450,6 +444,8 @@ async def _execute(
     try:
         await execution.run()
     finally:
+        if planned is not None:
+            planned.close()
         if client is not None:
             await client.aclose()
         summary = _summarise(command, run_dir, journal, execution, execution.stats)
@@ -568,7 +564,7 @@ def run(
                     journal,
                     settings,
                     api_key=key,
-                    planned=planned,
+                    planned=Prepared(planned, size_hint=path.stat().st_size),
                     progress=progress,
                     transport=transport,
                 )
@@ -658,7 +654,10 @@ def _continue(
                     f"The run stopped before reading all of {source}, and that file is gone or "
                     "has changed, so the rest cannot be planned safely."
                 )
-            planned = _planned(open_table(source, settings), settings)
+            planned = Prepared(
+                _planned(open_table(source, settings), settings),
+                size_hint=source.stat().st_size,
+            )
         if requeue:
             n = journal.requeue(requeue)
             log.info("%s: %d rows (%s) queued again", command, n, ", ".join(requeue))

@@ -6,6 +6,7 @@ import pytest
 
 from batchcall.journal import IllegalTransition, Journal, Result
 from batchcall.models import Checked, Contact, CreatePhoneCallRequest
+from batchcall.prepare import encode
 
 
 def _checked(row: int, outcome: str = "pending") -> Checked:
@@ -24,7 +25,7 @@ def _checked(row: int, outcome: str = "pending") -> Checked:
 @pytest.fixture
 def journal(tmp_path):
     with Journal(tmp_path / "journal.sqlite", create=True) as j:
-        j.add_rows([_checked(1), _checked(2), _checked(3, "invalid")], run_id="r")
+        j.add_rows(map(encode, [_checked(1), _checked(2), _checked(3, "invalid")]), run_id="r")
         yield j
 
 
@@ -62,7 +63,7 @@ def test_replanning_keeps_existing_rows_states(journal):
     """Planning the same input again after a crash never resets a row that was sent."""
     journal.mark_sending(1, 1)
     journal.record(1, Result("scheduled", 201, call_id="c"), attempts=1)
-    journal.add_rows([_checked(1), _checked(2), _checked(4)], run_id="r")
+    journal.add_rows(map(encode, [_checked(1), _checked(2), _checked(4)]), run_id="r")
     assert journal.counts() == {"scheduled": 1, "pending": 2, "invalid": 1}
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from batchcall.config import Settings
 from batchcall.journal import Journal
 from batchcall.models import Checked, Contact, CreatePhoneCallRequest
+from batchcall.prepare import encode
 from batchcall.runner import _Execution
 
 
@@ -25,7 +26,7 @@ def test_a_row_validated_while_its_window_was_open_is_moved_if_it_closed_before_
     async def go() -> dict:
         with Journal(tmp_path / "j.sqlite", create=True) as journal:
             journal.set_meta(run_id="r", timezone_column=0)
-            journal.add_rows([Checked(row=1, cells=("UTC",), request=request)], run_id="r")
+            journal.add_rows([encode(Checked(row=1, cells=("UTC",), request=request))], run_id="r")
             execution = _Execution(journal, settings, client=None, planned=None, progress=None)
             (job,) = journal.pending()
             placed = execution._place_now(job)

@@ -174,14 +174,14 @@ class Validator:
         if _DAMAGED.fullmatch(raw):
             return None, (
                 "damaged_phone",
-                f"{raw!r} looks like a number Excel damaged (scientific notation or a fraction), "
-                "so its digits are lost; retype it, and format the column as Text.",
+                f"Phone {raw!r} looks like a number Excel damaged (scientific notation or a "
+                "fraction), so its digits are lost; retype it, and format the column as Text.",
             )
         if not _PHONE_CHARS.fullmatch(raw):
             return None, (
                 "invalid_phone",
-                f"{raw!r} is not a phone number: it may hold only digits, spaces, + ( ) - . /; "
-                "extensions and letters cannot be dialled.",
+                f"Phone {raw!r} is not a phone number: it may hold only digits, spaces, "
+                "+ ( ) - . /; extensions and letters cannot be dialled.",
             )
         region = self.region or _region_of(from_number)
         try:
@@ -193,7 +193,7 @@ class Validator:
                 hint = "write it with its country code (+CC …) or pass --region"
             else:
                 hint = f"check its digits (read with default region {region})"
-            return None, ("invalid_phone", f"{raw!r} is not a valid phone number; {hint}.")
+            return None, ("invalid_phone", f"Phone {raw!r} is not a valid number; {hint}.")
         return phonenumbers.format_number(number, _E164), None
 
     def _when_uncached(
@@ -217,19 +217,19 @@ class Validator:
             if zone is None:
                 return _time_error(
                     "missing_timezone",
-                    f"{raw!r} has no UTC offset and no time zone to read it in; add an offset "
+                    f"Time {raw!r} has no UTC offset and no time zone to read it in; add an offset "
                     "(e.g. +10:00), a timezone column, or pass --timezone.",
                 )
             parsed = parsed.replace(tzinfo=zone)
         if parsed < self.now:
             return _time_error(
                 "past_scheduled_time",
-                f"{raw!r} is in the past; give a future time, or clear the cell to call now.",
+                f"Time {raw!r} is in the past; give a future time, or clear the cell to call now.",
             )
         try:
             when = parsed.astimezone(UTC)
         except OverflowError:  # 9999-12-31T23:59-10:00 is past the end of the calendar in UTC
-            return _time_error("invalid_scheduled_time", f"{raw!r} is too far in the future.")
+            return _time_error("invalid_scheduled_time", f"Time {raw!r} is too far in the future.")
         return when, when.strftime(_UTC_FORMAT), None
 
 
@@ -346,19 +346,19 @@ def _parse_time(raw: str, date_format: str | None) -> tuple[datetime | None, str
         except ValueError:
             pass
     if _DATE_ONLY.fullmatch(raw):
-        return None, f"{raw!r} has a date but no time; write it as {_ISO_EXAMPLE}."
+        return None, f"Time {raw!r} has a date but no time; write it as {_ISO_EXAMPLE}."
     try:
         return datetime.fromisoformat(raw), None
     except ValueError:
         pass
     if _SLASH_DATE.match(raw) and date_format is None:
         return None, (
-            f"{raw!r} is ambiguous (day/month or month/day?); pass --date-format, e.g. "
+            f"Time {raw!r} is ambiguous (day/month or month/day?); pass --date-format, e.g. "
             f"'%d/%m/%Y %H:%M' or '%m/%d/%Y %H:%M', or write it as {_ISO_EXAMPLE}."
         )
     expected = f"--date-format {date_format!r} nor ISO 8601" if date_format else "ISO 8601"
     return None, (
-        f"{raw!r} is not a date and time in {expected}; write it as {_ISO_EXAMPLE}"
+        f"Time {raw!r} is not a date and time in {expected}; write it as {_ISO_EXAMPLE}"
         + ("." if date_format else ", or pass --date-format.")
     )
 

@@ -401,7 +401,7 @@ def find_zone(name: str) -> ZoneInfo:
         return ZoneInfo(canonical)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(
-            f"{name!r} is not a time zone name; use an IANA name such as Australia/Sydney."
+            f"Time zone {name!r} is not a zone name; use an IANA name such as Australia/Sydney."
         ) from None
 
 

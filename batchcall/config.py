@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import UsageError
 
@@ -59,6 +59,15 @@ class Settings(BaseModel):
     # re-runs
     only_failed: bool = False
     include_unknown: bool = False
+
+    @model_validator(mode="after")
+    def _window_options_need_a_window(self) -> Settings:
+        # Silently ignoring them would let an operator believe holidays are being honoured.
+        given = [name for name in ("holidays", "contact_timezone") if getattr(self, name)]
+        if given and not self.calling_window:
+            options = " and ".join(f"--{name.replace('_', '-')}" for name in given)
+            raise ValueError(f"{options} only apply with --calling-window")
+        return self
 
     def recorded(self) -> dict[str, Any]:
         """The settings as stored in the journal (they hold no secret)."""

@@ -140,3 +140,13 @@ def test_precedence_decides_what_the_command_line_does(tmp_path, monkeypatch):
     args = ["validate", str(SAMPLE), *TEAM, "--reports-dir", "from-cli", "--json"]
     from_cli = runner.invoke(main, args, env=env)
     assert json.loads(from_cli.stdout)["run_dir"].startswith("from-cli/contacts-")
+
+
+def test_window_options_without_a_window_are_refused(tmp_path):
+    """--holidays or --contact-timezone without --calling-window is an error, not a no-op."""
+    with pytest.raises(UsageError, match="only apply with --calling-window"):
+        build_settings({"holidays": "AU-NSW"}, environ={}, cwd=tmp_path)
+    settings = build_settings(
+        {"holidays": "AU-NSW", "calling_window": "au-telemarketing"}, environ={}, cwd=tmp_path
+    )
+    assert settings.holidays == "AU-NSW"

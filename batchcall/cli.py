@@ -141,7 +141,17 @@ def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 def format_summary(data: dict[str, Any]) -> str:
     """The table printed at the end: counts, errors by code, rate, and where the reports are."""
     lines = [f"batchcall {data['command']}: {data['total']} rows in {data['seconds']:.1f}s"]
-    for state in ("scheduled", "pending", "duplicate", "invalid", "failed", "unknown", "sending"):
+    states = (
+        "scheduled",
+        "valid",
+        "pending",
+        "duplicate",
+        "invalid",
+        "failed",
+        "unknown",
+        "sending",
+    )
+    for state in states:
         if data["counts"].get(state):
             lines.append(f"  {state:<10} {data['counts'][state]:>8}")
     if data["errors"]:

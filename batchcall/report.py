@@ -36,12 +36,16 @@ def atomic_writer(path: Path, *, newline: str | None = None):  # type: ignore[no
         raise
 
 
-def _line(header_width: int, r: ReportRow) -> list[str]:
+# In a dry run nothing is sent, so a row the journal holds as `pending` is simply valid.
+DRY_RUN_NAMES = {"pending": "valid"}
+
+
+def _line(header_width: int, r: ReportRow, names: dict[str, str]) -> list[str]:
     # Rows shorter than the header (ragged CSV) are padded so columns stay aligned.
     cells = list(r.cells) + [""] * (header_width - len(r.cells))
     outcome = [
         str(r.row),
-        r.state,
+        names.get(r.state, r.state),
         r.call_id or "",
         r.contact_id or "",
         "" if r.http_status is None else str(r.http_status),
@@ -61,6 +65,7 @@ def write_results(
     rows: Iterable[ReportRow],
     *,
     failed_states: frozenset[str] = FAILED_STATES,
+    dry_run: bool = False,
 ) -> tuple[Path, Path]:
     """Write results.csv (every row) and failed.csv (the rows to fix and run again)."""
     results, failed = run_dir / "results.csv", run_dir / "failed.csv"
@@ -76,8 +81,9 @@ def write_results(
         all_writer.writerow(columns)
         bad_writer.writerow(columns)
         width = len(header)
+        names = DRY_RUN_NAMES if dry_run else {}
         for r in rows:
-            line = _line(width, r)
+            line = _line(width, r, names)
             all_writer.writerow(line)
             if r.state in failed_states:
                 bad_writer.writerow(line)
@@ -98,5 +104,5 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
 
 def write_reports(run_dir: Path, journal: Journal, summary: Callable[[], dict[str, Any]]) -> None:
     header = journal.meta("header", [])
-    write_results(run_dir, header, journal.report_rows())
+    write_results(run_dir, header, journal.report_rows(), dry_run=bool(journal.meta("dry_run")))
     write_summary(run_dir, summary())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -38,7 +39,7 @@ from .logs import run_logging
 from .models import Checked
 from .plan import plan
 from .prepare import Prepared
-from .report import write_reports
+from .report import DRY_RUN_NAMES, write_reports
 from .validate import Validator
 from .windows import WindowPolicy
 
@@ -402,6 +403,10 @@ def _summarise(
     message: str | None = None,
 ) -> Summary:
     counts = journal.counts()
+    dry_run = bool(journal.meta("dry_run"))
+    exit_code = exit_code_for(counts, dry_run=dry_run)
+    if dry_run:
+        counts = {DRY_RUN_NAMES.get(state, state): n for state, n in counts.items()}
     seconds = time.monotonic() - stats.started
     rate = None
     if stats.first_sent is not None and stats.last_done and stats.last_done > stats.first_sent:
@@ -413,7 +418,7 @@ def _summarise(
         total=sum(counts.values()),
         counts=counts,
         errors=journal.error_counts(),
-        exit_code=exit_code_for(counts, dry_run=bool(journal.meta("dry_run"))),
+        exit_code=exit_code,
         started_at=stats.started_at,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(seconds, 3),
@@ -676,7 +681,17 @@ def _continue(
 
 
 def status(run_dir: str | os.PathLike[str]) -> Summary:
-    """A run's counts by outcome and by error code, read from its journal."""
+    """A run's counts by outcome and by error code, read from its journal, with the timings
+    and rates of its last pass from summary.json."""
     path = Path(run_dir)
     with Journal(path / "journal.sqlite") as journal:
-        return _summarise("status", path, journal, None, _Stats())
+        current = _summarise("status", path, journal, None, _Stats())
+    try:
+        last = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return current
+    fresh = {"command", "total", "counts", "errors", "exit_code", "run_dir"}
+    for name in Summary.__dataclass_fields__:
+        if name not in fresh and name in last:
+            setattr(current, name, last[name])
+    return current

@@ -102,3 +102,18 @@ def test_python_api_names_are_functions_even_after_submodule_imports():
     module = importlib.import_module("batchcall.validate")
     assert callable(batchcall.validate) and batchcall.validate is not module
     assert batchcall.validate.__module__ == "batchcall.runner"
+
+
+def test_validate_reports_rows_as_valid_and_status_keeps_the_runs_timings(tmp_path):
+    """A dry run calls sendable rows `valid` (not `pending`) and exits 1 only for invalid
+    rows; `status` recounts from the journal and keeps the run's own timings."""
+    sample = Path(__file__).parents[1] / "sample_data" / "contacts.csv"
+    summary = batchcall.validate(
+        sample, sandbox=False, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "reports"
+    )
+    assert (summary.exit_code, summary.counts) == (1, {"valid": 47, "invalid": 3})
+    outcomes = {row["outcome"] for row in read_results(Path(summary.results_csv))}
+    assert outcomes == {"valid", "invalid"}
+    again = batchcall.status(summary.run_dir)
+    assert again.counts == summary.counts and again.started_at == summary.started_at
+    assert again.command == "status"

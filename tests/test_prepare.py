@@ -35,7 +35,7 @@ def test_a_child_process_plans_exactly_what_this_process_would(tmp_path, monkeyp
     child = batchcall.validate(source, reports_dir=tmp_path / "b", **common)
 
     assert started == [True]
-    assert child.counts == here.counts == {"pending": 2500, "duplicate": 10, "invalid": 2}
+    assert child.counts == here.counts == {"valid": 2500, "duplicate": 10, "invalid": 2}
     assert _results(child) == _results(here)
 
 

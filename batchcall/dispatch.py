@@ -7,25 +7,38 @@ The retry policy follows one question: could the server have executed the reques
   retried unless the user opted in with --retry-ambiguous, and then with the same
   Idempotency-Key so a server that honours it replays instead of calling twice.
 - 401: nothing was executed and nothing else will be; abort the whole run.
+
+`Execution` is one sending pass over a run's journal: it feeds the `pending` rows to workers
+that send each through the `Dispatcher` and record what happened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import logging
 import random as _random
+import signal
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
 from pydantic import ValidationError
 
-from .errors import AuthError, TlsError
-from .journal import Job, Result
-from .limiter import parse_retry_after
+from .config import Settings
+from .errors import AbortedError, AuthError, TlsError
+from .journal import Job, Journal, Result
+from .limiter import Gate, parse_retry_after
 from .models import CreateCallResponse, ErrorResponse
+from .prepare import Prepared
+from .windows import WindowPolicy
+
+log = logging.getLogger("batchcall")
 
 ENDPOINT = "/api/v1/create-phone-call"
 
@@ -257,3 +270,246 @@ class Dispatcher:
                 await self._sleep(max(attempt.delay or 0.0, self._backoff(failures)))
                 continue
             return attempt.result, attempts
+
+
+# --- one sending pass ------------------------------------------------------------------------
+
+DEFAULT_WORKERS = 64
+
+
+class _Stopping(Exception):
+    """Raised before a new row leaves once the run is stopping (Ctrl-C or a 401)."""
+
+
+class Progress(Protocol):
+    """What the runner tells a progress display. The CLI's is a tqdm bar."""
+
+    def set_total(self, total: int) -> None: ...
+
+    def advance(self, rows: int, *, throttled: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class SendStats:
+    """Timings and counts of one sending pass, for the summary."""
+
+    started: float = field(default_factory=time.monotonic)
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    requests: int = 0
+    first_sent: float | None = None
+    last_done: float | None = None
+    done: int = 0
+
+    def rate(self) -> float | None:
+        """Rows finished per second, from the first request to the last answer."""
+        if self.first_sent is None or not self.last_done or self.last_done <= self.first_sent:
+            return None
+        return round(self.done / (self.last_done - self.first_sent), 2)
+
+
+class Execution:
+    """One pass of sending: a loader, a feeder and workers sharing a journal and a gate.
+
+    The loader commits planned chunks to the journal; the feeder streams `pending` rows from the
+    journal to the workers; each worker re-checks a timeless row's calling window, then sends
+    it through the `Dispatcher` and records the result. So the first request leaves long before
+    a big file is fully read, and memory does not grow with the file.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        settings: Settings,
+        *,
+        client: httpx.AsyncClient | None,
+        planned: Prepared | None,
+        progress: Progress | None,
+    ) -> None:
+        self.journal = journal
+        self.settings = settings
+        self.client = client
+        self.planned = planned
+        self.progress = progress
+        self.run_id: str = journal.meta("run_id")
+        self.stats = SendStats()
+        self.gate = Gate(max_rate=settings.max_rate, concurrency=settings.concurrency)
+        self.dispatcher: Dispatcher | None = None
+        self.loaded = asyncio.Event()
+        self.new_rows = asyncio.Event()
+        self.stop = asyncio.Event()
+        self.abort: AbortedError | None = None
+        self.interrupted = False
+        self.policy = WindowPolicy.from_settings(settings)
+        self.timezone_column: int | None = journal.meta("timezone_column")
+
+    async def load(self) -> None:
+        if self.planned is not None:
+            total = sum(self.journal.counts().values())
+            async for chunk in self.planned:
+                self.journal.add_rows(chunk, run_id=self.run_id)
+                total += len(chunk)
+                finished = sum(1 for record in chunk if record[4] != "pending")
+                if self.progress:
+                    self.progress.set_total(total)
+                    self.progress.advance(finished, throttled=self.throttled())
+                self.new_rows.set()
+                if self.stop.is_set():
+                    return
+                # Let the workers send between chunks: the first request must not wait for
+                # the whole file to be validated.
+                await asyncio.sleep(0)
+            self.journal.set_meta(load_complete=True)
+        self.loaded.set()
+        self.new_rows.set()
+
+    async def feed(self, queue: asyncio.Queue[Job | None], workers: int) -> None:
+        cursor = 0
+        try:
+            while not self.stop.is_set():
+                jobs = self.journal.pending(after=cursor, limit=200)
+                if not jobs:
+                    if self.loaded.is_set():
+                        # A last look: the loader may have committed after our query.
+                        jobs = self.journal.pending(after=cursor, limit=200)
+                        if not jobs:
+                            break
+                    else:
+                        self.new_rows.clear()
+                        await self.new_rows.wait()
+                        continue
+                for job in jobs:
+                    if self.stop.is_set():
+                        break
+                    await queue.put(job)
+                    cursor = job.row
+        finally:
+            for _ in range(workers):
+                await queue.put(None)
+
+    def throttled(self) -> int:
+        return self.dispatcher.throttled if self.dispatcher else 0
+
+    def _before_send(self, job: Job, attempts: int) -> None:
+        if self.stop.is_set() and attempts == job.attempts + 1:
+            raise _Stopping  # do not start a new row once stopping
+        if attempts == job.attempts + 1:
+            self.journal.mark_sending(job.row, attempts)
+        now = time.monotonic()
+        self.stats.requests += 1
+        if self.stats.first_sent is None:
+            self.stats.first_sent = now
+            log.info("first request sent after %.2fs", now - self.stats.started)
+
+    def _place_now(self, job: Job) -> Job | None:
+        """Re-check the calling window for a row with no time, just before it leaves.
+
+        Validation placed it at "now", but a long run may reach it after its window closed;
+        sending it without a time would ring the callee now, outside the legal hours.
+        """
+        if self.policy is None or "scheduled_time" in job.body:
+            return job
+        cells = self.journal.cells(job.row)
+        col = self.timezone_column
+        zone = cells[col].strip() or None if col is not None and col < len(cells) else None
+        placement = self.policy.place(
+            None,
+            phone_e164=job.body["contact"]["phone_number"],
+            row_timezone=zone,
+            now=datetime.now(UTC),
+        )
+        if placement.error_code is not None:
+            result = Result("failed", error_code=placement.error_code, error=placement.error)
+            self.journal.record(job.row, result, attempts=job.attempts)
+            return None
+        if placement.moved and placement.when is not None:
+            body = {**job.body, "scheduled_time": placement.when.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            self.journal.replan(job.row, body)
+            return dataclasses.replace(job, body=body)
+        return job
+
+    async def work(self, queue: asyncio.Queue[Job | None]) -> None:
+        assert self.dispatcher is not None
+        while (job := await queue.get()) is not None:
+            if self.stop.is_set():
+                continue
+            placed = self._place_now(job)
+            if placed is None:
+                continue
+            job = placed
+            try:
+                result, attempts = await self.dispatcher.send(job, before_send=self._before_send)
+            except _Stopping:
+                continue  # stopped before this row left: it stays pending
+            except AbortedError as exc:
+                # A 401 or a TLS failure: nothing was executed, so the row goes back to
+                # pending for `resume`, and no other row is started.
+                self.journal.transition(job.row, "pending")
+                self.abort = exc
+                self.stop.set()
+                continue
+            self.journal.record(job.row, result, attempts=attempts)
+            self.stats.done += 1
+            self.stats.last_done = time.monotonic()
+            _log_row(job.row, result)
+            if self.progress:
+                self.progress.advance(1, throttled=self.throttled())
+
+    interrupted_hard = False
+
+    def _on_signal(self) -> None:
+        if self.stop.is_set():
+            # Second Ctrl-C: stop waiting for in-flight requests; they become `unknown`.
+            self.interrupted_hard = True
+            for task in self._tasks:
+                task.cancel()
+        self.interrupted = True
+        self.stop.set()
+        self.new_rows.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        workers = self.settings.concurrency or DEFAULT_WORKERS
+        queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers * 2)
+        if self.client is not None:
+            self.dispatcher = Dispatcher(
+                self.client, self.gate, retry_ambiguous=self.settings.retry_ambiguous
+            )
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal)
+                installed.append(sig)
+        self._tasks: list[asyncio.Task[None]] = [asyncio.create_task(self.load())]
+        if self.dispatcher is not None:
+            self._tasks.append(asyncio.create_task(self.feed(queue, workers)))
+            self._tasks += [asyncio.create_task(self.work(queue)) for _ in range(workers)]
+        try:
+            await asyncio.gather(*self._tasks, return_exceptions=False)
+        except asyncio.CancelledError:
+            if not self.interrupted_hard:
+                raise
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            # Rows caught mid-flight by a hard stop may have been created.
+            if self.interrupted_hard:
+                self.journal.recover()
+
+
+def _log_row(row: int, result: Result) -> None:
+    if result.state == "scheduled":
+        log.info("row %d scheduled call_id=%s", row, result.call_id)
+    else:
+        log.info(
+            "row %d %s http=%s %s: %s",
+            row,
+            result.state,
+            result.http_status,
+            result.error_code,
+            result.error,
+        )

@@ -1,4 +1,5 @@
-"""Reports, always rebuilt from the journal: results.csv, failed.csv and summary.json.
+"""Reports, always rebuilt from the journal: results.csv, failed.csv and the run's Summary
+(summary.json, and what --json prints).
 
 Each file is written to a temporary name in the run directory and renamed over the old one, so
 a reader (or a crash) never sees half a report.
@@ -10,14 +11,20 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .csvsafe import neutralise, neutralise_all
 from .journal import Journal, ReportRow
 from .models import RESULT_COLUMNS
+
+if TYPE_CHECKING:
+    from .dispatch import SendStats
 
 FAILED_STATES = frozenset({"invalid", "failed", "unknown"})
 
@@ -106,3 +113,76 @@ def write_reports(run_dir: Path, journal: Journal, summary: Callable[[], dict[st
     header = journal.meta("header", [])
     write_results(run_dir, header, journal.report_rows(), dry_run=bool(journal.meta("dry_run")))
     write_summary(run_dir, summary())
+
+
+@dataclass
+class Summary:
+    """What a run did. `to_dict()` is what --json prints and summary.json holds."""
+
+    command: str
+    run_dir: str
+    input: str | None
+    total: int
+    counts: dict[str, int]
+    errors: dict[str, int]
+    exit_code: int
+    started_at: str
+    finished_at: str
+    seconds: float
+    requests: int = 0
+    throttled: int = 0
+    rate: float | None = None
+    limiter: dict[str, Any] = field(default_factory=dict)
+    results_csv: str | None = None
+    failed_csv: str | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def exit_code_for(counts: Mapping[str, int], *, dry_run: bool = False) -> int:
+    # In a dry run, `pending` means "valid, would be sent".
+    if not dry_run and (counts.get("pending", 0) or counts.get("sending", 0)):
+        return 3
+    if any(counts.get(s, 0) for s in ("invalid", "failed", "unknown")):
+        return 1
+    return 0
+
+
+def summarise(
+    command: str,
+    run_dir: Path,
+    journal: Journal,
+    stats: SendStats,
+    *,
+    throttled: int = 0,
+    limiter: dict[str, Any] | None = None,
+    message: str | None = None,
+) -> Summary:
+    """The run's summary, counted from the journal (the source of truth) and `stats`."""
+    counts = journal.counts()
+    dry_run = bool(journal.meta("dry_run"))
+    exit_code = exit_code_for(counts, dry_run=dry_run)
+    if dry_run:
+        counts = {DRY_RUN_NAMES.get(state, state): n for state, n in counts.items()}
+    seconds = time.monotonic() - stats.started
+    return Summary(
+        command=command,
+        run_dir=str(run_dir),
+        input=journal.meta("input"),
+        total=sum(counts.values()),
+        counts=counts,
+        errors=journal.error_counts(),
+        exit_code=exit_code,
+        started_at=stats.started_at,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        seconds=round(seconds, 3),
+        requests=stats.requests,
+        throttled=throttled,
+        rate=stats.rate(),
+        limiter=limiter or {},
+        results_csv=str(run_dir / "results.csv"),
+        failed_csv=str(run_dir / "failed.csv"),
+        message=message,
+    )

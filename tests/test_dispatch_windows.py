@@ -6,10 +6,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from batchcall.config import Settings
+from batchcall.dispatch import Execution
 from batchcall.journal import Journal
 from batchcall.models import Checked, Contact, CreatePhoneCallRequest
 from batchcall.prepare import encode
-from batchcall.runner import _Execution
 
 
 def test_a_row_validated_while_its_window_was_open_is_moved_if_it_closed_before_sending(tmp_path):
@@ -27,7 +27,7 @@ def test_a_row_validated_while_its_window_was_open_is_moved_if_it_closed_before_
         with Journal(tmp_path / "j.sqlite", create=True) as journal:
             journal.set_meta(run_id="r", timezone_column=0)
             journal.add_rows([encode(Checked(row=1, cells=("UTC",), request=request))], run_id="r")
-            execution = _Execution(journal, settings, client=None, planned=None, progress=None)
+            execution = Execution(journal, settings, client=None, planned=None, progress=None)
             (job,) = journal.pending()
             placed = execution._place_now(job)
             assert placed is not None

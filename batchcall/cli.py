@@ -364,6 +364,25 @@ def _continue_options(options: dict[str, Any]) -> tuple[dict[str, Any], Output]:
     return overrides, output
 
 
+def _continue(
+    action: Callable[..., Any], run_dir: Path, options: dict[str, Any], **extra: Any
+) -> None:
+    """`resume` and `retry`: run `action` on RUN_DIR's own journal and settings."""
+    overrides, output = _continue_options(options)
+    summary = _guard(
+        lambda: action(
+            run_dir,
+            api_key_file=output.api_key_file,
+            verbose=output.verbose,
+            progress=_bar(output, "calls"),
+            **extra,
+            **overrides,
+        ),
+        output,
+    )
+    _finish(summary, output)
+
+
 @main.command(
     epilog="""
 \b
@@ -381,18 +400,7 @@ def resume(run_dir: Path, **options: Any) -> None:
     """
     from . import runner
 
-    overrides, output = _continue_options(options)
-    summary = _guard(
-        lambda: runner.resume(
-            run_dir,
-            api_key_file=output.api_key_file,
-            verbose=output.verbose,
-            progress=_bar(output, "calls"),
-            **overrides,
-        ),
-        output,
-    )
-    _finish(summary, output)
+    _continue(runner.resume, run_dir, options)
 
 
 @main.command(
@@ -413,19 +421,7 @@ def retry(run_dir: Path, include_unknown: bool, **options: Any) -> None:
     """Re-send the failed rows of RUN_DIR inside its own journal, and rewrite its reports."""
     from . import runner
 
-    overrides, output = _continue_options(options)
-    summary = _guard(
-        lambda: runner.retry(
-            run_dir,
-            include_unknown=include_unknown,
-            api_key_file=output.api_key_file,
-            verbose=output.verbose,
-            progress=_bar(output, "calls"),
-            **overrides,
-        ),
-        output,
-    )
-    _finish(summary, output)
+    _continue(runner.retry, run_dir, options, include_unknown=include_unknown)
 
 
 @main.command(

@@ -304,6 +304,12 @@ def run(input: Path, sandbox: bool, **options: Any) -> None:
     from . import runner
 
     settings, output = _options(_split(options))
+    if sandbox and not output.quiet:
+        # Said on stderr so --json's stdout stays one object.
+        click.echo(
+            "batchcall: --sandbox: sending to an embedded local sandbox; nobody is called.",
+            err=True,
+        )
     summary = _guard(
         lambda: runner.run(
             input,

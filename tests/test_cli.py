@@ -321,3 +321,14 @@ def test_every_command_and_option_is_documented_in_the_readme_or_the_help():
             if isinstance(param, click.Option) and param.opts[0] != "--help":
                 assert param.help, f"{name} {param.opts[0]} has no help text"
     assert missing == []
+
+
+def test_sandbox_runs_say_so_on_stderr_and_keep_json_clean(tmp_path):
+    """`run --sandbox` tells the operator nobody is really called (on stderr), while stdout
+    with --json is still exactly one JSON object."""
+    sample = Path(__file__).parents[1] / "sample_data" / "contacts.csv"
+    done = batchcall("run", sample, "--sandbox", "--json", "--reports-dir", tmp_path / "r",
+                     cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["counts"] == {"scheduled": 47, "invalid": 3}
+    assert "embedded local sandbox; nobody is called" in done.stderr

@@ -48,6 +48,11 @@ _RESULTS_MARKERS = frozenset({"row", "outcome", "call id", "error code", "phone 
 _SEPARATORS = re.compile(r"[\s_\-]+")
 _SNIFF_CHARS = 64 * 1024
 _CHUNK_BYTES = 1 << 20
+# The csv module's default cap is 128 KiB a cell; a CRM notes column can hold more. The cap stays
+# finite because a quote that is never closed turns the rest of the file into one cell.
+FIELD_LIMIT = 16 << 20
+# How a spreadsheet's bytes start: zip (XLSX, XLSM, ODS) and OLE2 (XLS).
+_SHEET_MAGIC = {b"PK\x03\x04": "an XLSX or ODS workbook", b"\xd0\xcf\x11\xe0": "an XLS workbook"}
 
 
 def normalise_header(name: str) -> str:
@@ -58,6 +63,12 @@ def normalise_header(name: str) -> str:
 
 # Normalised outcome column -> its name in RESULT_COLUMNS.
 _RESULT_NAMES = {normalise_header(name): name for name in RESULT_COLUMNS}
+
+
+def missing_outcome_columns(table: Table) -> str:
+    """The outcome columns a results.csv needs that `table` lacks, as a user would write them."""
+    have = {normalise_header(name) for name in table.header}
+    return ", ".join(_RESULT_NAMES[n] for n in sorted(_RESULTS_MARKERS - have))
 
 
 def file_sha256(path: Path) -> str:
@@ -86,6 +97,7 @@ class Table:
     _records: Any = field(repr=False)
     _keep: list[int] = field(repr=False)  # indexes of the pass-through columns in a raw record
     _prior: dict[str, int] = field(repr=False)  # outcome column -> index in a raw record
+    has_rows: bool = True  # False when nothing but blank records follow the header
 
     def __iter__(self) -> Iterator[SourceRow]:
         """Yield each non-blank record after the header, trimmed and padded to the header width.
@@ -134,6 +146,11 @@ def open_table(path: Path, settings: Settings) -> Table:
     if not path.is_file():
         raise InputError(f"Input file {path} does not exist or is not a file.")
     if suffix in TEXT_SUFFIXES:
+        if settings.sheet:
+            raise InputError(
+                f"--sheet {settings.sheet!r} was given, but {path} is a text file ({suffix}), "
+                "which has no sheets. Drop --sheet, or give the workbook itself."
+            )
         records = _text_records(path, settings, suffix)
     elif suffix in SHEET_SUFFIXES:
         records = _sheet_records(path, settings)
@@ -145,13 +162,18 @@ def open_table(path: Path, settings: Settings) -> Table:
     first = records()
     try:
         raw_header = _skip_to_header(first)
+        # Looked at now so that a run can refuse a header without rows before it makes a
+        # run directory.
+        has_rows = raw_header is not None and _skip_to_header(first) is not None
     finally:
         close = getattr(first, "close", None)
         if close is not None:
             close()
     if raw_header is None:
         raise InputError(f"{path} has no header row: the file is empty.")
-    return _map_columns(path, [cell.strip() for cell in raw_header], settings, records)
+    table = _map_columns(path, [cell.strip() for cell in raw_header], settings, records)
+    table.has_rows = has_rows
+    return table
 
 
 def _skip_to_header(records: Iterator[list[str]]) -> list[str] | None:
@@ -284,40 +306,102 @@ def _text_records(path: Path, settings: Settings, suffix: str) -> Any:
 
     def records() -> Iterator[list[str]]:
         # newline="" lets the csv module see quoted line breaks and CRLF as the writer meant them.
+        if csv.field_size_limit() < FIELD_LIMIT:
+            csv.field_size_limit(FIELD_LIMIT)
         with path.open(encoding=encoding, newline="", errors="strict") as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
             try:
-                yield from csv.reader(fh, delimiter=delimiter)
-            except (UnicodeDecodeError, csv.Error) as exc:
-                raise InputError(f"Cannot read {path}: {exc}.") from exc
+                yield from reader
+            except UnicodeDecodeError as exc:
+                raise InputError(f"Cannot read {path} as {encoding} text: {exc}.") from exc
+            except csv.Error as exc:
+                hint = ""
+                if "field limit" in str(exc):
+                    hint = (
+                        f' (a cell over {FIELD_LIMIT >> 20} MiB: usually a quote " that is '
+                        "never closed)"
+                    )
+                raise InputError(
+                    f"Cannot read {path} at line {reader.line_num}: {exc}{hint}."
+                ) from exc
 
     return records
 
 
 def _detect_encoding(path: Path, explicit: str | None) -> str:
-    """`--encoding` if given; else UTF-8 (BOM or not) when the whole file decodes; else cp1252."""
+    """`--encoding` if given; else UTF-8 (BOM or not) when the whole file decodes; else cp1252.
+
+    Whichever is picked, the whole file is decoded once here, so a bad byte far down stops the
+    run before a run directory exists rather than halfway through the calls.
+    """
     if explicit:
         try:
             codecs.lookup(explicit)
         except LookupError as exc:
-            raise InputError(f"Unknown --encoding {explicit!r}.") from exc
+            raise InputError(
+                f"Unknown --encoding {explicit!r}; use a Python codec name such as utf-8, "
+                "cp1252 or latin-1."
+            ) from exc
+        _check_decodes(path, explicit, hint="Check the --encoding.")
         return explicit
     try:
         with path.open("rb") as fh:
-            head = fh.read(3)
-            fh.seek(0)
+            head = fh.read(8)
+            for magic, what in _SHEET_MAGIC.items():
+                if head.startswith(magic):
+                    raise InputError(
+                        f"{path} looks binary, not text: it is {what} with a "
+                        f"{path.suffix} name. Rename it to its real type (.xlsx, .ods or .xls)."
+                    )
             if head.startswith(codecs.BOM_UTF8):
+                _check_decodes(
+                    path, "utf-8-sig", hint="It starts with a UTF-8 BOM but is damaged further on."
+                )
                 return "utf-8-sig"
-            # A cp1252 file is usually valid UTF-8 for thousands of rows before its first accent,
-            # so the whole file is checked; an incremental decoder does it at disk speed.
-            decoder = codecs.getincrementaldecoder("utf-8")()
-            while chunk := fh.read(_CHUNK_BYTES):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return "cp1252"
     except OSError as exc:
         raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    return "utf-8"
+    # A cp1252 file is usually valid UTF-8 for thousands of rows before its first accent, so
+    # the whole file is checked.
+    if _first_bad_byte(path, "utf-8") is None:
+        return "utf-8"
+    _check_decodes(
+        path,
+        "cp1252",
+        hint="Is it a binary file? If it is text in another encoding, pass --encoding.",
+    )
+    return "cp1252"
+
+
+def _check_decodes(path: Path, encoding: str, *, hint: str) -> None:
+    bad = _first_bad_byte(path, encoding)
+    if bad is not None:
+        offset, byte = bad
+        raise InputError(
+            f"{path} is not {encoding} text: byte 0x{byte:02x} at offset {offset} does not "
+            f"decode. {hint}"
+        )
+
+
+def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int] | None:
+    """Where the file first fails to decode as `encoding`, or None; at disk speed."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK_BYTES):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    # exc.object is the decoder's held-back bytes followed by this chunk.
+                    held = len(exc.object) - len(chunk)
+                    return offset - held + exc.start, exc.object[exc.start]
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return offset, 0
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    return None
 
 
 def _sniff_delimiter(path: Path, encoding: str, suffix: str) -> str:
@@ -374,13 +458,36 @@ def _sheet_records(path: Path, settings: Settings) -> Any:
     except InputError:
         raise
     except Exception as exc:  # calamine raises its own types for damaged or encrypted files
-        raise InputError(f"Cannot read {path} as a spreadsheet: {exc}") from exc
+        raise InputError(f"Cannot read {path} as a spreadsheet: {exc}{_sheet_hint(path)}") from exc
     rows = [[_cell_text(v) for v in values] for values in frame.itertuples(index=False)]
 
     def records() -> Iterator[list[str]]:
         return iter(rows)
 
     return records
+
+
+def _sheet_hint(path: Path) -> str:
+    """Why a spreadsheet would not open, guessed from its first bytes."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return "."
+    if head.startswith(b"\xd0\xcf\x11\xe0") and path.suffix.lower() != ".xls":
+        # Excel stores a password-protected workbook as an OLE2 container, whatever its name.
+        return (
+            f". It is an OLE2 file, not a zip: a password-protected workbook, or an old .xls "
+            f"with a {path.suffix} name. Remove the password (or save it as .xlsx) and try again."
+        )
+    if not any(head.startswith(magic) for magic in _SHEET_MAGIC):
+        control = sum(1 for b in head if b < 9 or 13 < b < 32)
+        kind = "text" if head and not control else "neither a workbook nor text"
+        return (
+            f". It does not start like an XLSX, XLS or ODS file (it looks like {kind}); if it "
+            "is a CSV, rename it to .csv."
+        )
+    return ". The workbook may be damaged: open it in Excel and save it again."
 
 
 def _cell_text(value: Any) -> str:

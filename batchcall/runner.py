@@ -30,7 +30,7 @@ from .config import Output, Settings, build_options, check_base_url, read_api_ke
 from .dispatch import DEFAULT_WORKERS, Execution, Progress, SendStats
 from .errors import InputError, InterruptedRun, SameInputError, UsageError
 from .journal import Journal
-from .load import Table, file_sha256, open_table
+from .load import Table, file_sha256, missing_outcome_columns, open_table
 from .logs import run_logging
 from .models import Checked
 from .plan import plan
@@ -48,9 +48,16 @@ SANDBOX_SCRIPT_ID = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 
 
 def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # mkdir's mode is masked by the umask, and an existing --out dir keeps its mode: force it.
-    os.chmod(path, 0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # mkdir's mode is masked by the umask, and an existing --out dir keeps its mode: force it.
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        what = "a file is in the way" if path.exists() else (exc.strerror or str(exc)).lower()
+        raise UsageError(
+            f"Cannot create the run directory {path}: {what}. Nothing was sent; choose a "
+            "writable --reports-dir or --out."
+        ) from exc
     return path
 
 
@@ -100,7 +107,7 @@ def _source(table: Table, settings: Settings) -> Iterator[Any]:
         if not table.is_results:
             raise InputError(
                 f"--only-failed needs a results.csv or failed.csv written by batchcall; "
-                f"{table.path.name} has no outcome column."
+                f"{table.path.name} lacks its outcome columns ({missing_outcome_columns(table)})."
             )
         wanted = {"failed"} | ({"unknown"} if settings.include_unknown else set())
         rows = (r for r in rows if r.prior is not None and r.prior.get("outcome") in wanted)
@@ -234,6 +241,10 @@ def run(
                 api_key or sandbox_key or read_api_key(Path(api_key_file) if api_key_file else None)
             )
         table = open_table(path, settings)
+        if not table.has_rows:
+            raise InputError(
+                f"{path} has a header row but no data rows under it: there is nothing to call."
+            )
         planned = _planned(table, settings)
         sha256 = file_sha256(path)
         if not dry_run and not sandbox and not settings.force:

@@ -51,6 +51,8 @@ class Validator:
                 f"--date-format {self.date_format!r} has no % directive; write it the way "
                 "Python's strptime does, e.g. '%d/%m/%Y %H:%M'."
             )
+        if self.date_format is not None:
+            _check_date_format(self.date_format)
         self.zone = _settings_zone(settings.timezone)
         self.region = _settings_region(settings.region)
 
@@ -337,6 +339,19 @@ def _invalid(src: SourceRow, code: str, error: str, phone: str | None = None) ->
         error=error,
         outcome="invalid",
     )
+
+
+def _check_date_format(date_format: str) -> None:
+    # strptime judges the format only when it parses a value; without this check a typo such
+    # as %Q would make every row's time invalid instead of stopping the run once.
+    try:
+        datetime.strptime("", date_format)
+    except ValueError as exc:
+        if "directive" in str(exc) or "stray %" in str(exc):
+            raise InputError(
+                f"--date-format {date_format!r} is not a strptime format ({exc}); write it "
+                "e.g. '%d/%m/%Y %H:%M'."
+            ) from exc
 
 
 def _parse_time(raw: str, date_format: str | None) -> tuple[datetime | None, str | None]:

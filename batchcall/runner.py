@@ -175,6 +175,13 @@ async def _execute(
             progress.close()
     if execution.abort is not None:
         raise type(execution.abort)(str(execution.abort), run_dir=str(run_dir))
+    if execution.interrupted and command == "validate":
+        # A dry run cannot be resumed (`resume` refuses it), so the message must not offer it.
+        raise InterruptedRun(
+            f"Interrupted: validation stopped after {summary.total} rows and nothing was sent. "
+            f"The partial report is in {run_dir}; run `batchcall validate` again to check the "
+            "whole file."
+        )
     if execution.interrupted:
         raise InterruptedRun(
             f"Interrupted. The journal is intact; continue with: batchcall resume {run_dir}",

@@ -366,27 +366,27 @@ class Execution:
 
     async def feed(self, queue: asyncio.Queue[Job | None], workers: int) -> None:
         cursor = 0
-        try:
-            while not self.stop.is_set():
-                jobs = self.journal.pending(after=cursor, limit=200)
-                if not jobs:
-                    if self.loaded.is_set():
-                        # A last look: the loader may have committed after our query.
-                        jobs = self.journal.pending(after=cursor, limit=200)
-                        if not jobs:
-                            break
-                    else:
-                        self.new_rows.clear()
-                        await self.new_rows.wait()
-                        continue
-                for job in jobs:
-                    if self.stop.is_set():
+        while not self.stop.is_set():
+            jobs = self.journal.pending(after=cursor, limit=200)
+            if not jobs:
+                if self.loaded.is_set():
+                    # A last look: the loader may have committed after our query.
+                    jobs = self.journal.pending(after=cursor, limit=200)
+                    if not jobs:
                         break
-                    await queue.put(job)
-                    cursor = job.row
-        finally:
-            for _ in range(workers):
-                await queue.put(None)
+                else:
+                    self.new_rows.clear()
+                    await self.new_rows.wait()
+                    continue
+            for job in jobs:
+                if self.stop.is_set():
+                    break
+                await queue.put(job)
+                cursor = job.row
+        # Only on a normal end: when the pass fails or is cancelled, the workers are cancelled
+        # too, and waiting to hand them a sentinel through a full queue would hang forever.
+        for _ in range(workers):
+            await queue.put(None)
 
     def throttled(self) -> int:
         return self.dispatcher.throttled if self.dispatcher else 0

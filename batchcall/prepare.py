@@ -22,6 +22,7 @@ from itertools import islice
 from multiprocessing.connection import Connection
 from typing import Any
 
+from .errors import BatchCallError, InputError
 from .models import Checked
 
 # (row, cells_json, request_json, phone_e164, state, error_code, error, time_sent, time_moved)
@@ -62,6 +63,10 @@ def _child(planned: Iterable[Checked], conn: Connection) -> None:
         conn.send(("done", None))
     except BrokenPipeError:
         pass  # the parent is gone (killed, or stopped reading): nothing left to do
+    except BatchCallError as exc:
+        # A problem with the input, meant for the user: the parent raises it as such.
+        with contextlib.suppress(BrokenPipeError):
+            conn.send(("user_error", (exc.exit_code, str(exc))))
     except BaseException:
         with contextlib.suppress(BrokenPipeError):
             conn.send(("error", traceback.format_exc()))
@@ -106,6 +111,9 @@ class Prepared:
                 yield payload
             elif kind == "done":
                 return
+            elif kind == "user_error":
+                exit_code, message = payload
+                raise (InputError if exit_code == InputError.exit_code else BatchCallError)(message)
             else:
                 raise RuntimeError(f"planning failed in the child process:\n{payload}")
 

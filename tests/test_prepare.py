@@ -9,6 +9,7 @@ from e2e_support import FROM, SCRIPT, au_mobiles, write_contacts
 
 import batchcall
 from batchcall import prepare
+from batchcall.sandbox import SandboxConfig, start_sandbox
 
 
 def _results(summary) -> str:
@@ -51,3 +52,44 @@ def test_a_failure_in_the_child_is_reported_not_swallowed(tmp_path, monkeypatch)
     monkeypatch.setattr(prepare, "chunks", broken)
     with pytest.raises(RuntimeError, match="boom"):
         batchcall.validate(source, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "r")
+
+
+@pytest.mark.timeout(60)
+def test_input_failing_midway_through_a_real_run_stops_it_instead_of_hanging(tmp_path, monkeypatch):
+    """If the input turns out unreadable after sending has begun (workers busy, their queue
+    full), the run ends with the input error and a report, instead of hanging."""
+    source = write_contacts(tmp_path / "c.csv", au_mobiles(600))
+    real = prepare.chunks
+
+    def failing(planned, size=prepare.CHUNK):
+        for n, chunk in enumerate(real(planned, 200)):
+            if n == 2:
+                raise batchcall.InputError("line 401 of c.csv cannot be read")
+            yield chunk
+
+    monkeypatch.setattr(prepare, "chunks", failing)
+    with start_sandbox(SandboxConfig(latency=0.05)) as server:
+        with pytest.raises(batchcall.InputError, match="line 401"):
+            batchcall.run(source, from_number=FROM, script_id=SCRIPT, concurrency=2,
+                          base_url=server.base_url, api_key=server.api_key,
+                          reports_dir=tmp_path / "r")  # fmt: skip
+        sent = len(server.calls())
+    (run_dir,) = (tmp_path / "r").iterdir()
+    counts = batchcall.status(run_dir).counts
+    assert counts.get("scheduled", 0) == sent and sum(counts.values()) == 400
+
+
+def test_an_input_error_in_the_planning_child_reaches_the_user_as_one(tmp_path, monkeypatch):
+    """A problem with the input found by the planning child is the same clear InputError
+    (exit 2) the user would get in-process, not a traceback."""
+    source = write_contacts(tmp_path / "c.csv", au_mobiles(5))
+    monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 0)
+
+    def unreadable(planned, size=prepare.CHUNK):
+        raise batchcall.InputError("byte 0x8f at offset 42 does not decode")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(prepare, "chunks", unreadable)
+    with pytest.raises(batchcall.InputError, match="offset 42") as caught:
+        batchcall.validate(source, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "r")
+    assert caught.value.exit_code == 2

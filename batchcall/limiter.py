@@ -28,7 +28,11 @@ and another client may be spending the same key. The gate learns the rest while 
 - **No headers until a 429.** Then the gate works blind, like botocore's adaptive mode: a slow
   start that doubles, and after a throttle a CUBIC curve around the rate that was throttled. The
   first throttle also bounds the rate: everything accepted beyond one limit's worth came back
-  as refill.
+  as refill. A throttle can also reveal a fixed window: the refused request found our last
+  `limit` accepted ones in the window, so it began just before the first of them, and a
+  Retry-After of two seconds or more must agree with windows back to back from our first
+  request. Then the gate paces that window as if it saw its resets, and returns to the blind
+  mode for good at the next 429.
 - **A shared pause on 429.** `Retry-After` (seconds or an HTTP-date) is capped and jittered, and
   every worker waits for it; the throttled row is re-queued, since a 429 was never executed.
 - **Concurrency** follows rate × observed latency plus a small reserve, so a slow API still gets
@@ -67,6 +71,7 @@ ECHO_SLACK = 0.02  # seconds of send-to-count jitter allowed when matching refil
 ECHO_MIN_WINDOW = 0.2  # seconds; a shorter "window" is a bucket's refill, not an echo
 ECHO_MIN_SEEN = 3  # expired requests before an echo is trusted
 ECHO_GUARD = 0.01  # seconds added to the learned window before counting a request as expired
+RETRY_SLACK = 0.1  # seconds a server's Retry-After may fall short of the true wait
 
 
 class _Echo:
@@ -236,6 +241,12 @@ class Gate:
         self._cubic_max: float | None = None
         self._cubic_since = 0.0
 
+        # A fixed window read from blind 429s (see `_infer_fixed`).
+        self._outstanding: set[int] = set()  # permits not yet released
+        self._pending_429: tuple[Permit, float] | None = None  # (permit, its Retry-After)
+        self._inferred_at: float | None = None  # when a window was read from a 429
+        self._inference_failed = False
+
     # --- admission ------------------------------------------------------------------------
 
     async def acquire(self) -> Permit:
@@ -258,6 +269,7 @@ class Gate:
             permit = Permit(seq=self._issued, sent_at=now)
             self._issued += 1
             self._in_flight += 1
+            self._outstanding.add(permit.seq)
             self._requests += 1
             self._last_send = now
             if self._started is None:
@@ -311,8 +323,10 @@ class Gate:
         """Learn from one response; on 429, pause everyone and return this row's retry delay."""
         now = self._clock()
         self._in_flight = max(0, self._in_flight - 1)
+        self._outstanding.discard(permit.seq)
         self._freed.set()
         if status is None:
+            self._infer_fixed(now)
             return None
         sample = max(0.0, now - permit.sent_at)
         self._latency = sample if self._latency is None else 0.8 * self._latency + 0.2 * sample
@@ -326,11 +340,14 @@ class Gate:
             self._limit = limit
         if status == 429:
             self._uncounted.add(permit.seq)
-            return self._throttle(permit, now, headers)
+            delay = self._throttle(permit, now, headers)
+            self._infer_fixed(now)
+            return delay
         self._accepted += 1
         self._echo.count(permit.sent_at)
         if remaining is not None and self._limit is not None:
             self._observe(permit, now, max(0, remaining))
+        self._infer_fixed(now)
         return None
 
     def _limit_changed(self, limit: int) -> None:
@@ -430,9 +447,17 @@ class Gate:
         )
         if retry_after is None:
             retry_after = min(RETRY_AFTER_CAP, 0.5 * 2 ** min(self._throttled, 8))
+        elif self._remaining is None and self._pending_429 is None:
+            self._pending_429 = (permit, retry_after)
         delay = min(retry_after, RETRY_AFTER_CAP)
         delay += self._random() * max(0.05, 0.1 * delay)
         self._pause_until = max(self._pause_until, now + delay)
+        if self._inferred_at is not None:
+            if permit.sent_at <= self._inferred_at:
+                return self._pause_until - now  # sent before the window was read: no news
+            # The window read from a 429 was wrong (another client, a window that began
+            # before ours): back to the blind mode for good, which adapts to anything.
+            self._forget_inferred_window()
         if self._remaining is not None:
             # Our picture of the quota was wrong, most likely another client: keep more back.
             if self._limit:
@@ -450,6 +475,66 @@ class Gate:
             self._blind_throttle(now)
         return self._pause_until - now
 
+    def _infer_fixed(self, now: float) -> None:
+        """Read a fixed window from a blind 429, once every earlier request has answered.
+
+        A refusal means the window held `limit` requests. With no other client they are our
+        last `limit` accepted ones, so the window began after the one before them: when our
+        sends are dense there, that brackets a reset sharply. Windows back to back from our
+        first request then give the length, which Retry-After (the time to the next reset,
+        rounded up) must confirm; a sliding window or a bucket answers the time until one
+        slot frees, which contradicts it. A confirmed window is paced like one whose resets
+        were seen, without a 429 per window.
+        """
+        if self._pending_429 is None:
+            return
+        permit, retry_after = self._pending_429
+        if any(seq < permit.seq for seq in self._outstanding):
+            return  # an earlier request may yet prove accepted: the count is not final
+        self._pending_429 = None
+        limit, started = self._limit, self._started
+        if self._remaining is not None or self._inference_failed or not limit or started is None:
+            return
+        counted = self._echo.counted
+        n = bisect.bisect_left(counted, permit.sent_at)
+        if n <= limit:
+            return
+        first, before = counted[n - limit], counted[n - limit - 1]
+        if first - before > RESET_BRACKET or first <= started or retry_after < 2:
+            # A Retry-After under two seconds also fits a bucket's next token or a sliding
+            # window's next expiry, so it confirms nothing.
+            return
+        span = first - started
+        for windows in range(1, 9):
+            window = span / windows  # the reset at `first` ends a whole number of windows
+            if window <= permit.sent_at - first:
+                return  # too short to still hold the refused request: no longer ones follow
+            to_reset = first + window - permit.sent_at
+            if retry_after - 1 - (first - before) < to_reset <= retry_after + RETRY_SLACK:
+                break
+        else:
+            return
+        self._kind = "fixed"
+        self._window = window
+        self._phase = first
+        self._resets = [first]
+        self._window_quota = limit
+        self._growth = 0
+        self._remaining = 0
+        self._newest_seq = permit.seq
+        self._observed_at = now
+        self._observed_sent = permit.sent_at
+        self._inferred_at = now
+
+    def _forget_inferred_window(self) -> None:
+        self._inferred_at = None
+        self._inference_failed = True
+        self._remaining = None
+        self._kind = "unknown"
+        self._window = None
+        self._resets.clear()
+        self._window_quota = None
+
     # --- rates --------------------------------------------------------------------------------
 
     def _available(self, now: float) -> float:
@@ -462,7 +547,7 @@ class Gate:
             if reset <= self._observed_at:
                 return base
             # A reset we predicted but have not seen yet.
-            if len(self._resets) >= 2:
+            if len(self._resets) >= 2 or self._inferred_at is not None:
                 quota = self._window_quota or self._limit
                 return quota - sum(1 for t in self._sends if t >= reset)
             # The window is a first guess: one request checks whether the reset came.

@@ -87,6 +87,7 @@ class Server:
     other_share: float = 0.0
     halve_at: float | None = None
     lost: frozenset[int] = frozenset()  # requests (0-based) counted, whose answer never comes
+    used_before: float | None = None  # seconds before our first request another one came
     handled: int = 0
     accepted: int = 0
     throttled: int = 0
@@ -101,6 +102,8 @@ class Server:
             limit_change_at=self.halve_at,
             limit_after=LIMIT // 2 if self.halve_at is not None else None,
         )
+        if self.used_before is not None:
+            self.quota.decide(-self.used_before)  # the key's window began before our run
 
     def handle(self, now: float) -> tuple[int | None, dict[str, str]]:
         decision = self.quota.decide(now)
@@ -231,6 +234,32 @@ def test_quota_shared_with_another_client_is_used_without_fighting(kind: str) ->
 def test_headers_only_on_429_still_converge(kind: str) -> None:
     """Blind until the first 429, the gate is within 25% of an oracle and ≤ 5% refused."""
     outcome = drive(Server(kind, headers="on_429"))
+    assert outcome.versus_oracle(FULL_RATE) <= 1.25
+    assert outcome.throttled_share <= 0.05
+
+
+@pytest.mark.parametrize("seed", [None, 6, 14])
+def test_a_blind_fixed_window_is_read_from_its_first_429(seed: int | None) -> None:
+    """With headers only on 429s, one refusal teaches a fixed window, and few 429s follow."""
+    outcome = drive(Server("fixed", headers="on_429"), jitter=seed)
+    assert outcome.stats["window"] == pytest.approx(WINDOW, abs=0.05)
+    assert outcome.versus_oracle(FULL_RATE) <= 1.10
+    assert outcome.throttled <= 2
+
+
+@pytest.mark.parametrize("kind", ["sliding", "token_bucket"])
+def test_a_short_retry_after_is_not_read_as_a_fixed_window(kind: str) -> None:
+    """A sliding window's or a bucket's 429s (Retry-After: 1) leave the gate in its blind mode."""
+    outcome = drive(Server(kind, headers="on_429"))
+    assert outcome.stats["window"] is None
+
+
+@pytest.mark.parametrize("used_before", [0.3, 1.9])
+def test_a_blind_window_that_began_before_the_run_is_still_followed(used_before: float) -> None:
+    """A fixed window misread from a 429 (it began before our run) costs a 429, not the run."""
+    server = Server("fixed", headers="on_429", used_before=used_before)
+    outcome = drive(server)
+    assert server.accepted == ROWS
     assert outcome.versus_oracle(FULL_RATE) <= 1.25
     assert outcome.throttled_share <= 0.05
 

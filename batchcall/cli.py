@@ -224,7 +224,14 @@ def _guard(action: Callable[[], Any], output: Output) -> Any:
     except KeyboardInterrupt:
         # Ctrl-C before the runner's own handler was in place (while reading the input):
         # nothing had been sent yet.
-        _fail(InterruptedRun("Interrupted before any call was sent."), output)
+        command = click.get_current_context().info_name
+        _fail(
+            InterruptedRun(
+                "Interrupted before any row was planned; nothing was sent and nothing was kept. "
+                f"Run `batchcall {command}` again."
+            ),
+            output,
+        )
 
 
 def _bar(output: Output, label: str) -> Bar | None:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
@@ -264,37 +265,82 @@ def run(
                     previous_run=str(previous),
                 )
         run_dir = _new_run_dir(settings, path.stem)
-        with (
-            Journal(run_dir / "journal.sqlite", create=True) as journal,
-            run_logging(run_dir, verbose=verbose),
-        ):
-            journal.set_meta(
-                run_id=uuid.uuid4().hex[:16],
-                input=str(path.resolve()),
-                input_sha256=sha256,
-                settings=settings.recorded(),
-                header=table.header,
-                timezone_column=table.fields.get("timezone"),
-                dry_run=dry_run,
-                sandbox=sandbox,
-                load_complete=False,
-                version=__version__,
-            )
-            for warning in table.warnings:
-                log.warning("%s", warning)
-            log.info("run %s of %s (sha256 %s)", run_dir.name, path.name, sha256)
-            return asyncio.run(
-                _execute(
-                    "validate" if dry_run else "run",
-                    run_dir,
-                    journal,
-                    settings,
-                    api_key=key,
-                    planned=Prepared(planned, size_hint=path.stat().st_size),
-                    progress=progress,
-                    transport=transport,
+        try:
+            return _start(
+                run_dir, path, table, planned, settings, sha256, key, dry_run=dry_run,
+                sandbox=sandbox, verbose=verbose, progress=progress, transport=transport,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            # Ctrl-C before the run's own handler was in place: nothing planned, nothing sent.
+            if _forget_if_empty(run_dir):
+                then = f"continue with: batchcall resume {run_dir}"
+            else:
+                then = (
+                    f"nothing was kept. Run `batchcall {'validate' if dry_run else 'run'}` again."
                 )
+            raise InterruptedRun(
+                f"Interrupted before any row was planned; nothing was sent, and {then}"
+            ) from None
+
+
+def _forget_if_empty(run_dir: Path) -> bool:
+    """Remove a run directory whose journal holds no row; True if it had to be kept."""
+    try:
+        with Journal(run_dir / "journal.sqlite") as journal:
+            if journal.counts():
+                return True
+    except (UsageError, sqlite3.Error):
+        pass
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return False
+
+
+def _start(
+    run_dir: Path,
+    path: Path,
+    table: Table,
+    planned: Iterator[Checked],
+    settings: Settings,
+    sha256: str,
+    key: str | None,
+    *,
+    dry_run: bool,
+    sandbox: bool,
+    verbose: bool,
+    progress: Progress | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Summary:
+    with (
+        Journal(run_dir / "journal.sqlite", create=True) as journal,
+        run_logging(run_dir, verbose=verbose),
+    ):
+        journal.set_meta(
+            run_id=uuid.uuid4().hex[:16],
+            input=str(path.resolve()),
+            input_sha256=sha256,
+            settings=settings.recorded(),
+            header=table.header,
+            timezone_column=table.fields.get("timezone"),
+            dry_run=dry_run,
+            sandbox=sandbox,
+            load_complete=False,
+            version=__version__,
+        )
+        for warning in table.warnings:
+            log.warning("%s", warning)
+        log.info("run %s of %s (sha256 %s)", run_dir.name, path.name, sha256)
+        return asyncio.run(
+            _execute(
+                "validate" if dry_run else "run",
+                run_dir,
+                journal,
+                settings,
+                api_key=key,
+                planned=Prepared(planned, size_hint=path.stat().st_size),
+                progress=progress,
+                transport=transport,
             )
+        )
 
 
 def validate(input: str | os.PathLike[str], **kwargs: Any) -> Summary:

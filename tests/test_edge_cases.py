@@ -258,3 +258,31 @@ def test_ctrl_c_during_validate_exits_130_without_offering_resume(tmp_path):
     assert "Traceback" not in err
     assert "nothing was sent" in err and "batchcall validate" in err
     assert "resume" not in err
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_ctrl_c_before_the_run_starts_leaves_nothing_behind(tmp_path, monkeypatch, dry_run):
+    """Ctrl-C in the instant between creating the run directory and the run's own signal
+    handler: nothing was planned or sent, so the empty directory is removed (it would
+    otherwise block a re-run of the same file) and the message says to run it again."""
+    import batchcall
+    from batchcall import runner
+    from batchcall.errors import InterruptedRun
+
+    contacts = tmp_path / "c.csv"
+    contacts.write_text("Phone\n+61412000001\n")
+
+    def interrupted(coroutine):
+        coroutine.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.asyncio, "run", interrupted)
+    with pytest.raises(InterruptedRun) as caught:
+        batchcall.run(
+            contacts, from_number="+61291234567", script_id="s", dry_run=dry_run, api_key="k",
+            base_url="http://127.0.0.1:9", reports_dir=tmp_path / "r",
+        )  # fmt: skip
+    command = "validate" if dry_run else "run"
+    assert f"Run `batchcall {command}` again" in str(caught.value)
+    assert "resume" not in str(caught.value)
+    assert list((tmp_path / "r").iterdir()) == []

@@ -44,14 +44,8 @@ ENDPOINT = "/api/v1/create-phone-call"
 
 # Errors raised before a single byte of the request could have been processed.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Errors after the request may have reached the server.
-AMBIGUOUS = (
-    httpx.ReadTimeout,
-    httpx.ReadError,
-    httpx.WriteError,
-    httpx.WriteTimeout,
-    httpx.RemoteProtocolError,
-)
+# Every other transport error (read/write errors and timeouts, a dropped connection) came
+# after the request may have reached the server: `classify_error` makes those `unknown`.
 
 
 def _tls_failure(exc: BaseException) -> str | None:

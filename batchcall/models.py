@@ -55,10 +55,8 @@ class ErrorResponse(BaseModel):
 
 # --- records that flow between stages -------------------------------------------------------
 
-# A row's life, written once in the journal:  pending -> sending -> scheduled | failed | unknown.
-# `invalid` and `duplicate` are decided at planning and never sent.
+# A row's states; the state machine itself is written once, in `journal.TRANSITIONS`.
 State = Literal["pending", "sending", "scheduled", "failed", "unknown", "invalid", "duplicate"]
-FINAL_STATES: frozenset[str] = frozenset({"scheduled", "failed", "unknown", "invalid", "duplicate"})
 
 # Columns the report adds to the input's own columns, in this order.
 RESULT_COLUMNS: tuple[str, ...] = (

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -32,12 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import phonenumbers
 from aiolimiter import AsyncLimiter
 
 import batchcall
 from batchcall.limiter import parse_retry_after
 from batchcall.sandbox import TEAM_FROM_NUMBERS, TEAM_SCRIPT_IDS, SandboxConfig, start_sandbox
+
+# The contact files the end-to-end tests use: distinct valid AU mobiles, national format.
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from e2e_support import au_mobiles, write_contacts
 
 ROWS = 600
 LIMIT = 100
@@ -164,25 +167,9 @@ def retry_after(response: httpx.Response) -> float:
     return parse_retry_after(response.headers.get("Retry-After"), now=time.time()) or 1.0
 
 
-def write_contacts(path: Path, rows: int) -> Path:
-    """A contacts CSV of `rows` distinct valid Australian mobiles, as tests/e2e_support writes."""
-    phones: list[str] = []
-    n = 0
-    while len(phones) < rows:
-        candidate = f"+6141{n:07d}"
-        n += 1
-        if phonenumbers.is_valid_number(phonenumbers.parse(candidate)):
-            phones.append(candidate)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["First Name", "Mobile"])
-        writer.writerows([f"Name{i}", phone] for i, phone in enumerate(phones, 1))
-    return path
-
-
 def batchcall_client(base_url: str, api_key: str, rows: int, _: Scenario) -> Tally:
     with tempfile.TemporaryDirectory(prefix="rate-bench-") as tmp:
-        contacts = write_contacts(Path(tmp) / "contacts.csv", rows)
+        contacts = write_contacts(Path(tmp) / "contacts.csv", au_mobiles(rows))
         summary = batchcall.run(
             contacts,
             from_number=FROM,

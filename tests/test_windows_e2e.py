@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,52 +12,56 @@ from e2e_support import FROM, SCRIPT, read_results
 import batchcall
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
-# (label, phone, timezone cell, requested time, expected UTC time at the server)
-ROWS = [
-    (
-        "sydney wed 21:00 -> thu 09:00",
-        "02 9251 0001",
-        "",
-        "2026-12-02T21:00:00+11:00",
-        "2026-12-02T22:00:00Z",
-    ),
-    (
-        "sunday -> monday 09:00",
-        "02 9251 0002",
-        "",
-        "2026-12-06T10:00:00+11:00",
-        "2026-12-06T22:00:00Z",
-    ),
-    (
-        "sat 17:30 -> mon 09:00",
-        "02 9251 0003",
-        "",
-        "2026-12-05T17:30:00+11:00",
-        "2026-12-06T22:00:00Z",
-    ),
-    (
-        "brisbane christmas -> 27th",
-        "07 3221 0004",
-        "",
-        "2028-12-25T10:00:00+10:00",
-        "2028-12-26T23:00:00Z",
-    ),
-    (
-        "perth zone column",
-        "0412 000 005",
-        "Australia/Perth",
-        "2026-12-02T08:00:00+08:00",
-        "2026-12-02T01:00:00Z",
-    ),
-    (
-        "mobile waits for cocos",
-        "0412 000 006",
-        "",
-        "2026-12-02T08:00:00+11:00",
-        "2026-12-02T02:30:00Z",
-    ),
-    ("inside the window", "02 9251 0007", "", "2026-12-03T10:00:00+11:00", "2026-12-02T23:00:00Z"),
-]
+
+def _first_december_wednesday(after: date) -> date:
+    """The first Wednesday of the first December that starts a week or more after `after`.
+
+    Early December is far from every Australian public holiday, and Sydney is on daylight time
+    (+11:00) then, so the expected instants below hold in any year.
+    """
+    year = after.year if after + timedelta(days=7) <= date(after.year, 12, 1) else after.year + 1
+    first = date(year, 12, 1)
+    return first + timedelta(days=(2 - first.weekday()) % 7)
+
+
+def _monday_christmas(after: date) -> date:
+    """The next Christmas Day after `after` that is a Monday (Boxing Day is then a Tuesday)."""
+    year = after.year if date(after.year, 12, 25) > after else after.year + 1
+    while date(year, 12, 25).weekday() != 0:
+        year += 1
+    return date(year, 12, 25)
+
+
+def _rows(today: date) -> list[tuple[str, str, str, str, str]]:
+    """(label, phone, timezone cell, requested time, expected UTC time at the server).
+
+    Every date is computed from `today`, so the rows are always in the future, whatever the
+    clock says (the suite also runs with the clock moved a year ahead).
+    """
+    wed = _first_december_wednesday(today)
+    xmas = _monday_christmas(today)
+
+    def d(offset: int) -> str:
+        return (wed + timedelta(days=offset)).isoformat()
+
+    return [
+        ("sydney wed 21:00 -> thu 09:00", "02 9251 0001", "", f"{d(0)}T21:00:00+11:00",
+         f"{d(0)}T22:00:00Z"),
+        ("sunday -> monday 09:00", "02 9251 0002", "", f"{d(4)}T10:00:00+11:00",
+         f"{d(4)}T22:00:00Z"),
+        ("sat 17:30 -> mon 09:00", "02 9251 0003", "", f"{d(3)}T17:30:00+11:00",
+         f"{d(4)}T22:00:00Z"),
+        ("brisbane christmas -> 27th", "07 3221 0004", "", f"{xmas.isoformat()}T10:00:00+10:00",
+         f"{(xmas + timedelta(days=1)).isoformat()}T23:00:00Z"),
+        ("perth zone column", "0412 000 005", "Australia/Perth", f"{d(0)}T08:00:00+08:00",
+         f"{d(0)}T01:00:00Z"),
+        ("mobile waits for cocos", "0412 000 006", "", f"{d(0)}T08:00:00+11:00",
+         f"{d(0)}T02:30:00Z"),
+        ("inside the window", "02 9251 0007", "", f"{d(1)}T10:00:00+11:00", f"{d(0)}T23:00:00Z"),
+    ]  # fmt: skip
+
+
+ROWS = _rows(datetime.now(UTC).date())
 
 
 def _write(path: Path) -> Path:

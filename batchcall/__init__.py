@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (
+from ._errors import (
     AbortedError,
     AuthError,
     BatchCallError,
@@ -21,10 +21,7 @@ from .errors import (
     TlsError,
     UsageError,
 )
-
-# Imported eagerly, after the errors: `batchcall.validate` must be the function, and importing
-# the runner also imports the `batchcall.validate` module, which would otherwise shadow it.
-from .runner import Summary, resume, retry, run, status, validate
+from ._runner import Summary, resume, retry, run, status, validate
 
 __all__ = [
     "AbortedError",

@@ -1,5 +1,5 @@
 """`python -m batchcall`: the same command line as the `batchcall` script."""
 
-from .cli import main
+from ._cli import main
 
 main(prog_name="batchcall")

@@ -47,10 +47,10 @@ SNIPPETS = {
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from batchcall.config import Settings
-from batchcall.load import open_table
-from batchcall.plan import plan
-from batchcall.validate import Validator
+from batchcall._config import Settings
+from batchcall._load import open_table
+from batchcall._plan import plan
+from batchcall._validate import Validator
 settings = Settings(from_number="{FROM}", script_id="{SCRIPT}", timezone="Australia/Sydney")
 table = open_table(Path(path), settings)
 validator = Validator(table, settings, now=datetime.now(UTC))
@@ -63,7 +63,7 @@ rows = dict(outcomes)
 """,
     "batchcall validate (runner, journal + report)": f"""
 import tempfile
-from batchcall import runner
+from batchcall import _runner as runner
 with tempfile.TemporaryDirectory() as reports:
     summary = runner.validate(path, from_number="{FROM}", script_id="{SCRIPT}",
                               timezone="Australia/Sydney", reports_dir=reports)
@@ -74,8 +74,8 @@ rows = {{k: v for k, v in dict(rows).items() if k in ("rows", "counts", "total")
     "batchcall run, to its first request": f"""
 import tempfile
 import httpx
-from batchcall import runner
-from batchcall.errors import BatchCallError
+from batchcall import _runner as runner
+from batchcall._errors import BatchCallError
 first = None
 class FirstRequest(httpx.AsyncBaseTransport):
     # Notes when the first request leaves, then answers 401 so the run stops right there.

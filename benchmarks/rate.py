@@ -35,7 +35,7 @@ import httpx
 from aiolimiter import AsyncLimiter
 
 import batchcall
-from batchcall.limiter import parse_retry_after
+from batchcall._limiter import parse_retry_after
 from batchcall.sandbox import TEAM_FROM_NUMBERS, TEAM_SCRIPT_IDS, SandboxConfig, start_sandbox
 
 # The contact files the end-to-end tests use: distinct valid AU mobiles, national format.

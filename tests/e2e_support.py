@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import phonenumbers
 
-from batchcall.csvsafe import restore
+from batchcall._csvsafe import restore
 
 # The console script installed beside this interpreter: what a user's shell would run.
 BATCHCALL = str(Path(sys.executable).with_name("batchcall"))

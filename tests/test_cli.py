@@ -22,7 +22,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from batchcall.cli import main
+from batchcall._cli import main
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent

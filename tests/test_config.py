@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from batchcall.cli import main
-from batchcall.config import build_options, build_settings
-from batchcall.errors import UsageError
+from batchcall._cli import main
+from batchcall._config import build_options, build_settings
+from batchcall._errors import UsageError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "contacts.csv"
 TEAM = ["--from-number", "+61291234567", "--script-id", "a1b2c3d4-e5f6-7890-abcd-ef1234567890"]

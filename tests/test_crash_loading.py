@@ -10,8 +10,8 @@ from pathlib import Path
 
 from e2e_support import FROM, SCRIPT, au_mobiles, cli, read_results, write_contacts
 
-from batchcall.journal import Journal
-from batchcall.prepare import CHUNK
+from batchcall._journal import Journal
+from batchcall._prepare import CHUNK
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 # Runs the real runner with its planning child forced on. The child hands over two chunks, gives
@@ -21,7 +21,7 @@ KILL_WHILE_LOADING = textwrap.dedent(
     """
     import os, signal, sys, time
     import batchcall
-    from batchcall import prepare
+    from batchcall import _prepare as prepare
 
     real = prepare.chunks
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 
-from batchcall.dispatch import Dispatcher
-from batchcall.errors import AuthError
-from batchcall.journal import Job
+from batchcall._dispatch import Dispatcher
+from batchcall._errors import AuthError
+from batchcall._journal import Job
+from batchcall._limiter import Reply
 
 BODY = {
     "from_number": "+61291234567",
@@ -20,6 +22,15 @@ BODY = {
 CREATED = {"success": True, "call_id": "call_1", "contact_id": "contact_1", "status": "scheduled"}
 
 
+class FakePermit:
+    def __init__(self, gate: FakeGate) -> None:
+        self._gate = gate
+
+    def learn(self, reply: Reply) -> float | None:
+        self._gate.released.append(reply.status)
+        return self._gate.retry_after if reply.status == 429 else None
+
+
 class FakeGate:
     """Admits everything at once and remembers what it was told."""
 
@@ -27,12 +38,9 @@ class FakeGate:
         self.released: list[int | None] = []
         self.retry_after = retry_after
 
-    async def acquire(self) -> object:
-        return object()
-
-    def release(self, permit: object, *, status: int | None, headers: object) -> float | None:
-        self.released.append(status)
-        return self.retry_after if status == 429 else None
+    @contextlib.asynccontextmanager
+    async def permit(self) -> AsyncIterator[FakePermit]:
+        yield FakePermit(self)
 
 
 def _send(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from batchcall.config import Settings
-from batchcall.dispatch import Execution
-from batchcall.journal import Journal
-from batchcall.models import Checked, Contact, CreatePhoneCallRequest
-from batchcall.prepare import encode
+from batchcall._config import Settings
+from batchcall._dispatch import Execution
+from batchcall._journal import Journal
+from batchcall._models import Checked, Contact, CreatePhoneCallRequest
+from batchcall._prepare import encode
 
 
 def test_a_row_validated_while_its_window_was_open_is_moved_if_it_closed_before_sending(tmp_path):

@@ -94,16 +94,6 @@ def test_sample_data_reaches_every_row(tmp_path):
     assert (Path(summary.run_dir).stat().st_mode & 0o777) == 0o700
 
 
-def test_python_api_names_are_functions_even_after_submodule_imports():
-    """`batchcall.validate` stays the dry-run function even once the `batchcall.validate`
-    module has been imported (it shares the name)."""
-    import importlib
-
-    module = importlib.import_module("batchcall.validate")
-    assert callable(batchcall.validate) and batchcall.validate is not module
-    assert batchcall.validate.__module__ == "batchcall.runner"
-
-
 def test_validate_reports_rows_as_valid_and_status_keeps_the_runs_timings(tmp_path):
     """A dry run calls sendable rows `valid` (not `pending`) and exits 1 only for invalid
     rows; `status` recounts from the journal and keeps the run's own timings."""

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from e2e_support import BATCHCALL, FROM, SCRIPT, au_mobiles, read_results, write_contacts
 
-from batchcall.cli import main
+from batchcall._cli import main
 
 TEAM = ["--from-number", FROM, "--script-id", SCRIPT]
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing answers there
@@ -266,8 +266,8 @@ def test_ctrl_c_before_the_run_starts_leaves_nothing_behind(tmp_path, monkeypatc
     handler: nothing was planned or sent, so the empty directory is removed (it would
     otherwise block a re-run of the same file) and the message says to run it again."""
     import batchcall
-    from batchcall import runner
-    from batchcall.errors import InterruptedRun
+    from batchcall import _runner as runner
+    from batchcall._errors import InterruptedRun
 
     contacts = tmp_path / "c.csv"
     contacts.write_text("Phone\n+61412000001\n")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from batchcall.journal import IllegalTransition, Journal, Result
-from batchcall.models import Checked, Contact, CreatePhoneCallRequest
-from batchcall.prepare import encode
+from batchcall._journal import IllegalTransition, Journal, Result
+from batchcall._models import Checked, Contact, CreatePhoneCallRequest
+from batchcall._prepare import encode
 
 
 def _checked(row: int, outcome: str = "pending") -> Checked:

@@ -18,7 +18,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from batchcall.limiter import Gate, parse_retry_after
+from batchcall._limiter import Gate, parse_retry_after, rate_headers
 from batchcall.sandbox._ratelimit import Quota
 
 LIMIT = 100
@@ -138,6 +138,22 @@ class Outcome:
         return self.elapsed / ((ROWS - 1) / allowed_rate + latency)
 
 
+@dataclass(frozen=True)
+class _Answer:
+    status: int | None
+    limit: int | None
+    remaining: int | None
+    retry_after: float | None
+
+
+def _reply(status: int | None, headers: dict[str, str] | None) -> _Answer:
+    """What the dispatcher's `classify` hands the gate, read at a wall clock of 0."""
+    if status is None or headers is None:
+        return _Answer(status, None, None, None)
+    limit, remaining = rate_headers(headers)
+    return _Answer(status, limit, remaining, parse_retry_after(headers.get("Retry-After"), now=0.0))
+
+
 def drive(
     server: Server, *, rows: int = ROWS, jitter: int | None = None, **gate_options: object
 ) -> Outcome:
@@ -152,17 +168,17 @@ def drive(
         return rng.uniform(0.0005, 0.004) if jitter is not None else 0.0
 
     async def main(loop: VirtualTimeLoop) -> Outcome:
-        gate = Gate(clock=loop.time, random=lambda: 0.5, wall_clock=lambda: 0.0, **gate_options)
+        gate = Gate(clock=loop.time, random=lambda: 0.5, **gate_options)
         start = loop.time()
         finished: list[float] = []
 
         async def row() -> None:
             while True:
-                permit = await gate.acquire()
-                await asyncio.sleep(trip())
-                status, headers = server.handle(loop.time())
-                await asyncio.sleep(server.latency + trip())
-                delay = gate.release(permit, status=status, headers=headers)
+                async with gate.permit() as permit:
+                    await asyncio.sleep(trip())
+                    status, headers = server.handle(loop.time())
+                    await asyncio.sleep(server.latency + trip())
+                    delay = permit.learn(_reply(status, headers))
                 if status is None:
                     continue  # a lost answer: the dispatcher sends the row again
                 if status != 429:

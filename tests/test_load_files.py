@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from batchcall.config import Settings
-from batchcall.errors import InputError
-from batchcall.load import open_table
-from batchcall.models import Checked
-from batchcall.plan import plan
-from batchcall.validate import Validator
+from batchcall._config import Settings
+from batchcall._errors import InputError
+from batchcall._load import open_table
+from batchcall._models import Checked
+from batchcall._plan import plan
+from batchcall._validate import Validator
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

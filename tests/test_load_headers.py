@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from batchcall.config import Settings
-from batchcall.errors import InputError
-from batchcall.load import file_sha256, open_table
+from batchcall._config import Settings
+from batchcall._errors import InputError
+from batchcall._load import file_sha256, open_table
 
 
 def write(tmp_path: Path, data: str | bytes, name: str = "in.csv") -> Path:

@@ -12,13 +12,13 @@ import phonenumbers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchcall.config import Settings
-from batchcall.errors import InputError
-from batchcall.journal import ReportRow
-from batchcall.load import open_table
-from batchcall.models import Checked
-from batchcall.report import write_results
-from batchcall.validate import Validator
+from batchcall._config import Settings
+from batchcall._errors import InputError
+from batchcall._journal import ReportRow
+from batchcall._load import open_table
+from batchcall._models import Checked
+from batchcall._report import write_results
+from batchcall._validate import Validator
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 FROM = "+61291234567"

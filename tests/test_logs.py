@@ -1,6 +1,6 @@
 """run.log masks phone numbers but keeps timestamps, hashes and ids readable."""
 
-from batchcall.logs import mask_phones
+from batchcall._logs import mask_phones
 
 
 def test_phone_numbers_in_log_lines_are_masked():

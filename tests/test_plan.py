@@ -5,8 +5,8 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Iterator
 
-from batchcall.models import Checked, Contact, CreatePhoneCallRequest
-from batchcall.plan import plan
+from batchcall._models import Checked, Contact, CreatePhoneCallRequest
+from batchcall._plan import plan
 
 SCRIPT = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 

@@ -8,7 +8,7 @@ import pytest
 from e2e_support import FROM, SCRIPT, au_mobiles, write_contacts
 
 import batchcall
-from batchcall import prepare
+from batchcall import _prepare as prepare
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from batchcall.progress import Bar
+from batchcall._progress import Bar
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "contacts.csv"

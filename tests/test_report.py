@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 
-from batchcall.csvsafe import neutralise, restore
-from batchcall.journal import ReportRow
-from batchcall.report import write_results
+from batchcall._csvsafe import neutralise, restore
+from batchcall._journal import ReportRow
+from batchcall._report import write_results
 
 
 def _row(n: int, state: str, name: str) -> ReportRow:

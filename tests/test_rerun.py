@@ -9,7 +9,7 @@ import pytest
 from e2e_support import FROM, SCRIPT, au_mobiles, read_results, write_contacts
 
 import batchcall
-from batchcall.errors import SameInputError
+from batchcall._errors import SameInputError
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 

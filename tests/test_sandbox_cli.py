@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from batchcall.sandbox import SandboxConfig, start_sandbox
+from batchcall.sandbox._cli import config_args, sandbox_command
 from batchcall.sandbox._server import READY_LINE
-from batchcall.sandbox.cli import config_args, sandbox_command
 
 PATH = "/api/v1/create-phone-call"
 EXAMPLE = {

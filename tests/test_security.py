@@ -23,8 +23,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from batchcall.cli import main
-from batchcall.logs import run_logging
+from batchcall._cli import main
+from batchcall._logs import run_logging
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "contacts.csv"

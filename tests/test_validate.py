@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from batchcall.config import Settings
-from batchcall.errors import InputError
-from batchcall.load import open_table
-from batchcall.models import Checked, CreatePhoneCallRequest
-from batchcall.validate import Validator
+from batchcall._config import Settings
+from batchcall._errors import InputError
+from batchcall._load import open_table
+from batchcall._models import Checked, CreatePhoneCallRequest
+from batchcall._validate import Validator
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 FROM = "+61291234567"

@@ -6,7 +6,7 @@ import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchcall.validate import is_valid_number
+from batchcall._validate import is_valid_number
 
 
 def _examples() -> list[phonenumbers.PhoneNumber]:

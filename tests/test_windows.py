@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from batchcall.config import Settings
-from batchcall.errors import UsageError
-from batchcall.windows import (
+from batchcall._config import Settings
+from batchcall._errors import UsageError
+from batchcall._windows import (
     OUTSIDE_CALLING_WINDOW,
     PROFILES,
     UNKNOWN_TIMEZONE,

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchcall.config import Settings
-from batchcall.windows import WindowPolicy
+from batchcall._config import Settings
+from batchcall._windows import WindowPolicy
 
 MAX_DEFER_DAYS = 3  # keeps the minute-by-minute reference quick
 

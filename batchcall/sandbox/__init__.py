@@ -5,7 +5,7 @@
         ...  # send to sandbox.base_url with sandbox.api_key
         created = sandbox.calls()
 
-`batchcall sandbox` runs the same server from the command line (see `cli.sandbox_command`).
+`batchcall sandbox` runs the same server from the command line (see `_cli.sandbox_command`).
 """
 
 from ._app import create_app

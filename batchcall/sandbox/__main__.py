@@ -1,6 +1,6 @@
 """`python -m batchcall.sandbox --port N`: the same command as `batchcall sandbox`."""
 
-from .cli import sandbox_command
+from ._cli import sandbox_command
 
 if __name__ == "__main__":
     sandbox_command(prog_name="python -m batchcall.sandbox")

@@ -191,7 +191,7 @@ def _start_in_thread(config: SandboxConfig, port: int, timeout: float) -> Runnin
 
 
 def _start_in_child(config: SandboxConfig, port: int, timeout: float) -> RunningSandbox:
-    from .cli import config_args  # the CLI owns the option names
+    from ._cli import config_args  # the CLI owns the option names
 
     env = dict(os.environ, VOXWORKS_API_KEY=str(config.api_key), PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "batchcall.sandbox", "--port", str(port), *config_args(config)]

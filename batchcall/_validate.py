@@ -18,10 +18,10 @@ import phonenumbers
 from phonenumbers.phonemetadata import PhoneMetadata
 from pydantic import BaseModel
 
-from .config import Settings
-from .errors import InputError
-from .load import Table
-from .models import Checked, Contact, CreatePhoneCallRequest, SourceRow
+from ._config import Settings
+from ._errors import InputError
+from ._load import Table
+from ._models import Checked, Contact, CreatePhoneCallRequest, SourceRow
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -433,6 +433,6 @@ def _window_policy(settings: Settings) -> Any:
     """The calling-window policy, when one is asked for (see `batchcall.windows`)."""
     if not settings.calling_window:
         return None
-    from .windows import WindowPolicy  # deferred: only runs with a calling window need it
+    from ._windows import WindowPolicy  # deferred: only runs with a calling window need it
 
     return WindowPolicy.from_settings(settings)

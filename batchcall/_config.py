@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import UsageError
+from ._errors import UsageError
 
 DEFAULT_BASE_URL = "https://api.voxworks.ai"
 CONFIG_FILE = "batchcall.toml"

@@ -22,21 +22,21 @@ import random as _random
 import signal
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 from pydantic import ValidationError
 
-from .config import Settings
-from .errors import AbortedError, AuthError, TlsError
-from .journal import Job, Journal, Result
-from .limiter import Gate, parse_retry_after
-from .models import CreateCallResponse, ErrorResponse
-from .prepare import Prepared
-from .windows import WindowPolicy
+from ._config import Settings
+from ._errors import AbortedError, AuthError, TlsError
+from ._journal import Job, Journal, Result
+from ._limiter import Gate, Reply, parse_retry_after, rate_headers
+from ._models import CreateCallResponse, ErrorResponse
+from ._prepare import Prepared
+from ._windows import WindowPolicy
 
 log = logging.getLogger("batchcall")
 
@@ -57,24 +57,31 @@ def _tls_failure(exc: BaseException) -> str | None:
     return None
 
 
+class PermitLike(Protocol):
+    def learn(self, reply: Reply) -> float | None: ...
+
+
 class GateLike(Protocol):
     """What the dispatcher needs of `limiter.Gate`; tests pass simpler gates."""
 
-    async def acquire(self) -> Any: ...
-
-    def release(
-        self, permit: Any, *, status: int | None, headers: Mapping[str, str] | None
-    ) -> float | None: ...
+    def permit(self) -> contextlib.AbstractAsyncContextManager[PermitLike]: ...
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
-    """What one HTTP exchange said, before the retry policy decides."""
+class Decision:
+    """What one HTTP exchange said, and what to do about it; the gate learns from it too."""
 
     result: Result
+    status: int | None = None  # None: no answer (a transport error)
     retry: bool = False  # safe to send again: the server provably did not execute it
-    delay: float | None = None  # the server's own wait (Retry-After), if any
-    ambiguous: bool = False
+    ambiguous: bool = False  # the call may exist
+    retry_after: float | None = None  # the server's own wait, in seconds
+    limit: int | None = None
+    remaining: int | None = None
+
+    @property
+    def throttled(self) -> bool:
+        return self.status == 429
 
 
 def _message(response: httpx.Response) -> str:
@@ -85,13 +92,31 @@ def _message(response: httpx.Response) -> str:
         return text[:200] or response.reason_phrase
 
 
-def classify(response: httpx.Response) -> Attempt:
+def classify(response: httpx.Response, *, now: float | None = None) -> Decision:
+    """The decision for an answer; `now` (wall clock) reads an HTTP-date Retry-After."""
+    status = response.status_code
+    limit, remaining = rate_headers(response.headers)
+    retry_after = None
+    if status in (429, 503):
+        retry_after = parse_retry_after(
+            response.headers.get("Retry-After"), now=time.time() if now is None else now
+        )
+    return dataclasses.replace(
+        _outcome(response),
+        status=status,
+        limit=limit,
+        remaining=remaining,
+        retry_after=retry_after,
+    )
+
+
+def _outcome(response: httpx.Response) -> Decision:
     status = response.status_code
     if status in (200, 201):
         try:
             body = CreateCallResponse.model_validate_json(response.content)
         except ValidationError:
-            return Attempt(
+            return Decision(
                 Result(
                     "unknown",
                     status,
@@ -101,15 +126,11 @@ def classify(response: httpx.Response) -> Attempt:
                 ),
                 ambiguous=True,
             )
-        return Attempt(
+        return Decision(
             Result("scheduled", status, call_id=body.call_id, contact_id=body.contact_id)
         )
-    if status == 401:
-        return Attempt(
-            Result("pending", status, error_code="unauthorized", error=_message(response))
-        )
     if status == 429:
-        return Attempt(
+        return Decision(
             Result(
                 "failed",
                 status,
@@ -119,7 +140,7 @@ def classify(response: httpx.Response) -> Attempt:
             retry=True,
         )
     if status == 503:
-        return Attempt(
+        return Decision(
             Result(
                 "failed",
                 status,
@@ -129,7 +150,7 @@ def classify(response: httpx.Response) -> Attempt:
             retry=True,
         )
     if status in (500, 502, 504):
-        return Attempt(
+        return Decision(
             Result(
                 "unknown",
                 status,
@@ -140,13 +161,13 @@ def classify(response: httpx.Response) -> Attempt:
             ambiguous=True,
         )
     code = {400: "rejected", 404: "not_found"}.get(status, f"http_{status}")
-    return Attempt(Result("failed", status, error_code=code, error=_message(response)))
+    return Decision(Result("failed", status, error_code=code, error=_message(response)))
 
 
-def classify_error(exc: httpx.HTTPError) -> Attempt:
+def classify_error(exc: httpx.HTTPError) -> Decision:
     name = type(exc).__name__
     if isinstance(exc, NOT_SENT):
-        return Attempt(
+        return Decision(
             Result(
                 "failed",
                 error_code="connect_failed",
@@ -155,7 +176,7 @@ def classify_error(exc: httpx.HTTPError) -> Attempt:
             retry=True,
         )
     code = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_lost"
-    return Attempt(
+    return Decision(
         Result(
             "unknown",
             error_code=code,
@@ -191,11 +212,17 @@ class Dispatcher:
         self._backoff_cap = backoff_cap
         self._sleep = sleep
         self._random = random
-        self.throttled = 0
 
-    def _backoff(self, failures: int) -> float:
-        # Full jitter (AWS architecture blog): spreads retries so workers do not stampede.
-        return self._random() * min(self._backoff_cap, self._backoff_base * 2**failures)
+    def _should_retry(self, decision: Decision, failures: int) -> bool:
+        retryable = decision.retry or (decision.ambiguous and self._retry_ambiguous)
+        return retryable and failures < self._max_attempts
+
+    def _sleep_time(self, decision: Decision, failures: int) -> float:
+        # Full jitter (AWS architecture blog): spreads retries so workers do not stampede. A
+        # 503's Retry-After is a floor, capped like the backoff.
+        backoff = self._random() * min(self._backoff_cap, self._backoff_base * 2**failures)
+        floor = min(decision.retry_after or 0.0, self._backoff_cap)
+        return max(floor, backoff)
 
     async def send(
         self, job: Job, *, before_send: Callable[[Job, int], None]
@@ -209,19 +236,32 @@ class Dispatcher:
         failures = 0
         throttled = 0
         while True:
-            permit = await self._gate.acquire()
             attempts += 1
-            try:
-                before_send(job, attempts)
-            except BaseException:
-                self._gate.release(permit, status=None, headers=None)
-                raise
+            decision, pause = await self._attempt(job, attempts, before_send)
+            if decision.throttled:
+                throttled += 1
+                if throttled <= self._max_throttled:
+                    # The gate already paused every worker; this row waits its turn.
+                    await self._sleep(pause or 0.0)
+                    continue
+                return decision.result, attempts
+            failures += 1
+            if self._should_retry(decision, failures):
+                await self._sleep(self._sleep_time(decision, failures))
+                continue
+            return decision.result, attempts
+
+    async def _attempt(
+        self, job: Job, attempts: int, before_send: Callable[[Job, int], None]
+    ) -> tuple[Decision, float | None]:
+        """One exchange inside one permit: the decision, and the gate's pause after a 429."""
+        async with self._gate.permit() as permit:
+            before_send(job, attempts)
             try:
                 response = await self._client.post(
                     ENDPOINT, json=job.body, headers={"Idempotency-Key": job.idempotency_key}
                 )
             except httpx.HTTPError as exc:
-                self._gate.release(permit, status=None, headers=None)
                 if _tls_failure(exc):
                     # Retrying cannot fix a certificate, and it may mean someone is in the
                     # middle: stop the whole run, as for a 401.
@@ -229,41 +269,16 @@ class Dispatcher:
                         f"The TLS certificate of {exc.request.url.host} did not verify "
                         f"({_tls_failure(exc)}). Nothing was sent; unsent rows stay pending."
                     ) from exc
-                attempt = classify_error(exc)
-            except BaseException:
-                self._gate.release(permit, status=None, headers=None)
-                raise
+                decision = classify_error(exc)
             else:
-                wait = self._gate.release(
-                    permit, status=response.status_code, headers=response.headers
-                )
-                if response.status_code == 401:
-                    raise AuthError(
-                        "The API rejected the key (401). Check VOXWORKS_API_KEY or "
-                        "--api-key-file; unsent rows stay pending for `batchcall resume`."
-                    )
-                attempt = classify(response)
-                if response.status_code == 429:
-                    self.throttled += 1
-                    throttled += 1
-                    if throttled <= self._max_throttled:
-                        # The gate already paused every worker; this row waits its turn.
-                        await self._sleep(wait or 0.0)
-                        continue
-                    return attempt.result, attempts
-                if response.status_code == 503:
-                    delay = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
-                    attempt = Attempt(
-                        attempt.result,
-                        retry=True,
-                        delay=min(delay, self._backoff_cap) if delay else None,
-                    )
-            failures += 1
-            retryable = attempt.retry or (attempt.ambiguous and self._retry_ambiguous)
-            if retryable and failures < self._max_attempts:
-                await self._sleep(max(attempt.delay or 0.0, self._backoff(failures)))
-                continue
-            return attempt.result, attempts
+                decision = classify(response)
+            pause = permit.learn(decision)
+        if decision.status == 401:
+            raise AuthError(
+                "The API rejected the key (401). Check VOXWORKS_API_KEY or "
+                "--api-key-file; unsent rows stay pending for `batchcall resume`."
+            )
+        return decision, pause
 
 
 # --- one sending pass ------------------------------------------------------------------------
@@ -291,7 +306,6 @@ class SendStats:
 
     started: float = field(default_factory=time.monotonic)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    requests: int = 0
     first_sent: float | None = None
     last_done: float | None = None
     done: int = 0
@@ -383,7 +397,7 @@ class Execution:
             await queue.put(None)
 
     def throttled(self) -> int:
-        return self.dispatcher.throttled if self.dispatcher else 0
+        return self.gate.throttled
 
     def _before_send(self, job: Job, attempts: int) -> None:
         if self.stop.is_set() and attempts == job.attempts + 1:
@@ -391,7 +405,6 @@ class Execution:
         if attempts == job.attempts + 1:
             self.journal.mark_sending(job.row, attempts)
         now = time.monotonic()
-        self.stats.requests += 1
         if self.stats.first_sent is None:
             self.stats.first_sent = now
             log.info("first request sent after %.2fs", now - self.stats.started)

@@ -22,8 +22,8 @@ from itertools import islice
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .errors import BatchCallError, InputError
-from .models import Checked
+from ._errors import BatchCallError, InputError
+from ._models import Checked
 
 # (row, cells_json, request_json, phone_e164, state, error_code, error, time_sent, time_moved)
 Record = tuple[int, str, str | None, str | None, str, str | None, str | None, str | None, int]

@@ -27,17 +27,17 @@ from typing import Any
 import httpx
 
 from . import __version__
-from .config import Output, Settings, build_options, check_base_url, read_api_key
-from .dispatch import DEFAULT_WORKERS, Execution, Progress, SendStats
-from .errors import InputError, InterruptedRun, SameInputError, UsageError
-from .journal import Journal
-from .load import Table, file_sha256, missing_outcome_columns, open_table
-from .logs import run_logging
-from .models import Checked
-from .plan import plan
-from .prepare import Prepared
-from .report import Summary, summarise, write_reports
-from .validate import Validator
+from ._config import Output, Settings, build_options, check_base_url, read_api_key
+from ._dispatch import DEFAULT_WORKERS, Execution, Progress, SendStats
+from ._errors import InputError, InterruptedRun, SameInputError, UsageError
+from ._journal import Journal
+from ._load import Table, file_sha256, missing_outcome_columns, open_table
+from ._logs import run_logging
+from ._models import Checked
+from ._plan import plan
+from ._prepare import Prepared
+from ._report import Summary, summarise, write_reports
+from ._validate import Validator
 
 log = logging.getLogger("batchcall")
 
@@ -162,7 +162,8 @@ async def _execute(
             run_dir,
             journal,
             execution.stats,
-            throttled=execution.throttled(),
+            requests=execution.gate.requests,
+            throttled=execution.gate.throttled,
             limiter=execution.gate.stats() if execution.dispatcher else None,
         )
         if execution.abort is not None:

@@ -19,10 +19,10 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from . import csvsafe
-from .config import Settings
-from .errors import InputError
-from .models import RESULT_COLUMNS, SourceRow
+from . import _csvsafe as csvsafe
+from ._config import Settings
+from ._errors import InputError
+from ._models import RESULT_COLUMNS, SourceRow
 
 TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 SHEET_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})

@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from hashlib import blake2b
 
-from .models import Checked
+from ._models import Checked
 
 
 def plan(checked: Iterable[Checked], *, allow_duplicates: bool) -> Iterator[Checked]:

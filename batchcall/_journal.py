@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .prepare import Record
+from ._errors import UsageError
+from ._prepare import Record
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     # pending -> failed: refused before sending (its calling window closed for good meanwhile)

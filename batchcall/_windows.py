@@ -24,8 +24,8 @@ import holidays as holidays_lib
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
-from .config import Settings
-from .errors import UsageError
+from ._config import Settings
+from ._errors import UsageError
 
 OUTSIDE_CALLING_WINDOW = "outside_calling_window"
 UNKNOWN_TIMEZONE = "unknown_timezone"

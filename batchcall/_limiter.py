@@ -44,13 +44,15 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import math
 import random as _random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 
@@ -136,12 +138,52 @@ class _Echo:
         return self.counted[index] + window if index < len(self.counted) else None
 
 
-@dataclass(frozen=True, slots=True)
-class Permit:
-    """One admitted request; hand it back to `Gate.release` exactly once."""
+class Reply(Protocol):
+    """What the gate learns from one answer; dispatch's `Decision` is one."""
 
-    seq: int
-    sent_at: float
+    @property
+    def status(self) -> int | None: ...  # None: no answer came (a transport error)
+
+    @property
+    def limit(self) -> int | None: ...  # X-RateLimit-Limit
+
+    @property
+    def remaining(self) -> int | None: ...  # X-RateLimit-Remaining
+
+    @property
+    def retry_after(self) -> float | None: ...  # seconds, already parsed
+
+
+@dataclass(frozen=True, slots=True)
+class NoReply:
+    """The answer of a request that got none (a transport error, or it never left)."""
+
+    status: None = None
+    limit: None = None
+    remaining: None = None
+    retry_after: None = None
+
+
+NO_REPLY = NoReply()
+
+
+class Permit:
+    """One admitted request. `learn` what its answer said, once; the gate does the rest."""
+
+    __slots__ = ("_gate", "learned", "sent_at", "seq")
+
+    def __init__(self, gate: Gate, seq: int, sent_at: float) -> None:
+        self._gate = gate
+        self.seq = seq
+        self.sent_at = sent_at
+        self.learned = False
+
+    def learn(self, reply: Reply) -> float | None:
+        """Learn from the answer; after a 429, the seconds this row waits before its retry."""
+        if self.learned:
+            raise RuntimeError("a permit learns from one answer only")
+        self.learned = True
+        return self._gate._learn(self, reply)
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
@@ -164,6 +206,11 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     return max(0.0, seconds)
 
 
+def rate_headers(headers: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """`X-RateLimit-Limit` and `X-RateLimit-Remaining`, or None where absent or unreadable."""
+    return _header_int(headers, "X-RateLimit-Limit"), _header_int(headers, "X-RateLimit-Remaining")
+
+
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
     value = headers.get(name)
     if value is None:
@@ -177,8 +224,9 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
 class Gate:
     """Admits requests for one API key: a shared 429 pause, an adaptive pacer, a concurrency cap.
 
-    `acquire()` waits for its turn and returns a `Permit`; `release(permit, status=...,
-    headers=...)` must follow once per permit, with `status=None` for a transport error.
+    `async with gate.permit() as permit:` waits for its turn; inside, `permit.learn(reply)`
+    hands over what the answer said. A permit left without an answer counts as a transport
+    error (nothing learned but that the slot is free again).
     """
 
     def __init__(
@@ -189,7 +237,6 @@ class Gate:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
-        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_rate is not None and max_rate <= 0:
             raise ValueError("max_rate must be positive")
@@ -198,7 +245,6 @@ class Gate:
         self._clock = clock
         self._sleep = sleep
         self._random = random
-        self._wall_clock = wall_clock
         self._max_rate = min(max_rate, MAX_RATE) if max_rate else MAX_RATE
         # A burst-free ceiling: capacity one, refilled every 1 / max_rate seconds.
         self._ceiling = AsyncLimiter(1, 1 / max_rate) if max_rate else None
@@ -249,7 +295,17 @@ class Gate:
 
     # --- admission ------------------------------------------------------------------------
 
-    async def acquire(self) -> Permit:
+    @contextlib.asynccontextmanager
+    async def permit(self) -> AsyncIterator[Permit]:
+        """Admit one request; the block sends it and hands its answer to `permit.learn`."""
+        permit = await self._acquire()
+        try:
+            yield permit
+        finally:
+            if not permit.learned:
+                permit.learn(NO_REPLY)
+
+    async def _acquire(self) -> Permit:
         """Wait for the shared pause, the pacer, the quota and a concurrency slot."""
         async with self._turn:
             while True:
@@ -266,7 +322,7 @@ class Gate:
             if self._ceiling is not None:
                 await self._ceiling.acquire()
             now = self._clock()
-            permit = Permit(seq=self._issued, sent_at=now)
+            permit = Permit(self, self._issued, now)
             self._issued += 1
             self._in_flight += 1
             self._outstanding.add(permit.seq)
@@ -317,10 +373,9 @@ class Gate:
 
     # --- what the server said -------------------------------------------------------------
 
-    def release(
-        self, permit: Permit, *, status: int | None, headers: Mapping[str, str] | None
-    ) -> float | None:
-        """Learn from one response; on 429, pause everyone and return this row's retry delay."""
+    def _learn(self, permit: Permit, reply: Reply) -> float | None:
+        """Learn from one answer; on 429, pause everyone and return this row's retry delay."""
+        status = reply.status
         now = self._clock()
         self._in_flight = max(0, self._in_flight - 1)
         self._outstanding.discard(permit.seq)
@@ -330,17 +385,14 @@ class Gate:
             return None
         sample = max(0.0, now - permit.sent_at)
         self._latency = sample if self._latency is None else 0.8 * self._latency + 0.2 * sample
-        limit = remaining = None
-        if headers is not None:
-            limit = _header_int(headers, "X-RateLimit-Limit")
-            remaining = _header_int(headers, "X-RateLimit-Remaining")
+        limit, remaining = reply.limit, reply.remaining
         if limit is not None and limit > 0:
             if self._limit is not None and limit != self._limit:
                 self._limit_changed(limit)
             self._limit = limit
         if status == 429:
             self._uncounted.add(permit.seq)
-            delay = self._throttle(permit, now, headers)
+            delay = self._throttle(permit, now, reply.retry_after)
             self._infer_fixed(now)
             return delay
         self._accepted += 1
@@ -440,11 +492,8 @@ class Gate:
         self._growth = 0
         self._history.clear()
 
-    def _throttle(self, permit: Permit, now: float, headers: Mapping[str, str] | None) -> float:
+    def _throttle(self, permit: Permit, now: float, retry_after: float | None) -> float:
         self._throttled += 1
-        retry_after = parse_retry_after(
-            headers.get("Retry-After") if headers is not None else None, now=self._wall_clock()
-        )
         if retry_after is None:
             retry_after = min(RETRY_AFTER_CAP, 0.5 * 2 ** min(self._throttled, 8))
         elif self._remaining is None and self._pending_429 is None:
@@ -609,6 +658,16 @@ class Gate:
         return self._quota_rate(now, max(self._available(now), self._margin + 1))
 
     # --- reporting ----------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> int:
+        """Requests admitted so far: the run's one count of them."""
+        return self._requests
+
+    @property
+    def throttled(self) -> int:
+        """Answers that were 429: the run's one count of them."""
+        return self._throttled
 
     def stats(self) -> dict[str, float | int | None]:
         """Requests, 429s, the current rate, the learned limit and window, and concurrency."""

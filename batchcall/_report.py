@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .csvsafe import neutralise, neutralise_all
-from .journal import Journal, ReportRow
-from .models import RESULT_COLUMNS
+from ._csvsafe import neutralise, neutralise_all
+from ._journal import Journal, ReportRow
+from ._models import RESULT_COLUMNS
 
 if TYPE_CHECKING:
-    from .dispatch import SendStats
+    from ._dispatch import SendStats
 
 FAILED_STATES = frozenset({"invalid", "failed", "unknown"})
 
@@ -156,6 +156,7 @@ def summarise(
     journal: Journal,
     stats: SendStats,
     *,
+    requests: int = 0,
     throttled: int = 0,
     limiter: dict[str, Any] | None = None,
     message: str | None = None,
@@ -178,7 +179,7 @@ def summarise(
         started_at=stats.started_at,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(seconds, 3),
-        requests=stats.requests,
+        requests=requests,
         throttled=throttled,
         rate=stats.rate(),
         limiter=limiter or {},

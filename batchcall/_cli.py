@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import Output, build_options
-from .errors import AbortedError, BatchCallError, InterruptedRun
-from .progress import Bar
+from ._config import Output, build_options
+from ._errors import AbortedError, BatchCallError, InterruptedRun
+from ._progress import Bar
 
 EXAMPLE_RUN = """
 \b
@@ -308,7 +308,7 @@ def run(input: Path, sandbox: bool, **options: Any) -> None:
     Exit codes: 0 all scheduled, 1 some rows not, 2 bad input or options (nothing sent),
     3 aborted (e.g. a wrong key; rows stay pending), 130 interrupted (resume it).
     """
-    from . import runner
+    from . import _runner as runner
 
     settings, output = _options(_split(options))
     if sandbox and not output.quiet:
@@ -347,7 +347,7 @@ def validate(input: Path, **options: Any) -> None:
     INPUT may be a results.csv or failed.csv that batchcall wrote: its outcome columns are
     ignored and its rows are checked again. Exit code 1 when any row is invalid.
     """
-    from . import runner
+    from . import _runner as runner
 
     settings, output = _options(_split(options))
     summary = _guard(
@@ -411,7 +411,7 @@ def resume(run_dir: Path, **options: Any) -> None:
     Rows that were in flight become `unknown` (they may have been created); only rows never
     sent go out.
     """
-    from . import runner
+    from . import _runner as runner
 
     _continue(runner.resume, run_dir, options)
 
@@ -432,7 +432,7 @@ Examples:
 )
 def retry(run_dir: Path, include_unknown: bool, **options: Any) -> None:
     """Re-send the failed rows of RUN_DIR inside its own journal, and rewrite its reports."""
-    from . import runner
+    from . import _runner as runner
 
     _continue(runner.retry, run_dir, options, include_unknown=include_unknown)
 
@@ -448,14 +448,14 @@ Example:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
 def status(run_dir: Path, as_json: bool) -> None:
     """Show RUN_DIR's counts by outcome and by error code."""
-    from . import runner
+    from . import _runner as runner
 
     output = Output(json=as_json)
     _finish(_guard(lambda: runner.status(run_dir), output), output)
 
 
 def _register_sandbox() -> None:
-    from .sandbox.cli import sandbox_command
+    from .sandbox._cli import sandbox_command
 
     main.add_command(sandbox_command, name="sandbox")
 

@@ -7,10 +7,8 @@ Resumable, duplicate-safe and rate-adaptive. The Python API mirrors the CLI:
     summary.exit_code, summary.counts, summary.run_dir
 """
 
-from __future__ import annotations
-
-__version__ = "0.1.0"
-
+from ._config import Settings
+from ._dispatch import Progress
 from ._errors import (
     AbortedError,
     AuthError,
@@ -22,6 +20,7 @@ from ._errors import (
     UsageError,
 )
 from ._runner import Summary, resume, retry, run, status, validate
+from ._version import __version__
 
 __all__ = [
     "AbortedError",
@@ -29,7 +28,9 @@ __all__ = [
     "BatchCallError",
     "InputError",
     "InterruptedRun",
+    "Progress",
     "SameInputError",
+    "Settings",
     "Summary",
     "TlsError",
     "UsageError",

@@ -6,18 +6,21 @@ and exit codes. No business logic lives here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
-from . import __version__
 from ._config import Output, build_options
 from ._errors import AbortedError, BatchCallError, InterruptedRun
-from ._progress import Bar
+
+if TYPE_CHECKING:
+    from ._progress import Bar
+from ._version import __version__
 
 EXAMPLE_RUN = """
 \b
@@ -235,6 +238,8 @@ def _guard(action: Callable[[], Any], output: Output) -> Any:
 
 
 def _bar(output: Output, label: str) -> Bar | None:
+    from ._progress import Bar  # tqdm, only for the commands that draw a bar
+
     return None if output.quiet else Bar.for_stderr(label)
 
 
@@ -274,7 +279,39 @@ class _Command(click.Command):
 
 
 class _Group(click.Group):
+    """The top-level group. Commands in `LAZY` are imported only when invoked (or listed in
+    --help), so `batchcall run` never pays for the sandbox's web server stack."""
+
     command_class = _Command
+    LAZY: ClassVar[dict[str, tuple[str, str]]] = {
+        "sandbox": ("batchcall.sandbox._cli", "sandbox_command")
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY and name not in self.commands:
+            module, attribute = self.LAZY[name]
+            self.add_command(getattr(importlib.import_module(module), attribute), name=name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The lazy commands' one-line help, without importing them for a --help.
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            if name in self.LAZY and name not in self.commands:
+                rows.append((name, LAZY_HELP[name]))
+            elif (command := self.commands.get(name)) is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+LAZY_HELP = {"sandbox": "Run a local server that behaves like the Voxworks API."}
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -452,12 +489,3 @@ def status(run_dir: Path, as_json: bool) -> None:
 
     output = Output(json=as_json)
     _finish(_guard(lambda: runner.status(run_dir), output), output)
-
-
-def _register_sandbox() -> None:
-    from .sandbox._cli import sandbox_command
-
-    main.add_command(sandbox_command, name="sandbox")
-
-
-_register_sandbox()

@@ -26,7 +26,6 @@ from typing import Any
 
 import httpx
 
-from . import __version__
 from ._config import Output, Settings, build_options, check_base_url, read_api_key
 from ._dispatch import DEFAULT_WORKERS, Execution, Progress, SendStats
 from ._errors import InputError, InterruptedRun, SameInputError, UsageError
@@ -38,6 +37,7 @@ from ._plan import plan
 from ._prepare import Prepared
 from ._report import Summary, summarise, write_reports
 from ._validate import Validator
+from ._version import __version__
 
 log = logging.getLogger("batchcall")
 

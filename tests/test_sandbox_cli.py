@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from batchcall.sandbox import SandboxConfig, start_sandbox
-from batchcall.sandbox._cli import config_args, sandbox_command
+from batchcall.sandbox._cli import sandbox_command
+from batchcall.sandbox._options import config_args
 from batchcall.sandbox._server import READY_LINE
 
 PATH = "/api/v1/create-phone-call"

@@ -22,6 +22,7 @@ import uvicorn
 
 from ._app import ADMIN_PREFIX, create_app
 from ._config import SandboxConfig
+from ._options import config_args
 
 HOST = "127.0.0.1"
 READY_LINE = "batchcall sandbox listening on "
@@ -191,8 +192,6 @@ def _start_in_thread(config: SandboxConfig, port: int, timeout: float) -> Runnin
 
 
 def _start_in_child(config: SandboxConfig, port: int, timeout: float) -> RunningSandbox:
-    from ._cli import config_args  # the CLI owns the option names
-
     env = dict(os.environ, VOXWORKS_API_KEY=str(config.api_key), PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "batchcall.sandbox", "--port", str(port), *config_args(config)]
     child = sp.Popen(command, env=env, stdout=sp.PIPE, text=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,11 @@ _CHUNK_BYTES = 1 << 20
 # The csv module's default cap is 128 KiB a cell; a CRM notes column can hold more. The cap stays
 # finite because a quote that is never closed turns the rest of the file into one cell.
 FIELD_LIMIT = 16 << 20
+# Bounds that no real contacts export comes near, checked before anything is sent (see
+# `_check_structure`): past them a file is damaged, usually by a quote that is never closed.
+MAX_RECORD_LINES = 100
+MAX_CELL_CHARS = 4 << 20
+MAX_LINE_CHARS = 4 << 20
 # How a spreadsheet's bytes start: zip (XLSX, XLSM, ODS) and OLE2 (XLS).
 _SHEET_MAGIC = {b"PK\x03\x04": "an XLSX or ODS workbook", b"\xd0\xcf\x11\xe0": "an XLS workbook"}
 
@@ -303,6 +309,7 @@ def _toml_key(name: str) -> str:
 def _text_records(path: Path, settings: Settings, suffix: str) -> Any:
     encoding = _detect_encoding(path, settings.encoding)
     delimiter = _sniff_delimiter(path, encoding, suffix)
+    _check_structure(path, encoding, delimiter)
 
     def records() -> Iterator[list[str]]:
         # newline="" lets the csv module see quoted line breaks and CRLF as the writer meant them.
@@ -326,6 +333,104 @@ def _text_records(path: Path, settings: Settings, suffix: str) -> Any:
                 ) from exc
 
     return records
+
+
+def _check_structure(path: Path, encoding: str, delimiter: str) -> None:
+    """Read the whole file once, before anything is sent, for what would silently lose rows.
+
+    The csv module is forgiving: a quote that is never closed turns every later line into one
+    cell of one record, and the run would call one row of a 5,000-row file with the rest as its
+    name. So a record that spans more than `MAX_RECORD_LINES` lines or holds a cell over
+    `MAX_CELL_CHARS` stops the run, naming the line where it began; so does a quote still open
+    at the end of the file, a NUL anywhere, or a line over `MAX_LINE_CHARS` (found in plain
+    text chunks, so a 200 MB line of tiny cells never reaches the csv parser).
+    """
+    _check_text(path, encoding)
+    limit = csv.field_size_limit(MAX_CELL_CHARS)
+    try:
+        last = _check_records(path, encoding, delimiter)
+    finally:
+        csv.field_size_limit(limit)
+    if last is not None and _ends_inside_quote(path, encoding, delimiter, last):
+        raise InputError(_unclosed(path, last))
+
+
+def _check_text(path: Path, encoding: str) -> None:
+    """No NUL, and no line longer than `MAX_LINE_CHARS` (CR, LF or CRLF ends), at read speed."""
+    run = 0  # characters since the last line end
+    offset = 0
+    with path.open(encoding=encoding, newline="", errors="replace") as fh:
+        while chunk := fh.read(_CHUNK_BYTES):
+            if "\x00" in chunk:
+                line = _line_of(path, encoding, offset + chunk.index("\x00"))
+                raise InputError(
+                    f"{path} holds a NUL byte on line {line}: it is binary or damaged, not a "
+                    "text export. Export the sheet again as CSV."
+                )
+            ends = [i for i in (chunk.find("\n"), chunk.find("\r")) if i >= 0]
+            if ends:
+                run += min(ends)
+                if run <= MAX_LINE_CHARS:
+                    run = len(chunk) - 1 - max(chunk.rfind("\n"), chunk.rfind("\r"))
+            else:
+                run += len(chunk)
+            if run > MAX_LINE_CHARS:
+                line = _line_of(path, encoding, offset + len(chunk))
+                raise InputError(
+                    f"{path}: line {line} is longer than {MAX_LINE_CHARS >> 20} MiB. A contacts "
+                    "file has short lines; this one is not, or it is damaged."
+                )
+            offset += len(chunk)
+
+
+def _line_of(path: Path, encoding: str, position: int) -> int:
+    """The 1-based line holding character `position` (only on the error path)."""
+    with path.open(encoding=encoding, newline="", errors="replace") as fh:
+        text = fh.read(position)
+    return text.count("\n") + text.replace("\r\n", "").count("\r") + 1
+
+
+def _check_records(path: Path, encoding: str, delimiter: str) -> int | None:
+    """Every record's span; returns the line where the last record began (None: no record)."""
+    with path.open(encoding=encoding, newline="", errors="strict") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        start, last = 1, None
+        try:
+            for _ in reader:
+                if reader.line_num - start >= MAX_RECORD_LINES:
+                    raise InputError(_unclosed(path, start))
+                last, start = start, reader.line_num + 1
+        except UnicodeDecodeError as exc:
+            raise InputError(f"Cannot read {path} as {encoding} text: {exc}.") from exc
+        except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise InputError(_unclosed(path, start)) from exc
+            raise InputError(f"Cannot read {path} at line {reader.line_num}: {exc}.") from exc
+    return last
+
+
+def _unclosed(path: Path, line: int) -> str:
+    return (
+        f'{path}: the quote (") opened on line {line} is never closed, so the lines after it '
+        "would run together into one cell and their rows would be lost. Close or remove the "
+        f"quote on line {line} and run again."
+    )
+
+
+def _ends_inside_quote(path: Path, encoding: str, delimiter: str, start: int) -> bool:
+    """Whether the file's last record, from line `start`, ends inside an open quote.
+
+    Only strict parsing tells a quote left open at the end of the file from a last cell that
+    spans lines legitimately, and only the last record needs it.
+    """
+    with path.open(encoding=encoding, newline="") as fh:
+        tail = itertools.islice(fh, start - 1, None)
+        try:
+            for _ in csv.reader(tail, delimiter=delimiter, strict=True):
+                pass
+        except csv.Error as exc:
+            return "unexpected end of data" in str(exc)
+    return False
 
 
 def _detect_encoding(path: Path, explicit: str | None) -> str:

@@ -1,0 +1,105 @@
+"""Damaged text files stop before anything is sent, with one line naming where the damage is.
+
+Each case runs the installed `batchcall run` against a real sandbox, as a user would: exit 2, no
+traceback, and the sandbox received nothing.
+"""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import pytest
+from e2e_support import FROM, SCRIPT, au_mobiles, cli
+
+from batchcall.sandbox import SandboxConfig, start_sandbox
+
+
+@pytest.fixture(scope="module")
+def server():
+    with start_sandbox(SandboxConfig()) as sandbox:
+        yield sandbox
+
+
+def _rows(count: int) -> str:
+    return "".join(f"{p},Name{i}\n" for i, p in enumerate(au_mobiles(count)))
+
+
+def _run(path: Path, server) -> tuple[int, str]:
+    result = cli(
+        "run", str(path), "--from-number", FROM, "--script-id", SCRIPT, "--base-url",
+        server.base_url, "--out", str(path.with_suffix(".run")),
+        key=server.api_key, cwd=path.parent,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, result.stderr.strip()
+
+
+def _nothing_sent(server) -> bool:
+    return server.calls() == []
+
+
+def test_a_quote_never_closed_stops_a_5000_row_file_naming_its_line(tmp_path, server):
+    """An unterminated quote on line 3 would swallow the other 4,998 rows into one cell: the run
+    refuses the file, names line 3, and calls nobody."""
+    rows = _rows(5000).splitlines(keepends=True)
+    rows[1] = rows[1].replace(",Name", ',"Name')
+    path = tmp_path / "open_quote.csv"
+    path.write_text("Phone,First Name\n" + "".join(rows))
+    code, err = _run(path, server)
+    assert code == 2
+    assert "line 3 is never closed" in err and len(err.splitlines()) == 1
+    assert _nothing_sent(server)
+
+
+def test_a_quote_left_open_in_the_last_rows_is_refused_too(tmp_path, server):
+    """A quote opened two lines before the end (no later quote to close it) is refused."""
+    path = tmp_path / "open_at_end.csv"
+    rows = _rows(3).splitlines(keepends=True)
+    rows[1] = rows[1].replace(",Name", ',"Name')
+    path.write_text("Phone,First Name\n" + "".join(rows))
+    code, err = _run(path, server)
+    assert (code, "line 3 is never closed" in err) == (2, True)
+    assert _nothing_sent(server)
+
+
+def test_a_nul_byte_deep_in_the_file_is_refused(tmp_path, server):
+    """A NUL after the first 64 KiB (past the delimiter sniffing) stops the run, naming its line."""
+    text = "Phone,First Name\n" + _rows(4000)
+    assert len(text) > 64 * 1024
+    path = tmp_path / "nul.csv"
+    path.write_text(text + "0412000001,A\x00B\n")
+    code, err = _run(path, server)
+    assert code == 2 and "NUL byte on line 4002" in err
+    assert _nothing_sent(server)
+
+
+def test_a_giant_line_of_tiny_cells_is_refused_with_bounded_memory(tmp_path, server):
+    """A 40 MB line of two-character cells is refused without being parsed: the child's peak
+    memory stays far below what parsing it would take (over 600 MB)."""
+    path = tmp_path / "wide.csv"
+    with path.open("w") as fh:
+        fh.write("Phone,First Name\n" + _rows(2))
+        fh.write("ab," * (40 * 1024 * 1024 // 3) + "\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    code, err = _run(path, server)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert code == 2 and "line 4 is longer than 4 MiB" in err
+    assert peak_mb < 250 or before / 1024 >= 250, peak_mb
+    assert _nothing_sent(server)
+
+
+def test_quoted_cells_over_several_lines_and_stray_quotes_still_load(tmp_path, server):
+    """A postal address quoted over three lines, and a `5" tall` note (a quote inside an
+    unquoted cell), are ordinary exports: every row is called."""
+    first, second, third = au_mobiles(3)
+    path = tmp_path / "fine.csv"
+    path.write_text(
+        "Phone,First Name,Address,Notes\n"
+        f'{first},Ann,"1 Long St\nFlat 2\nSydney",\n'
+        f'{second},Bob,,5" tall\n'
+        f'{third},Cy,"last, closed\nproperly",\n'
+    )
+    code, err = _run(path, server)
+    assert code == 0, err
+    assert sorted(c["phone_number"] for c in server.calls()[-3:]) == sorted([first, second, third])

@@ -203,92 +203,109 @@ def _map_columns(path: Path, raw: list[str], settings: Settings, records: Any) -
         prior = {_RESULT_NAMES[n]: i for i, n in enumerate(normalised) if n in _RESULT_NAMES}
     keep = [i for i in range(len(raw)) if i not in prior.values()]
     header = [raw[i].replace("\ufeff", "") for i in keep]
-    norm_kept = [normalised[i] for i in keep]
-    found = ", ".join(repr(h) for h in header) or "(none)"
-
-    # batchcall.toml's [columns] mapping wins over aliases, both for fields and object columns.
-    mapped: dict[str, int] = {}
-    for key, column in settings.columns.items():
-        want = normalise_header(str(column))
-        if want not in norm_kept:
-            raise InputError(
-                f"The [columns] mapping in batchcall.toml maps {key} to {column!r}, but {path} "
-                f"has no such column. Columns found: {found}."
-            )
-        mapped[key] = norm_kept.index(want)
-
-    fields: dict[str, int] = {}
-    objects: dict[tuple[str, str], int] = {}
-    for key, index in mapped.items():
-        if key in ALIASES:
-            fields[key] = index
-        elif "." in key and all(part.strip() for part in key.split(".", 1)):
-            type_, name = (part.strip() for part in key.split(".", 1))
-            objects[(type_, name)] = index
-        else:
-            raise InputError(
-                f"The [columns] mapping in batchcall.toml names an unknown field {key!r}. "
-                f"Fields: {', '.join(FIELDS)}, or <type>.<field> for an object."
-            )
-    taken = set(mapped.values())
-
-    matches: dict[str, list[int]] = {}
-    unknown: list[str] = []
-    for index, name in enumerate(norm_kept):
-        if index in taken:
-            continue
-        target = _ALIAS_TO_FIELD.get(name)
-        if target is not None:
-            if target in fields:
-                unknown.append(header[index].strip())  # the mapping picked another column
-            else:
-                matches.setdefault(target, []).append(index)
-            continue
-        written = header[index].strip()
-        type_, dot, attr = written.partition(".")
-        if dot and type_.strip() and attr.strip():
-            pair = (type_.strip(), attr.strip())
-            if pair in objects:
-                raise InputError(
-                    _two_columns(path, f"{pair[0]}.{pair[1]}", header, objects[pair], index)
-                )
-            objects[pair] = index
-            continue
-        if written:
-            unknown.append(written)
-
-    for target, indexes in matches.items():
-        if len(indexes) > 1:
-            raise InputError(_two_columns(path, target, header, indexes[0], indexes[1]))
-        fields[target] = indexes[0]
-
-    if "phone_number" not in fields:
-        looked_for = ", ".join(repr(a) for a in ALIASES["phone_number"])
-        raise InputError(
-            f"{path} has no phone column. Columns found: {found}. Looked for a header named "
-            f"{looked_for} (any case, with spaces, '-' or '_'), or set phone_number in the "
-            "[columns] mapping of batchcall.toml."
-        )
-
+    columns = _Columns(path, header, [normalised[i] for i in keep])
+    columns.map_explicitly(settings.columns)
+    columns.match_aliases()
     warnings: list[str] = []
-    if unknown:
+    if columns.unknown:
         warnings.append(
             "These columns are not sent, only copied to the results: "
-            + ", ".join(repr(u) for u in unknown)
+            + ", ".join(repr(u) for u in columns.unknown)
             + "."
         )
     return Table(
         path=path,
         header=header,
-        fields=fields,
-        objects=objects,
-        unknown=unknown,
+        fields=columns.fields,
+        objects=columns.objects,
+        unknown=columns.unknown,
         warnings=warnings,
         is_results=is_results,
         _records=records,
         _keep=keep,
         _prior=prior,
     )
+
+
+@dataclass
+class _Columns:
+    """Header names matched to fields: first batchcall.toml's mapping, then the aliases."""
+
+    path: Path
+    header: list[str]
+    normalised: list[str]
+    fields: dict[str, int] = field(default_factory=dict)
+    objects: dict[tuple[str, str], int] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+    taken: set[int] = field(default_factory=set)
+
+    @property
+    def found(self) -> str:
+        return ", ".join(repr(h) for h in self.header) or "(none)"
+
+    def map_explicitly(self, mapping: dict[str, str]) -> None:
+        """batchcall.toml's [columns] mapping wins over aliases, for fields and objects."""
+        for key, column in mapping.items():
+            want = normalise_header(str(column))
+            if want not in self.normalised:
+                raise InputError(
+                    f"The [columns] mapping in batchcall.toml maps {key} to {column!r}, but "
+                    f"{self.path} has no such column. Columns found: {self.found}."
+                )
+            index = self.normalised.index(want)
+            self.taken.add(index)
+            if key in ALIASES:
+                self.fields[key] = index
+            elif "." in key and all(part.strip() for part in key.split(".", 1)):
+                type_, name = (part.strip() for part in key.split(".", 1))
+                self.objects[(type_, name)] = index
+            else:
+                raise InputError(
+                    f"The [columns] mapping in batchcall.toml names an unknown field {key!r}. "
+                    f"Fields: {', '.join(FIELDS)}, or <type>.<field> for an object."
+                )
+
+    def match_aliases(self) -> None:
+        """Every other column: a field by alias, an object by `<type>.<field>`, or unknown."""
+        matches: dict[str, list[int]] = {}
+        for index, name in enumerate(self.normalised):
+            if index in self.taken:
+                continue
+            target = _ALIAS_TO_FIELD.get(name)
+            written = self.header[index].strip()
+            if target is not None and target in self.fields:
+                self.unknown.append(written)  # the mapping picked another column
+            elif target is not None:
+                matches.setdefault(target, []).append(index)
+            elif not self._as_object(written, index) and written:
+                self.unknown.append(written)
+        for target, indexes in matches.items():
+            if len(indexes) > 1:
+                raise InputError(
+                    _two_columns(self.path, target, self.header, indexes[0], indexes[1])
+                )
+            self.fields[target] = indexes[0]
+        if "phone_number" not in self.fields:
+            looked_for = ", ".join(repr(a) for a in ALIASES["phone_number"])
+            raise InputError(
+                f"{self.path} has no phone column. Columns found: {self.found}. Looked for a "
+                f"header named {looked_for} (any case, with spaces, '-' or '_'), or set "
+                "phone_number in the [columns] mapping of batchcall.toml."
+            )
+
+    def _as_object(self, written: str, index: int) -> bool:
+        type_, dot, attr = written.partition(".")
+        if not (dot and type_.strip() and attr.strip()):
+            return False
+        pair = (type_.strip(), attr.strip())
+        if pair in self.objects:
+            raise InputError(
+                _two_columns(
+                    self.path, f"{pair[0]}.{pair[1]}", self.header, self.objects[pair], index
+                )
+            )
+        self.objects[pair] = index
+        return True
 
 
 def _two_columns(path: Path, target: str, header: list[str], first: int, second: int) -> str:

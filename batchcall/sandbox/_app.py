@@ -254,6 +254,27 @@ def create_app(config: SandboxConfig, *, clock: Callable[[], float] = time.monot
             sandbox.by_status[response.status_code] += 1
         return response
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if request.url.path == API_PATH:  # a wrong method on the endpoint: count its 405
+            sandbox.requests += 1
+            sandbox.by_status[exc.status_code] += 1
+        return _error(exc.status_code, exc.detail, dict(exc.headers or {}))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return _error(500, "Internal server error")
+
+    app = Starlette(
+        routes=[Route(API_PATH, create_phone_call, methods=["POST"]), *_admin_routes(sandbox)],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+    app.state.sandbox = sandbox
+    return app
+
+
+def _admin_routes(sandbox: Sandbox) -> list[Route]:
+    """The admin endpoints, under ADMIN_PREFIX, behind the same bearer key as the API."""
+
     def admin(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             refused = sandbox.check_auth(request)
@@ -290,26 +311,10 @@ def create_app(config: SandboxConfig, *, clock: Callable[[], float] = time.monot
         sandbox.reset()
         return JSONResponse({"success": True})
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if request.url.path == API_PATH:  # a wrong method on the endpoint: count its 405
-            sandbox.requests += 1
-            sandbox.by_status[exc.status_code] += 1
-        return _error(exc.status_code, exc.detail, dict(exc.headers or {}))
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        return _error(500, "Internal server error")
-
-    app = Starlette(
-        routes=[
-            Route(API_PATH, create_phone_call, methods=["POST"]),
-            Route(f"{ADMIN_PREFIX}/calls", admin(calls), methods=["GET"]),
-            Route(f"{ADMIN_PREFIX}/contacts", admin(contacts), methods=["GET"]),
-            Route(f"{ADMIN_PREFIX}/stats", admin(stats), methods=["GET"]),
-            Route(f"{ADMIN_PREFIX}/config", admin(config_endpoint), methods=["GET", "POST"]),
-            Route(f"{ADMIN_PREFIX}/reset", admin(reset), methods=["POST"]),
-        ],
-        exception_handlers={HTTPException: http_error, Exception: server_error},
-    )
-    app.state.sandbox = sandbox
-    return app
+    return [
+        Route(f"{ADMIN_PREFIX}/calls", admin(calls), methods=["GET"]),
+        Route(f"{ADMIN_PREFIX}/contacts", admin(contacts), methods=["GET"]),
+        Route(f"{ADMIN_PREFIX}/stats", admin(stats), methods=["GET"]),
+        Route(f"{ADMIN_PREFIX}/config", admin(config_endpoint), methods=["GET", "POST"]),
+        Route(f"{ADMIN_PREFIX}/reset", admin(reset), methods=["POST"]),
+    ]

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
+
+from ._rundir import open_private
 
 # A phone: seven or more digits, optionally led by + and broken by spaces, dots, dashes or
 # brackets; not part of a longer word (a sha256, a run id) and not an ISO date or time.
@@ -44,8 +48,8 @@ class MaskingFormatter(logging.Formatter):
 def run_logging(run_dir: Path, *, verbose: bool = False) -> Iterator[Path]:
     """Attach a run.log handler to the `batchcall` logger for the duration of a run."""
     path = Path(run_dir) / "run.log"
-    path.touch(mode=0o600)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    stream = _open_log(path)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     loggers = [logging.getLogger("batchcall")]
@@ -62,3 +66,13 @@ def run_logging(run_dir: Path, *, verbose: bool = False) -> Iterator[Path]:
             logger.removeHandler(handler)
             logger.setLevel(level)
         handler.close()
+        stream.close()
+
+
+def _open_log(path: Path) -> TextIO:
+    """run.log for appending, created 0600; a symlink in its place is refused, not followed."""
+    try:
+        fd = open_private(path, os.O_WRONLY | os.O_APPEND, create=True)
+    except FileExistsError:
+        fd = open_private(path, os.O_WRONLY | os.O_APPEND, create=False)
+    return os.fdopen(fd, "a", encoding="utf-8")

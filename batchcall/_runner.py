@@ -36,6 +36,7 @@ from ._models import Checked
 from ._plan import plan
 from ._prepare import Prepared
 from ._report import Summary, summarise, write_reports
+from ._rundir import private_dir
 from ._validate import Validator
 from ._version import __version__
 
@@ -48,20 +49,6 @@ SANDBOX_SCRIPT_ID = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 # --- run directories -------------------------------------------------------------------------
 
 
-def _private_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # mkdir's mode is masked by the umask, and an existing --out dir keeps its mode: force it.
-        os.chmod(path, 0o700)
-    except OSError as exc:
-        what = "a file is in the way" if path.exists() else (exc.strerror or str(exc)).lower()
-        raise UsageError(
-            f"Cannot create the run directory {path}: {what}. Nothing was sent; choose a "
-            "writable --reports-dir or --out."
-        ) from exc
-    return path
-
-
 def _new_run_dir(settings: Settings, stem: str) -> Path:
     if settings.out is not None:
         if (settings.out / "journal.sqlite").exists():
@@ -69,15 +56,15 @@ def _new_run_dir(settings: Settings, stem: str) -> Path:
                 f"{settings.out} already holds a run. Use `batchcall resume {settings.out}`, "
                 "or choose another --out."
             )
-        return _private_dir(settings.out)
-    _private_dir(settings.reports_dir)
+        return private_dir(settings.out)
+    private_dir(settings.reports_dir, strict=False)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     candidate = settings.reports_dir / f"{stem}-{stamp}"
     n = 1
     while candidate.exists():
         n += 1
         candidate = settings.reports_dir / f"{stem}-{stamp}-{n}"
-    return _private_dir(candidate)
+    return private_dir(candidate)
 
 
 def _previous_run(reports_dir: Path, sha256: str) -> Path | None:

@@ -143,7 +143,8 @@ def read_config(path: Path | None) -> dict[str, Any]:
     unknown = sorted(set(out) - SETTING_KEYS - OUTPUT_KEYS)
     if unknown:
         known = ", ".join(sorted((SETTING_KEYS | OUTPUT_KEYS) - {"columns"}))
-        hint = _did_you_mean(unknown[0], SETTING_KEYS | OUTPUT_KEYS) if len(unknown) == 1 else "."
+        close = _closest(unknown[0], SETTING_KEYS | OUTPUT_KEYS) if len(unknown) == 1 else None
+        hint = f"; did you mean {close!r}?" if close else "."
         raise UsageError(
             f"{path}: unknown setting {', '.join(map(repr, unknown))}{hint} Known settings: "
             f"{known}, and a [columns] table."
@@ -267,15 +268,14 @@ def _check_names(given: Mapping[str, Any], allowed: Collection[str]) -> None:
                 f"{key!r} cannot be changed: a run keeps the settings it was started with; "
                 f"only {_listing(allowed)} can."
             )
-        hint = _did_you_mean(key, allowed)
-        if hint == ".":
-            hint += f" The options are {_listing(allowed)}."
+        close = _closest(key, allowed)
+        hint = f"; did you mean {close!r}?" if close else f". The options are {_listing(allowed)}."
         raise UsageError(f"Unknown option {key!r}{hint}")
 
 
-def _did_you_mean(key: str, choices: Collection[str]) -> str:
+def _closest(key: str, choices: Collection[str]) -> str | None:
     close = difflib.get_close_matches(key, sorted(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else "."
+    return close[0] if close else None
 
 
 def _listing(names: Collection[str]) -> str:

@@ -238,9 +238,10 @@ def run(
     """Schedule a call for every valid row of `input`; returns the run's summary.
 
     Options are the CLI's long options with `_` for `-` (`from_number`, `script_id`,
-    `max_rate`, ...), or a ready `Settings`. The key comes from `api_key`, `api_key_file` or
-    `VOXWORKS_API_KEY`. `dry_run=True` is `batchcall validate`: it writes the report and sends
-    nothing.
+    `max_rate`, ...), over batchcall.toml and the environment, or over a ready `Settings`; an
+    unknown name or a bad value raises UsageError. The key comes from `api_key`,
+    `api_key_file` or `VOXWORKS_API_KEY`. `dry_run=True` is `batchcall validate`: it writes
+    the report and sends nothing.
     """
     settings, output = _settings(settings, options)
     verbose = verbose or output.verbose
@@ -367,7 +368,11 @@ def resume(
     transport: httpx.AsyncBaseTransport | None = None,
     **overrides: Any,
 ) -> Summary:
-    """Continue an interrupted run: `sending` rows become `unknown`; only `pending` rows go."""
+    """Continue an interrupted run: `sending` rows become `unknown`; only `pending` rows go.
+
+    The run keeps its own settings; `overrides` may change only `base_url`, `concurrency` and
+    `max_rate` (and `verbose`), and anything else raises UsageError. So for `retry`.
+    """
     return _continue(
         "resume", Path(run_dir), api_key, api_key_file, progress, transport, overrides, requeue=()
     )

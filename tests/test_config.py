@@ -147,7 +147,7 @@ def test_precedence_decides_what_the_command_line_does(tmp_path, monkeypatch):
 def test_window_options_without_a_window_are_refused(tmp_path):
     """--holidays or --contact-timezone without --calling-window is an error, not a no-op."""
     with pytest.raises(UsageError, match="only apply with --calling-window"):
-        resolve({"holidays": "AU-NSW"}, environ={}, cwd=tmp_path).settings
+        resolve({"holidays": "AU-NSW"}, environ={}, cwd=tmp_path)
     settings = resolve(
         {"holidays": "AU-NSW", "calling_window": "au-telemarketing"}, environ={}, cwd=tmp_path
     ).settings

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
-from ._config import Output, build_options
+from ._config import CHANGEABLE, Options, Output, resolve
 from ._errors import AbortedError, BatchCallError, InterruptedRun
 
 if TYPE_CHECKING:
@@ -243,11 +243,11 @@ def _bar(output: Output, label: str) -> Bar | None:
     return None if output.quiet else Bar.for_stderr(label)
 
 
-def _options(cli: dict[str, Any]) -> tuple[Any, Output]:
+def _options(cli: dict[str, Any]) -> Options:
     """Settings and output options, merged with batchcall.toml and the environment."""
     config = cli.pop("config", None)
     try:
-        return build_options(cli, config_path=config)
+        return resolve(cli, config_path=config)
     except BatchCallError as exc:
         _fail(exc, Output(json=bool(cli.get("json"))))
         raise  # unreachable: _fail exits
@@ -407,10 +407,11 @@ CONTINUE_OPTIONS = [
 
 
 def _continue_options(options: dict[str, Any]) -> tuple[dict[str, Any], Output]:
-    # The run's own settings come from its journal; only these few may change on the command
-    # line. The output options and the key file follow the usual precedence.
-    overrides = {k: options.pop(k) for k in ("base_url", "concurrency", "max_rate")}
-    _, output = _options(_split(options))
+    # The run's own settings come from its journal, and the runner lays these few overrides
+    # over them. Resolving them here too refuses a bad one by its flag before the journal is
+    # opened. The output options and the key file follow the usual precedence.
+    overrides = {k: options.pop(k) for k in CHANGEABLE}
+    _, output = _options({**_split(options), **overrides})
     return overrides, output
 
 

@@ -1,19 +1,27 @@
 """Run settings, and where they come from.
 
-Precedence, lowest to highest: built-in defaults, `batchcall.toml` (the working directory's, or
-`--config`), the environment (`BATCHCALL_<OPTION>`, plus `VOXWORKS_BASE_URL`), then the command
-line. The API key is deliberately not a setting: it comes only from `VOXWORKS_API_KEY` or
+`resolve` is the one way a `Settings` is built, for the command line and the Python API alike:
+it merges the layers, then validates the result as a whole by constructing `Settings(...)`, so
+no value reaches a run unchecked and every bad one is reported with where it came from.
+
+Precedence for a new run, lowest to highest: built-in defaults, `batchcall.toml` (the working
+directory's, or `--config`), the environment (`BATCHCALL_<OPTION>`, plus `VOXWORKS_BASE_URL`),
+then the command line or the API's arguments. A continued run (resume, retry) starts instead
+from the settings stored in its journal, and only `CHANGEABLE` ones may be overridden.
+
+The API key is deliberately not a setting: it comes only from `VOXWORKS_API_KEY` or
 `--api-key-file`, so it never lands in a config dump, the journal or a log.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -92,6 +100,9 @@ class Output(BaseModel):
 
 OUTPUT_KEYS = frozenset({"json", "quiet", "verbose", "api_key_file"})
 SETTING_KEYS = frozenset(Settings.model_fields)
+# What resume and retry may change: where the API is and how fast to send. Anything else would
+# send the rest of a run differently from its first part.
+CHANGEABLE = frozenset({"base_url", "concurrency", "max_rate"})
 # Options given in batchcall.toml that name files are read relative to that file, so a job can
 # run `batchcall --config /etc/batchcall/nightly.toml` from any working directory.
 PATH_KEYS = frozenset({"api_key_file", "reports_dir", "out"})
@@ -132,9 +143,11 @@ def read_config(path: Path | None) -> dict[str, Any]:
     unknown = sorted(set(out) - SETTING_KEYS - OUTPUT_KEYS)
     if unknown:
         known = ", ".join(sorted((SETTING_KEYS | OUTPUT_KEYS) - {"columns"}))
+        close = _closest(unknown[0], SETTING_KEYS | OUTPUT_KEYS) if len(unknown) == 1 else None
+        hint = f"; did you mean {close!r}?" if close else "."
         raise UsageError(
-            f"{path}: unknown setting {', '.join(map(repr, unknown))}. Known settings: {known}, "
-            "and a [columns] table."
+            f"{path}: unknown setting {', '.join(map(repr, unknown))}{hint} Known settings: "
+            f"{known}, and a [columns] table."
         )
     for key in PATH_KEYS & set(out):
         if isinstance(out[key], str):
@@ -155,10 +168,6 @@ def _env_columns(value: str) -> dict[str, str]:
     return mapping
 
 
-def env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    return {key: value for key, (value, _) in _env_layer(environ).items()}
-
-
 def _env_layer(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
     out: dict[str, tuple[Any, str]] = {}
     if environ.get("VOXWORKS_BASE_URL"):
@@ -172,25 +181,67 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
     return out
 
 
-def build_options(
-    cli: Mapping[str, Any] | None = None,
+class Options(NamedTuple):
+    """What `resolve` returns: the run's settings and the command line's output options."""
+
+    settings: Settings
+    output: Output
+
+
+def flag(key: str) -> str:
+    """An option as the command line spells it, for messages: `--max-rate`."""
+    return f"--{key.replace('_', '-')}"
+
+
+def argument(key: str) -> str:
+    """An option as the Python API spells it, for messages."""
+    return f"the {key} argument"
+
+
+def resolve(
+    given: Mapping[str, Any] | None = None,
     *,
+    base: Settings | Mapping[str, Any] | None = None,
+    allowed: Collection[str] = SETTING_KEYS | OUTPUT_KEYS,
+    named: Callable[[str], str] = flag,
     config_path: Path | None = None,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-) -> tuple[Settings, Output]:
-    """Merge defaults < batchcall.toml < environment < command line. `None` means 'not given'.
+) -> Options:
+    """The one way settings are built: every layer merged, then validated as a whole.
 
-    Returns the run's settings and the command line's output options. A bad value raises
-    `UsageError` naming the option, the value and where it came from.
+    `given` holds explicit values (None means 'not given'); `named` says how messages name
+    them. Without `base` the layers are defaults < batchcall.toml < environment < `given`: a
+    new run. With `base` (a run's stored settings, or a ready `Settings`) they are `base` <
+    `given`, and neither the file nor the environment has a say: the run keeps what it had.
+
+    A name in `given` outside `allowed` raises UsageError, suggesting the closest allowed
+    name; so does a bad value, naming the option, the value and where it came from.
     """
-    environ = os.environ if environ is None else environ
-    config = find_config(config_path, cwd, environ)
-    layers: list[dict[str, tuple[Any, str]]] = [
-        {k: (v, str(config)) for k, v in read_config(config).items()},
-        _env_layer(environ),
-        {k: (v, f"--{k.replace('_', '-')}") for k, v in (cli or {}).items() if v is not None},
-    ]
+    explicit = {k: v for k, v in (given or {}).items() if v is not None}
+    _check_names(explicit, allowed)
+    if base is None:
+        environ = os.environ if environ is None else environ
+        config = find_config(config_path, cwd, environ)
+        layers = [_labelled(read_config(config), str(config)), _env_layer(environ)]
+    else:
+        stored = base.model_dump() if isinstance(base, Settings) else dict(base)
+        layers = [_labelled(stored, "the run's settings")]
+    layers.append({k: (v, named(k)) for k, v in explicit.items()})
+    merged, origin = _merge(layers)
+    try:
+        settings = Settings(**{k: v for k, v in merged.items() if k not in OUTPUT_KEYS})
+        output = Output(**{k: v for k, v in merged.items() if k in OUTPUT_KEYS})
+    except ValidationError as exc:
+        raise UsageError(_explain(exc, merged, origin)) from exc
+    check_base_url(settings.base_url)
+    return Options(settings, output)
+
+
+def _merge(
+    layers: Iterable[Mapping[str, tuple[Any, str]]],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each option's value from the highest layer that sets it, and where that value came from."""
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for layer in layers:
@@ -200,37 +251,53 @@ def build_options(
                 value = {**merged.get("columns", {}), **value}
             merged[key] = value
             origin[key] = where
-    try:
-        settings = Settings(**{k: v for k, v in merged.items() if k not in OUTPUT_KEYS})
-        output = Output(**{k: v for k, v in merged.items() if k in OUTPUT_KEYS})
-    except ValidationError as exc:
-        raise UsageError(_explain(exc, merged, origin)) from exc
-    check_base_url(settings.base_url)
-    return settings, output
+    return merged, origin
+
+
+def _labelled(values: Mapping[str, Any], where: str) -> dict[str, tuple[Any, str]]:
+    return {key: (value, where) for key, value in values.items()}
+
+
+def _check_names(given: Mapping[str, Any], allowed: Collection[str]) -> None:
+    for key in given:
+        if key in allowed:
+            continue
+        if key in SETTING_KEYS:
+            # Only a continued run (resume, retry) allows fewer than every setting.
+            raise UsageError(
+                f"{key!r} cannot be changed: a run keeps the settings it was started with; "
+                f"only {_listing(allowed)} can."
+            )
+        close = _closest(key, allowed)
+        hint = f"; did you mean {close!r}?" if close else f". The options are {_listing(allowed)}."
+        raise UsageError(f"Unknown option {key!r}{hint}")
+
+
+def _closest(key: str, choices: Collection[str]) -> str | None:
+    close = difflib.get_close_matches(key, sorted(choices), n=1)
+    return close[0] if close else None
+
+
+def _listing(names: Collection[str]) -> str:
+    ordered = sorted(names)
+    return ", ".join(ordered[:-1]) + f" and {ordered[-1]}" if len(ordered) > 1 else ordered[0]
 
 
 def _explain(exc: ValidationError, merged: Mapping[str, Any], origin: Mapping[str, str]) -> str:
     problems = []
     for err in exc.errors():
-        key = str(err["loc"][0]) if err["loc"] else "?"
+        message = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:  # a rule across options, whose message names them
+            problems.append(message)
+            continue
+        key = str(err["loc"][0])
         key = "json" if key == "as_json" else key
         where = origin.get(key, "the defaults")
         value = merged.get(key)
         shown = f" = {value!r}" if value is not None and key in merged else ""
         detail = f" ({'.'.join(str(p) for p in err['loc'][1:])})" if len(err["loc"]) > 1 else ""
-        problems.append(f"{key}{shown} (from {where}){detail}: {err['msg']}")
+        problems.append(f"{key}{shown} (from {where}){detail}: {message}")
     return "Invalid settings: " + "; ".join(problems)
-
-
-def build_settings(
-    cli: Mapping[str, Any] | None = None,
-    *,
-    config_path: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> Settings:
-    """The run's settings, merged as `build_options` does (the Python API's entry point)."""
-    return build_options(cli, config_path=config_path, environ=environ, cwd=cwd)[0]
 
 
 def check_base_url(url: str) -> None:

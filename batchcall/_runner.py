@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from ._config import Output, Settings, build_options, check_base_url, read_api_key
+from ._config import CHANGEABLE, SETTING_KEYS, Options, Settings, argument, read_api_key, resolve
 from ._dispatch import DEFAULT_WORKERS, Execution, Progress, SendStats
 from ._errors import InputError, InterruptedRun, SameInputError, UsageError
 from ._journal import Journal
@@ -182,11 +182,10 @@ async def _execute(
 # --- public API ------------------------------------------------------------------------------
 
 
-def _settings(settings: Settings | None, options: Mapping[str, Any]) -> tuple[Settings, Output]:
-    """The Python API's settings, with the CLI's precedence (toml < environment < arguments)."""
-    if settings is not None:
-        return (settings.model_copy(update=dict(options)) if options else settings), Output()
-    return build_options(options)
+def _settings(settings: Settings | None, options: Mapping[str, Any]) -> Options:
+    """The Python API's settings: the CLI's layers (toml < environment < arguments), or a ready
+    `Settings` with the arguments over it. Validated either way; a misspelt option is refused."""
+    return resolve(options, base=settings, allowed=SETTING_KEYS, named=argument)
 
 
 @contextlib.contextmanager
@@ -202,7 +201,12 @@ def _sandbox_target(settings: Settings, sandbox: bool) -> Iterator[tuple[Setting
             update["from_number"] = SANDBOX_FROM_NUMBER
         if settings.script_id is None:
             update["script_id"] = SANDBOX_SCRIPT_ID
-        yield settings.model_copy(update=update), server.api_key
+        target = resolve(update, base=settings, named=lambda _: "--sandbox").settings
+        yield target, server.api_key
+
+
+def _key(api_key: str | None, api_key_file: str | os.PathLike[str] | None) -> str:
+    return api_key or read_api_key(Path(api_key_file) if api_key_file else None)
 
 
 def run(
@@ -221,21 +225,17 @@ def run(
     """Schedule a call for every valid row of `input`; returns the run's summary.
 
     Options are the CLI's long options with `_` for `-` (`from_number`, `script_id`,
-    `max_rate`, ...), or a ready `Settings`. The key comes from `api_key`, `api_key_file` or
-    `VOXWORKS_API_KEY`. `dry_run=True` is `batchcall validate`: it writes the report and sends
-    nothing.
+    `max_rate`, ...), over batchcall.toml and the environment, or over a ready `Settings`; an
+    unknown name or a bad value raises UsageError. The key comes from `api_key`,
+    `api_key_file` or `VOXWORKS_API_KEY`. `dry_run=True` is `batchcall validate`: it writes
+    the report and sends nothing.
     """
     settings, output = _settings(settings, options)
     verbose = verbose or output.verbose
     api_key_file = api_key_file or output.api_key_file
     path = Path(input)
     with _sandbox_target(settings, sandbox) as (settings, sandbox_key):
-        check_base_url(settings.base_url)
-        key = None
-        if not dry_run:
-            key = (
-                api_key or sandbox_key or read_api_key(Path(api_key_file) if api_key_file else None)
-            )
+        key = None if dry_run else _key(api_key or sandbox_key, api_key_file)
         table = open_table(path, settings)
         if not table.has_rows:
             raise InputError(
@@ -336,11 +336,14 @@ def validate(input: str | os.PathLike[str], **kwargs: Any) -> Summary:
     return run(input, dry_run=True, **kwargs)
 
 
-def _reopen(run_dir: Path, overrides: Mapping[str, Any]) -> tuple[Journal, Settings]:
-    journal = Journal(Path(run_dir) / "journal.sqlite")
-    stored = Settings(**journal.meta("settings", {}))
-    update = {k: v for k, v in overrides.items() if v is not None}
-    return journal, stored.model_copy(update=update) if update else stored
+def _reopen(journal: Journal, overrides: Mapping[str, Any]) -> Options:
+    """A run's stored settings with the few overrides a continued run allows, validated."""
+    return resolve(
+        overrides,
+        base=journal.meta("settings", {}),
+        allowed=CHANGEABLE | {"verbose"},
+        named=argument,
+    )
 
 
 def resume(
@@ -352,7 +355,11 @@ def resume(
     transport: httpx.AsyncBaseTransport | None = None,
     **overrides: Any,
 ) -> Summary:
-    """Continue an interrupted run: `sending` rows become `unknown`; only `pending` rows go."""
+    """Continue an interrupted run: `sending` rows become `unknown`; only `pending` rows go.
+
+    The run keeps its own settings; `overrides` may change only `base_url`, `concurrency` and
+    `max_rate` (and `verbose`), and anything else raises UsageError. So for `retry`.
+    """
     return _continue(
         "resume", Path(run_dir), api_key, api_key_file, progress, transport, overrides, requeue=()
     )
@@ -393,46 +400,49 @@ def _continue(
     *,
     requeue: tuple[str, ...],
 ) -> Summary:
-    overrides = dict(overrides)
-    verbose = bool(overrides.pop("verbose", False))
-    journal, settings = _reopen(run_dir, overrides)
-    with journal, run_logging(run_dir, verbose=verbose):
+    with Journal(run_dir / "journal.sqlite") as journal:
         if journal.meta("dry_run"):
             raise UsageError(f"{run_dir} is a dry run (validate); start a real one with `run`.")
-        check_base_url(settings.base_url)
-        key = api_key or read_api_key(Path(api_key_file) if api_key_file else None)
-        recovered = journal.recover()
-        if recovered:
-            log.warning("%d rows were in flight when the run stopped; marked unknown", recovered)
-        planned = None
-        if not journal.meta("load_complete"):
-            # The crash came while the input was still being read: plan it again. Rows the
-            # journal already has keep their state (INSERT OR IGNORE).
-            source = Path(journal.meta("input"))
-            if not source.is_file() or file_sha256(source) != journal.meta("input_sha256"):
-                raise InputError(
-                    f"The run stopped before reading all of {source}, and that file is gone or "
-                    "has changed, so the rest cannot be planned safely."
+        settings, output = _reopen(journal, overrides)
+        key = _key(api_key, api_key_file)
+        with run_logging(run_dir, verbose=output.verbose):
+            recovered = journal.recover()
+            if recovered:
+                log.warning(
+                    "%d rows were in flight when the run stopped; marked unknown", recovered
                 )
-            planned = Prepared(
-                _planned(open_table(source, settings), settings),
-                size_hint=source.stat().st_size,
+            planned = _replan(journal, settings)
+            if requeue:
+                n = journal.requeue(requeue)
+                log.info("%s: %d rows (%s) queued again", command, n, ", ".join(requeue))
+            return asyncio.run(
+                _execute(
+                    command,
+                    run_dir,
+                    journal,
+                    settings,
+                    api_key=key,
+                    planned=planned,
+                    progress=progress,
+                    transport=transport,
+                )
             )
-        if requeue:
-            n = journal.requeue(requeue)
-            log.info("%s: %d rows (%s) queued again", command, n, ", ".join(requeue))
-        return asyncio.run(
-            _execute(
-                command,
-                run_dir,
-                journal,
-                settings,
-                api_key=key,
-                planned=planned,
-                progress=progress,
-                transport=transport,
-            )
+
+
+def _replan(journal: Journal, settings: Settings) -> Prepared | None:
+    """The rest of the input, when the run stopped while it was still being read."""
+    if journal.meta("load_complete"):
+        return None
+    # Rows the journal already has keep their state (INSERT OR IGNORE).
+    source = Path(journal.meta("input"))
+    if not source.is_file() or file_sha256(source) != journal.meta("input_sha256"):
+        raise InputError(
+            f"The run stopped before reading all of {source}, and that file is gone or "
+            "has changed, so the rest cannot be planned safely."
         )
+    return Prepared(
+        _planned(open_table(source, settings), settings), size_hint=source.stat().st_size
+    )
 
 
 def status(run_dir: str | os.PathLike[str]) -> Summary:

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers.phonemetadata import PhoneMetadata
@@ -22,6 +22,7 @@ from ._config import Settings
 from ._errors import InputError
 from ._load import Table
 from ._models import Checked, Contact, CreatePhoneCallRequest, SourceRow
+from ._zones import ZONE_CELL, UnknownZone, parse_zone
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -209,13 +210,10 @@ class Validator:
         if parsed.tzinfo is None:
             zone = self.zone
             if zone_name:
-                zone = _zone(zone_name)
-                if zone is None:
-                    return _time_error(
-                        "unknown_timezone",
-                        f"Time zone {zone_name!r} is unknown; use an IANA name such as "
-                        "Australia/Sydney.",
-                    )
+                try:
+                    zone = parse_zone(zone_name, source=ZONE_CELL)
+                except UnknownZone as exc:
+                    return _time_error("unknown_timezone", str(exc))
             if zone is None:
                 return _time_error(
                     "missing_timezone",
@@ -379,14 +377,6 @@ def _parse_time(raw: str, date_format: str | None) -> tuple[datetime | None, str
 
 
 @lru_cache(maxsize=256)
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-@lru_cache(maxsize=256)
 def _region_of(from_number: str) -> str | None:
     try:
         region = phonenumbers.region_code_for_number(phonenumbers.parse(from_number, None))
@@ -409,12 +399,10 @@ def _parse_from_number(raw: str, region: str | None) -> str | None:
 def _settings_zone(name: str | None) -> ZoneInfo | None:
     if not name:
         return None
-    zone = _zone(name.strip())
-    if zone is None:
-        raise InputError(
-            f"--timezone {name!r} is unknown; use an IANA name such as Australia/Sydney."
-        )
-    return zone
+    try:
+        return parse_zone(name, source="--timezone")
+    except UnknownZone as exc:
+        raise InputError(str(exc)) from None
 
 
 def _settings_region(region: str | None) -> str | None:

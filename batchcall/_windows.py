@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 import phonenumbers
@@ -26,6 +26,7 @@ from phonenumbers import timezone as phone_timezone
 
 from ._config import Settings
 from ._errors import UsageError
+from ._zones import ZONE_CELL, UnknownZone, parse_zone
 
 OUTSIDE_CALLING_WINDOW = "outside_calling_window"
 UNKNOWN_TIMEZONE = "unknown_timezone"
@@ -136,6 +137,19 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def window_named(spec: str) -> tuple[str, Week, tuple[str, ...]]:
+    """A --calling-window value as (name, weekly hours, holiday calendars): a profile's name,
+    in any case, or a custom spec."""
+    profile = PROFILES.get(spec.lower())
+    if profile is not None:
+        return profile.name, parse_spec(profile.spec), profile.holidays
+    if re.search(r"\d", spec):
+        return spec, parse_spec(spec), ()
+    raise UsageError(
+        f"Unknown calling window {spec!r}. Use a profile ({', '.join(PROFILES)}), or {SPEC_HELP}."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Where a row's call lands: the UTC instant to send, or an error code and a sentence.
@@ -181,26 +195,16 @@ class WindowPolicy:
         """The policy the settings ask for, or None when no calling window is set."""
         if settings.calling_window is None or not settings.calling_window.strip():
             return None
-        spec = settings.calling_window.strip()
-        profile = PROFILES.get(spec.lower())
-        if profile is not None:
-            name, week, codes = profile.name, parse_spec(profile.spec), profile.holidays
-        elif re.search(r"\d", spec):
-            name, week, codes = spec, parse_spec(spec), ()
-        else:
-            raise UsageError(
-                f"Unknown calling window {spec!r}. Use a profile ({', '.join(PROFILES)}), or "
-                f"{SPEC_HELP}."
-            )
+        name, week, codes = window_named(settings.calling_window.strip())
         if settings.holidays:
             extra = tuple(c.strip() for c in settings.holidays.split(",") if c.strip())
             codes = tuple(dict.fromkeys((*codes, *extra)))
         contact = None
         if settings.contact_timezone:
             try:
-                contact = find_zone(settings.contact_timezone)
-            except ValueError as exc:
-                raise UsageError(f"--contact-timezone: {exc}") from exc
+                contact = parse_zone(settings.contact_timezone, source="--contact-timezone")
+            except UnknownZone as exc:
+                raise UsageError(str(exc)) from None
         return cls(
             name=name,
             week=week,
@@ -214,14 +218,14 @@ class WindowPolicy:
 
     def zones_for(self, phone_e164: str, row_timezone: str | None) -> list[ZoneInfo]:
         """The contact's zones: the row's column, the number's single zone, --contact-timezone,
-        else every zone of the number. Empty when nothing is known; ValueError for a row zone
-        that is not an IANA name."""
+        else every zone of the number. Empty when nothing is known; UnknownZone (a ValueError)
+        for a row zone that is not an IANA name."""
         return [ZoneInfo(name) for name in self.zone_names(phone_e164, row_timezone)]
 
     def zone_names(self, phone_e164: str, row_timezone: str | None) -> tuple[str, ...]:
         """zones_for() as sorted names: the key of every cache below."""
         if row_timezone is not None and row_timezone.strip():
-            return (find_zone(row_timezone).key,)
+            return (parse_zone(row_timezone, source=ZONE_CELL).key,)
         names = phone_zone_names(phone_e164)
         if len(names) == 1:
             return names
@@ -242,8 +246,8 @@ class WindowPolicy:
             raise ValueError("place() needs timezone-aware datetimes")
         try:
             key = self.zone_names(phone_e164, row_timezone)
-        except ValueError as exc:
-            return Placement(None, False, UNKNOWN_TIMEZONE, f"timezone column: {exc}")
+        except UnknownZone as exc:
+            return Placement(None, False, UNKNOWN_TIMEZONE, str(exc))
         if not key:
             return Placement(
                 None,
@@ -385,24 +389,6 @@ def _transition(before: datetime, after: datetime, zone: ZoneInfo) -> datetime:
         else:
             hi = mid
     return hi
-
-
-@lru_cache(maxsize=1)
-def _zones_by_lower_name() -> dict[str, str]:
-    return {name.lower(): name for name in available_timezones()}
-
-
-@lru_cache(maxsize=1024)
-def find_zone(name: str) -> ZoneInfo:
-    """An IANA zone by name, forgiving case and spaces ("australia/perth"); else ValueError."""
-    cleaned = name.strip().replace(" ", "_")
-    canonical = _zones_by_lower_name().get(cleaned.lower(), cleaned)
-    try:
-        return ZoneInfo(canonical)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"Time zone {name!r} is not a zone name; use an IANA name such as Australia/Sydney."
-        ) from None
 
 
 def phone_zone_names(phone_e164: str) -> tuple[str, ...]:

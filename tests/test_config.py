@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from batchcall._cli import main
-from batchcall._config import build_options, build_settings
+from batchcall._config import resolve
 from batchcall._errors import UsageError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "contacts.csv"
@@ -25,14 +25,14 @@ def toml(directory: Path, text: str, name: str = "batchcall.toml") -> Path:
 def test_each_layer_overrides_the_one_below(tmp_path):
     """A value on the command line beats the environment, which beats the file, which beats
     the built-in default."""
-    assert build_settings(environ={}, cwd=tmp_path).max_rate is None
+    assert resolve(environ={}, cwd=tmp_path).settings.max_rate is None
     toml(tmp_path, "max_rate = 10\ntimeout = 5\nregion = 'AU'\n")
     layered = {"BATCHCALL_MAX_RATE": "20", "BATCHCALL_TIMEOUT": "7"}
 
-    assert build_settings(environ={}, cwd=tmp_path).max_rate == 10
-    from_env = build_settings(environ=layered, cwd=tmp_path)
+    assert resolve(environ={}, cwd=tmp_path).settings.max_rate == 10
+    from_env = resolve(environ=layered, cwd=tmp_path).settings
     assert (from_env.max_rate, from_env.timeout, from_env.region) == (20, 7, "AU")
-    from_cli = build_settings({"max_rate": 30, "timeout": None}, environ=layered, cwd=tmp_path)
+    from_cli = resolve({"max_rate": 30, "timeout": None}, environ=layered, cwd=tmp_path).settings
     assert (from_cli.max_rate, from_cli.timeout) == (30, 7)
 
 
@@ -53,7 +53,7 @@ def test_booleans_follow_the_same_precedence(tmp_path, in_file, in_env, on_cli, 
     if in_file is not None:
         toml(tmp_path, f"allow-duplicates = {in_file}\n")
     environ = {} if in_env is None else {"BATCHCALL_ALLOW_DUPLICATES": in_env}
-    settings = build_settings({"allow_duplicates": on_cli}, environ=environ, cwd=tmp_path)
+    settings = resolve({"allow_duplicates": on_cli}, environ=environ, cwd=tmp_path).settings
     assert settings.allow_duplicates is expected
 
 
@@ -63,7 +63,7 @@ def test_output_options_and_key_file_take_the_same_path(tmp_path):
     config_dir = tmp_path / "etc"
     config_dir.mkdir()
     config = toml(config_dir, "json = true\nquiet = true\napi_key_file = 'voxworks.key'\n")
-    _, output = build_options(
+    _, output = resolve(
         {"quiet": False}, config_path=config, environ={"BATCHCALL_VERBOSE": "on"}, cwd=tmp_path
     )
     assert output.as_json and not output.quiet and output.verbose
@@ -74,12 +74,12 @@ def test_explicit_config_wins_over_the_working_directorys_file(tmp_path):
     """`--config PATH` (or BATCHCALL_CONFIG) is read instead of ./batchcall.toml."""
     toml(tmp_path, "region = 'AU'\n")
     other = toml(tmp_path, "region = 'NZ'\n", name="nightly.toml")
-    assert build_settings(environ={}, cwd=tmp_path).region == "AU"
-    assert build_settings(config_path=other, environ={}, cwd=tmp_path).region == "NZ"
+    assert resolve(environ={}, cwd=tmp_path).settings.region == "AU"
+    assert resolve(config_path=other, environ={}, cwd=tmp_path).settings.region == "NZ"
     via_env = {"BATCHCALL_CONFIG": str(other)}
-    assert build_settings(environ=via_env, cwd=tmp_path).region == "NZ"
+    assert resolve(environ=via_env, cwd=tmp_path).settings.region == "NZ"
     with pytest.raises(UsageError, match="does not exist"):
-        build_settings(config_path=tmp_path / "missing.toml", environ={}, cwd=tmp_path)
+        resolve(config_path=tmp_path / "missing.toml", environ={}, cwd=tmp_path)
 
 
 def test_column_mappings_add_up_across_layers(tmp_path):
@@ -87,7 +87,9 @@ def test_column_mappings_add_up_across_layers(tmp_path):
     field by field instead of replacing the whole mapping."""
     toml(tmp_path, "[columns]\nphone_number = 'Mobile'\nfirst_name = 'Given'\n")
     environ = {"BATCHCALL_COLUMNS": "first_name=Prénom, last_name=Nom"}
-    settings = build_settings({"columns": {"phone_number": "Cell"}}, environ=environ, cwd=tmp_path)
+    settings = resolve(
+        {"columns": {"phone_number": "Cell"}}, environ=environ, cwd=tmp_path
+    ).settings
     assert settings.columns == {
         "phone_number": "Cell",
         "first_name": "Prénom",
@@ -145,8 +147,8 @@ def test_precedence_decides_what_the_command_line_does(tmp_path, monkeypatch):
 def test_window_options_without_a_window_are_refused(tmp_path):
     """--holidays or --contact-timezone without --calling-window is an error, not a no-op."""
     with pytest.raises(UsageError, match="only apply with --calling-window"):
-        build_settings({"holidays": "AU-NSW"}, environ={}, cwd=tmp_path)
-    settings = build_settings(
+        resolve({"holidays": "AU-NSW"}, environ={}, cwd=tmp_path)
+    settings = resolve(
         {"holidays": "AU-NSW", "calling_window": "au-telemarketing"}, environ={}, cwd=tmp_path
-    )
+    ).settings
     assert settings.holidays == "AU-NSW"

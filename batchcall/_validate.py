@@ -37,6 +37,7 @@ _DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 _ISO_EXAMPLE = "2030-03-02 09:30 or 2030-03-02T09:30:00+10:00"
 _UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _NO_TIME: tuple[None, None, None] = (None, None, None)
+_Problem = tuple[str, str]  # a row error: (code, message)
 _setattr = object.__setattr__
 
 
@@ -96,29 +97,14 @@ class Validator:
 
     def check(self, src: SourceRow) -> Checked:
         cells = src.cells
-
-        from_number = self.from_number
-        if self._from_at is not None and cells[self._from_at]:
-            from_number = _parse_from_number(cells[self._from_at], self.region)
-            if from_number is None:
-                return _invalid(
-                    src,
-                    "invalid_from_number",
-                    f"from_number {cells[self._from_at]!r} is not a valid phone number; write "
-                    "it in E.164 (e.g. +61291234567) or leave it empty to use --from-number.",
-                )
-        if from_number is None:
-            return _invalid(
-                src,
-                "invalid_from_number",
-                "This row has no from_number; fill its from_number cell or pass --from-number.",
-            )
-
+        from_number, problem = self._row_from_number(cells)
+        if problem is not None:
+            return _invalid(src, *problem)
+        assert from_number is not None
         phone, problem = self._phone(cells[self._phone_at], from_number)
         if problem is not None:
             return _invalid(src, *problem)
         assert phone is not None
-
         script_id = self.script_id
         if self._script_at is not None and cells[self._script_at]:
             script_id = cells[self._script_at]
@@ -129,35 +115,64 @@ class Validator:
                 "This row has no script_id; fill its script_id cell or pass --script-id.",
                 phone,
             )
+        sent, moved, problem = self._timing(cells, phone)
+        if problem is not None:
+            return _invalid(src, *problem, phone)
+        request = self._request(cells, from_number, script_id, phone, sent)
+        return Checked(
+            row=src.row, cells=cells, request=request, phone_e164=phone, time_moved=moved
+        )
 
+    def _row_from_number(self, cells: tuple[str, ...]) -> tuple[str | None, _Problem | None]:
+        """The row's own from_number cell, else --from-number."""
+        if self._from_at is not None and cells[self._from_at]:
+            parsed = _parse_from_number(cells[self._from_at], self.region)
+            if parsed is None:
+                return None, (
+                    "invalid_from_number",
+                    f"from_number {cells[self._from_at]!r} is not a valid phone number; write "
+                    "it in E.164 (e.g. +61291234567) or leave it empty to use --from-number.",
+                )
+            return parsed, None
+        if self.from_number is None:
+            return None, (
+                "invalid_from_number",
+                "This row has no from_number; fill its from_number cell or pass --from-number.",
+            )
+        return self.from_number, None
+
+    def _timing(
+        self, cells: tuple[str, ...], phone: str
+    ) -> tuple[str | None, bool, _Problem | None]:
+        """The time as sent (UTC "...Z", None: now), whether a calling window moved it."""
         row_zone_name = cells[self._zone_at] if self._zone_at is not None else ""
         raw_time = cells[self._time_at] if self._time_at is not None else ""
         when, sent, problem = self._when(raw_time, row_zone_name) if raw_time else _NO_TIME
-        if problem is not None:
-            return _invalid(src, *problem, phone)
+        if problem is not None or self.policy is None:
+            return sent, False, problem
+        placement = self.policy.place(
+            when, phone_e164=phone, row_timezone=row_zone_name or None, now=self.now
+        )
+        if placement.error_code is not None:
+            return None, False, (placement.error_code, placement.error or "")
+        if placement.moved:
+            moved_to = placement.when
+            sent = moved_to.astimezone(UTC).strftime(_UTC_FORMAT) if moved_to is not None else None
+        return sent, placement.moved, None
 
-        moved = False
-        if self.policy is not None:
-            placement = self.policy.place(
-                when, phone_e164=phone, row_timezone=row_zone_name or None, now=self.now
-            )
-            if placement.error_code is not None:
-                return _invalid(src, placement.error_code, placement.error or "", phone)
-            moved = placement.moved
-            when = placement.when.astimezone(UTC) if placement.when is not None else None
-
+    def _request(
+        self, cells: tuple[str, ...], from_number: str, script_id: str, phone: str, sent: str | None
+    ) -> CreatePhoneCallRequest:
         first = cells[self._first_at] if self._first_at is not None else ""
         last = cells[self._last_at] if self._last_at is not None else ""
         objects: dict[str, dict[str, Any]] = {}
         for (type_, name), index in self._objects:
             if cells[index]:
                 objects.setdefault(type_, {})[name] = cells[index]
-        if moved:
-            sent = when.strftime(_UTC_FORMAT) if when is not None else None
         contact = _construct(
             Contact, {"phone_number": phone, "first_name": first or None, "last_name": last or None}
         )
-        request = _construct(
+        return _construct(
             CreatePhoneCallRequest,
             {
                 "from_number": from_number,
@@ -167,37 +182,9 @@ class Validator:
                 "scheduled_time": sent,
             },
         )
-        return Checked(
-            row=src.row, cells=cells, request=request, phone_e164=phone, time_moved=moved
-        )
 
-    def _phone(self, raw: str, from_number: str) -> tuple[str | None, tuple[str, str] | None]:
-        if not raw:
-            return None, ("missing_phone", "The phone cell is empty; fill it or delete the row.")
-        if _DAMAGED.fullmatch(raw):
-            return None, (
-                "damaged_phone",
-                f"Phone {raw!r} looks like a number Excel damaged (scientific notation or a "
-                "fraction), so its digits are lost; retype it, and format the column as Text.",
-            )
-        if not _PHONE_CHARS.fullmatch(raw):
-            return None, (
-                "invalid_phone",
-                f"Phone {raw!r} is not a phone number: it may hold only digits, spaces, "
-                "+ ( ) - . /; extensions and letters cannot be dialled.",
-            )
-        region = self.region or _region_of(from_number)
-        try:
-            number = phonenumbers.parse(raw, region)
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is None or not is_valid_number(number):
-            if region is None and not raw.startswith("+"):
-                hint = "write it with its country code (+CC …) or pass --region"
-            else:
-                hint = f"check its digits (read with default region {region})"
-            return None, ("invalid_phone", f"Phone {raw!r} is not a valid number; {hint}.")
-        return phonenumbers.format_number(number, _E164), None
+    def _phone(self, raw: str, from_number: str) -> tuple[str | None, _Problem | None]:
+        return _normalise_phone(raw, self.region or _region_of(from_number))
 
     def _when_uncached(
         self, raw: str, zone_name: str
@@ -231,6 +218,35 @@ class Validator:
         except OverflowError:  # 9999-12-31T23:59-10:00 is past the end of the calendar in UTC
             return _time_error("invalid_scheduled_time", f"Time {raw!r} is too far in the future.")
         return when, when.strftime(_UTC_FORMAT), None
+
+
+def _normalise_phone(raw: str, region: str | None) -> tuple[str | None, _Problem | None]:
+    """The E.164 form of a phone cell, or its row error."""
+    if not raw:
+        return None, ("missing_phone", "The phone cell is empty; fill it or delete the row.")
+    if _DAMAGED.fullmatch(raw):
+        return None, (
+            "damaged_phone",
+            f"Phone {raw!r} looks like a number Excel damaged (scientific notation or a "
+            "fraction), so its digits are lost; retype it, and format the column as Text.",
+        )
+    if not _PHONE_CHARS.fullmatch(raw):
+        return None, (
+            "invalid_phone",
+            f"Phone {raw!r} is not a phone number: it may hold only digits, spaces, "
+            "+ ( ) - . /; extensions and letters cannot be dialled.",
+        )
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not is_valid_number(number):
+        if region is None and not raw.startswith("+"):
+            hint = "write it with its country code (+CC …) or pass --region"
+        else:
+            hint = f"check its digits (read with default region {region})"
+        return None, ("invalid_phone", f"Phone {raw!r} is not a valid number; {hint}.")
+    return phonenumbers.format_number(number, _E164), None
 
 
 # --- phone validity, fast ---------------------------------------------------------------------

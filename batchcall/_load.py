@@ -14,6 +14,7 @@ import csv
 import hashlib
 import itertools
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -57,6 +58,16 @@ FIELD_LIMIT = 16 << 20
 MAX_RECORD_LINES = 100
 MAX_CELL_CHARS = 4 << 20
 MAX_LINE_CHARS = 4 << 20
+# Workbook bounds (see `_check_workbook`): far above what a contacts export inflates to, far
+# below what exhausts a machine.
+MAX_UNZIPPED = 2 << 30
+MAX_SHEET_CELLS = 50_000_000
+_BOMB_MIN = 64 << 20  # an entry this big that inflated more than _BOMB_RATIO-fold is a bomb
+_BOMB_RATIO = 500
+_SHEET_XML = re.compile(r"xl/worksheets/[^/]+\.xml")
+# A cell reference in a <c r="XFD7"> or a <row r="7">, and the far corner of <dimension ref>.
+_CELL_REF = re.compile(rb'\br="([A-Z]{0,3})(\d{1,7})"')
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension ref="(?:[A-Z]{1,3}\d{1,7}:)?([A-Z]{1,3})(\d{1,7})"')
 # How a spreadsheet's bytes start: zip (XLSX, XLSM, ODS) and OLE2 (XLS).
 _SHEET_MAGIC = {b"PK\x03\x04": "an XLSX or ODS workbook", b"\xd0\xcf\x11\xe0": "an XLS workbook"}
 
@@ -558,8 +569,80 @@ def _sniff_delimiter(path: Path, encoding: str, suffix: str) -> str:
 # --- spreadsheets -------------------------------------------------------------------------------
 
 
+def _check_workbook(path: Path) -> None:
+    """Refuse a workbook whose reading would exhaust memory, before any of it is read.
+
+    The reader builds each sheet as a dense grid, so one stray cell at XFD1048576 in a 2 KB
+    file asks for 17 billion cells (the process aborts asking for 512 GiB), and a zip entry
+    can inflate a thousandfold. So the zip's declared sizes are bounded, and each worksheet's
+    used range (its `<dimension>`, and the cell references themselves, which may disagree) is
+    measured by streaming its XML, never holding it.
+    """
+    try:
+        book = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip (an .xls), or damaged: the reader says so in its own words
+    with book:
+        entries = book.infolist()
+        inflated = sum(entry.file_size for entry in entries)
+        bombs = [e.filename for e in entries if _inflates_like_a_bomb(e)]
+        if inflated > MAX_UNZIPPED or bombs:
+            which = f" ({bombs[0]} alone inflates over {_BOMB_RATIO}-fold)" if bombs else ""
+            raise InputError(
+                f"{path} would inflate to {inflated >> 20} MiB when unzipped{which}: it is "
+                "damaged or built to exhaust memory. Open it in Excel and save it again, or "
+                "save the sheet as CSV."
+            )
+        for entry in entries:
+            if _SHEET_XML.fullmatch(entry.filename):
+                _check_sheet_extent(path, book, entry)
+
+
+def _inflates_like_a_bomb(entry: zipfile.ZipInfo) -> bool:
+    return entry.file_size > _BOMB_MIN and entry.file_size > _BOMB_RATIO * entry.compress_size
+
+
+def _check_sheet_extent(path: Path, book: zipfile.ZipFile, entry: zipfile.ZipInfo) -> None:
+    rows = columns = 0
+    tail = b""
+    with book.open(entry) as xml:
+        while chunk := xml.read(_CHUNK_BYTES):
+            # The tail overlaps chunks so a reference cut in two is still seen (a reference
+            # seen twice changes no maximum).
+            text = tail + chunk
+            dimension = _DIMENSION.finditer(text) if not tail else iter(())
+            for match in itertools.chain(dimension, _CELL_REF.finditer(text)):
+                columns = max(columns, _column_number(match.group(1)))
+                rows = max(rows, int(match.group(2)))
+            tail = text[-64:]
+    if rows * columns > MAX_SHEET_CELLS:
+        last = f"{_column_letters(columns)}{rows}"
+        raise InputError(
+            f"{path}: {entry.filename} reaches cell {last}, a grid of {rows * columns:,} cells "
+            f"(at most {MAX_SHEET_CELLS:,} are read). Delete the stray cells beyond your data "
+            "in Excel (or save the sheet as CSV) and run again."
+        )
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def _column_letters(number: int) -> str:
+    letters = ""
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
 def _sheet_records(path: Path, settings: Settings) -> Any:
     import pandas as pd  # deferred: pandas costs ~0.5 s to import, and CSV runs never need it
+
+    _check_workbook(path)
 
     try:
         book = pd.ExcelFile(path, engine="calamine")

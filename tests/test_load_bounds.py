@@ -15,7 +15,7 @@ from e2e_support import FROM, SCRIPT, au_mobiles, cli
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server():
     with start_sandbox(SandboxConfig()) as sandbox:
         yield sandbox
@@ -102,4 +102,47 @@ def test_quoted_cells_over_several_lines_and_stray_quotes_still_load(tmp_path, s
     )
     code, err = _run(path, server)
     assert code == 0, err
-    assert sorted(c["phone_number"] for c in server.calls()[-3:]) == sorted([first, second, third])
+    assert sorted(c["phone_number"] for c in server.calls()) == sorted([first, second, third])
+
+
+def _workbook(path: Path, phones: list[str], *, stray: str | None = None) -> Path:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Phone", "First Name"])
+    for i, phone in enumerate(phones):
+        sheet.append([phone, f"Name{i}"])
+    if stray is not None:
+        sheet[stray] = "x"
+    book.save(path)
+    return path
+
+
+def test_a_workbook_with_a_stray_cell_at_the_last_column_and_row_is_refused(tmp_path, server):
+    """A 5 KB xlsx with one cell at XFD1048576 would need a 17-billion-cell grid: the run stops
+    with exit 2, names the cell, and says how to fix it; nothing is sent."""
+    path = _workbook(tmp_path / "stray.xlsx", au_mobiles(2), stray="XFD1048576")
+    assert path.stat().st_size < 10_000
+    code, err = _run(path, server)
+    assert code == 2 and "reaches cell XFD1048576" in err and "Delete the stray cells" in err
+    assert _nothing_sent(server)
+
+
+def test_a_workbook_that_inflates_a_thousandfold_is_refused_before_it_is_read(tmp_path, server):
+    """A zip entry of 100 MB of zeros (about 100 KB on disk) marks a decompression bomb: exit 2,
+    and nothing sent."""
+    import zipfile
+
+    path = _workbook(tmp_path / "bomb.xlsx", au_mobiles(2))
+    with (
+        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as book,
+        book.open("xl/media/padding.bin", "w") as pad,
+    ):
+        for _ in range(100):
+            pad.write(bytes(1 << 20))
+    assert path.stat().st_size < 1_000_000
+    code, err = _run(path, server)
+    assert code == 2 and "alone inflates over" in err
+    assert _nothing_sent(server)

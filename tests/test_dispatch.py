@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from batchcall._dispatch import Dispatcher
+from batchcall._dispatch import Dispatcher, classify
 from batchcall._errors import AuthError
 from batchcall._journal import Job
-from batchcall._limiter import Reply
+from batchcall._limiter import NO_REPLY, Reply
 
 BODY = {
     "from_number": "+61291234567",
@@ -25,10 +25,23 @@ CREATED = {"success": True, "call_id": "call_1", "contact_id": "contact_1", "sta
 class FakePermit:
     def __init__(self, gate: FakeGate) -> None:
         self._gate = gate
+        self.learned = False
 
     def learn(self, reply: Reply) -> float | None:
+        self.learned = True
         self._gate.released.append(reply.status)
         return self._gate.retry_after if reply.status == 429 else None
+
+
+class FakeLedger:
+    """Remembers which rows were marked `sending`; `stopping` says whether the pass stops."""
+
+    def __init__(self, stopping: bool = False) -> None:
+        self.stopping = stopping
+        self.marks: list[tuple[int, int]] = []
+
+    def mark_sending(self, row: int, attempts: int) -> None:
+        self.marks.append((row, attempts))
 
 
 class FakeGate:
@@ -40,14 +53,26 @@ class FakeGate:
 
     @contextlib.asynccontextmanager
     async def permit(self) -> AsyncIterator[FakePermit]:
-        yield FakePermit(self)
+        permit = FakePermit(self)
+        try:
+            yield permit
+        finally:
+            if not permit.learned:  # as the real gate does: a permit never used is freed
+                permit.learn(NO_REPLY)
 
 
-def _send(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object):
+def _send(
+    handler: Callable[[httpx.Request], httpx.Response],
+    ledger: FakeLedger | None = None,
+    **kwargs: object,
+):
     slept: list[float] = []
     sent: list[httpx.Request] = []
+    ledger = ledger or FakeLedger()
 
     def recording(request: httpx.Request) -> httpx.Response:
+        # The row must be journalled as in flight before its request leaves.
+        assert ledger.marks, "a request left before its row was marked sending"
         sent.append(request)
         return handler(request)
 
@@ -59,18 +84,18 @@ def _send(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object):
             base_url="https://api.test", transport=httpx.MockTransport(recording)
         )
         gate = FakeGate()
-        dispatcher = Dispatcher(client, gate, sleep=fake_sleep, random=lambda: 0.5, **kwargs)
-        marks: list[int] = []
+        dispatcher = Dispatcher(
+            client, gate, ledger, sleep=fake_sleep, random=lambda: 0.5, **kwargs
+        )
         try:
-            result, attempts = await dispatcher.send(
-                Job(7, BODY, "run-7", 0), before_send=lambda job, n: marks.append(n)
-            )
+            outcome = await dispatcher.send(Job(7, BODY, "run-7", 0))
         finally:
             await client.aclose()
-        return result, attempts, marks, gate
+        return outcome, gate
 
-    result, attempts, marks, gate = asyncio.run(go())
-    return result, attempts, sent, slept, marks, gate
+    outcome, gate = asyncio.run(go())
+    result, attempts = outcome if outcome is not None else (None, 0)
+    return result, attempts, sent, slept, ledger.marks, gate
 
 
 def _responses(*answers: httpx.Response | Exception):
@@ -89,7 +114,7 @@ def test_created_call_is_scheduled_with_its_ids_and_idempotency_key():
     """A 201 gives the row its call_id and contact_id; the request carries the row's key."""
     result, attempts, sent, _, marks, _ = _send(_responses(httpx.Response(201, json=CREATED)))
     assert (result.state, result.call_id, result.contact_id) == ("scheduled", "call_1", "contact_1")
-    assert attempts == 1 and marks == [1]
+    assert attempts == 1 and marks == [(7, 1)]
     assert sent[0].headers["Idempotency-Key"] == "run-7"
     assert sent[0].url.path == "/api/v1/create-phone-call"
 
@@ -157,7 +182,7 @@ def test_connect_errors_are_retried_then_fail():
     )
     assert result.state == "failed" and result.error_code == "connect_failed"
     assert attempts == 5 and len(sent) == 5 and len(slept) == 4
-    assert marks == [1, 2, 3, 4, 5]
+    assert marks == [(7, 1)]  # one `sending` for the row, whatever its retries
 
 
 def test_503_honours_retry_after_then_succeeds():
@@ -186,3 +211,23 @@ def test_a_201_with_an_unreadable_body_is_unknown():
     """If the server says created but the body cannot be read, the call may exist: unknown."""
     result, *_ = _send(_responses(httpx.Response(201, text="<html>")))
     assert result.state == "unknown" and result.error_code == "unreadable_response"
+
+
+def test_a_stopping_pass_starts_no_new_row():
+    """After Ctrl-C, a row admitted by the gate does not leave: nothing is sent, the row is
+    not marked, and the gate gets its permit back unanswered."""
+    result, attempts, sent, _, marks, gate = _send(
+        _responses(httpx.Response(201, json=CREATED)), FakeLedger(stopping=True)
+    )
+    assert result is None and attempts == 0
+    assert sent == [] and marks == [] and gate.released == [None]
+
+
+def test_an_http_date_retry_after_is_read_against_the_given_clock():
+    """A Retry-After given as an HTTP-date is the seconds from `now` to that date."""
+    response = httpx.Response(
+        503, headers={"Retry-After": "Thu, 01 Jan 1970 00:01:00 GMT"}, text="busy"
+    )
+    decision = classify(response, now=30.0)
+    assert decision.retry and decision.retry_after == pytest.approx(30.0)
+    assert decision.result.error_code == "unavailable"

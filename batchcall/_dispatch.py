@@ -383,7 +383,7 @@ class Stopper:
 
     def stop(self) -> None:
         self.stopping = True
-        self._wake.set()  # the feeder may be waiting for rows that will now never come
+        self._wake.set()  # a feeder waiting for the next chunk must stop instead
 
     def abort_with(self, exc: AbortedError) -> None:
         self.abort = exc

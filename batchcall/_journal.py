@@ -99,8 +99,9 @@ def _now() -> str:
 class PlannedRow(NamedTuple):
     """One planned row, as `prepare.encode` builds it and `Journal.add_rows` stores it.
 
-    Each field is the `rows` column of the same name. A NamedTuple because one is built per
-    row of a million-row file and pickled from the planning child: it costs what a tuple does.
+    Each field is the `rows` column of the same name. A NamedTuple, because one is built for
+    each row of a million-row file: it must cost little more than a tuple (and the planning
+    child sends plain tuples, see `prepare`).
     """
 
     row: int  # 1-based record number, header excluded

@@ -1,17 +1,20 @@
-"""The retry policy, on httpx.MockTransport and a fake sleep: no network, no waiting."""
+"""The retry policy and the sending pass, on httpx.MockTransport: no network, no waiting."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from batchcall._dispatch import Dispatcher, classify
-from batchcall._errors import AuthError
-from batchcall._journal import Job
+from batchcall._config import Settings
+from batchcall._dispatch import Dispatcher, Execution, PassOutcome, classify
+from batchcall._errors import AuthError, InputError
+from batchcall._journal import Job, Journal, PlannedRow
 from batchcall._limiter import NO_REPLY, Reply
 
 BODY = {
@@ -231,3 +234,93 @@ def test_an_http_date_retry_after_is_read_against_the_given_clock():
     decision = classify(response, now=30.0)
     assert decision.retry and decision.retry_after == pytest.approx(30.0)
     assert decision.result.error_code == "unavailable"
+
+
+# --- one sending pass ----------------------------------------------------------------------------
+
+
+def _journal_with_rows(path: Path, count: int) -> Journal:
+    journal = Journal(path, create=True)
+    journal.set_meta(run_id="r", timezone_column=None)
+    rows = [
+        PlannedRow(n, "[]", json.dumps(BODY), "+61429069971", "pending", None, None, None, 0)
+        for n in range(1, count + 1)
+    ]
+    journal.add_rows(rows, run_id="r")
+    return journal
+
+
+def _run_pass(journal: Journal, handler, **settings: object) -> PassOutcome:
+    async def go() -> PassOutcome:
+        client = httpx.AsyncClient(
+            base_url="https://api.test", transport=httpx.MockTransport(handler)
+        )
+        execution = Execution(
+            journal,
+            Settings(from_number="+61291234567", script_id="s", **settings),  # type: ignore[arg-type]
+            client=client,
+            planned=None,
+            progress=None,
+            policy=None,
+        )
+        try:
+            return await execution.run()
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def test_a_pass_sends_every_pending_row_and_counts_its_requests(tmp_path):
+    """Each pending row is sent once and scheduled; the outcome counts the requests."""
+    with _journal_with_rows(tmp_path / "j.sqlite", 2) as journal:
+        outcome = _run_pass(journal, lambda _: httpx.Response(201, json=CREATED), concurrency=2)
+        assert journal.counts() == {"scheduled": 2}
+    assert (outcome.requests, outcome.throttled, outcome.stats.done) == (2, 0, 2)
+    assert (outcome.abort, outcome.interrupted, outcome.error) == (None, False, None)
+    assert outcome.limiter is not None and outcome.stats.rate() is not None
+
+
+def test_a_wrong_key_stops_the_pass_and_leaves_its_rows_pending(tmp_path):
+    """A 401 aborts the pass: the row it hit goes back to pending, no other row is started,
+    and the outcome carries the error for the summary."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(401, json={"success": False, "message": "Invalid API key"})
+
+    with _journal_with_rows(tmp_path / "j.sqlite", 3) as journal:
+        outcome = _run_pass(journal, handler, concurrency=1)
+        assert journal.counts() == {"pending": 3}
+    assert isinstance(outcome.abort, AuthError) and outcome.error is None
+    assert len(sent) == 1 and outcome.requests == 1
+
+
+def test_a_planning_failure_midway_is_handed_back_not_raised(tmp_path):
+    """When the input fails while rows are being sent, the pass ends and hands the error
+    back, so the runner can still write the reports before raising it."""
+
+    class Failing:
+        policy = None
+
+        async def __aiter__(self):
+            yield [PlannedRow(1, "[]", json.dumps(BODY), "+61429069971", "pending", *[None] * 3, 0)]
+            raise InputError("line 2 cannot be read")
+
+    async def go(journal: Journal) -> PassOutcome:
+        execution = Execution(
+            journal,
+            Settings(from_number="+61291234567", script_id="s"),
+            client=None,
+            planned=Failing(),  # type: ignore[arg-type]
+            progress=None,
+            policy=None,
+        )
+        return await execution.run()
+
+    with Journal(tmp_path / "j.sqlite", create=True) as journal:
+        journal.set_meta(run_id="r")
+        outcome = asyncio.run(go(journal))
+        assert journal.counts() == {"pending": 1} and not journal.meta("load_complete")
+    assert isinstance(outcome.error, InputError) and outcome.limiter is None

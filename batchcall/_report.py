@@ -142,7 +142,7 @@ class Summary:
     seconds       how long this pass took
     requests      HTTP requests the gate admitted in this pass, every attempt counted
     throttled     answers that were 429 (rate limited) in this pass
-    rate          rows answered per second, first request to last answer; None if none was
+    rate          rows answered per second, first request to last answer; None if none were
     limiter       what the gate learned (rate, limit, window, concurrency, latency); {} when
                   nothing could be sent
     results_csv   the path of results.csv: every row, in input order, with its outcome

@@ -17,10 +17,12 @@ import click
 
 from ._config import CHANGEABLE, Options, Output, resolve
 from ._errors import AbortedError, BatchCallError, InterruptedRun
+from ._journal import FAILED_STATES
+from ._report import COUNT_ORDER
+from ._version import __version__
 
 if TYPE_CHECKING:
     from ._progress import Bar
-from ._version import __version__
 
 EXAMPLE_RUN = """
 \b
@@ -144,17 +146,7 @@ def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 def format_summary(data: dict[str, Any]) -> str:
     """The table printed at the end: counts, errors by code, rate, and where the reports are."""
     lines = [f"batchcall {data['command']}: {data['total']} rows in {data['seconds']:.1f}s"]
-    states = (
-        "scheduled",
-        "valid",
-        "pending",
-        "duplicate",
-        "invalid",
-        "failed",
-        "unknown",
-        "sending",
-    )
-    for state in states:
+    for state in COUNT_ORDER:
         if data["counts"].get(state):
             lines.append(f"  {state:<10} {data['counts'][state]:>8}")
     if data["errors"]:
@@ -166,7 +158,7 @@ def format_summary(data: dict[str, Any]) -> str:
     run_dir = Path(data["run_dir"])
     lines.append(f"  run directory: {run_dir}")
     lines.append(f"    results.csv   {data['results_csv']}")
-    if any(data["counts"].get(s) for s in ("invalid", "failed", "unknown")):
+    if any(data["counts"].get(s) for s in FAILED_STATES):
         lines.append(f"    to fix:       {data['failed_csv']}")
     lines.append(f"    summary.json  {run_dir / 'summary.json'}")
     lines.append(f"    run.log       {run_dir / 'run.log'}")

@@ -8,8 +8,15 @@ The retry policy follows one question: could the server have executed the reques
   Idempotency-Key so a server that honours it replays instead of calling twice.
 - 401: nothing was executed and nothing else will be; abort the whole run.
 
-`Execution` is one sending pass over a run's journal: it feeds the `pending` rows to workers
-that send each through the `Dispatcher` and record what happened.
+`Execution` is one sending pass over a run's journal, made of parts with one job each:
+- `_Loader` commits planned chunks to the journal as they come;
+- `_feed` streams the journal's `pending` rows to a queue;
+- `_Worker` re-checks a timeless row's calling window (`windows.recheck`), sends the row
+  through the `Dispatcher` and records its result;
+- `Stopper` turns Ctrl-C, SIGTERM and aborts (401, TLS) into one stop;
+- `SendStats` times the pass, and the gate counts its requests and 429s.
+So the first request leaves long before a big file is fully read, and memory does not grow with
+the file. `Execution.run()` returns what the pass did as one `PassOutcome`.
 """
 
 from __future__ import annotations
@@ -22,21 +29,21 @@ import random as _random
 import signal
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from pydantic import ValidationError
 
 from ._config import Settings
 from ._errors import AbortedError, AuthError, TlsError
-from ._journal import Job, Journal, Result
+from ._journal import FINAL, Job, Journal, Result
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
 from ._prepare import Prepared
-from ._windows import WindowPolicy
+from ._windows import Placement, WindowPolicy, recheck
 
 log = logging.getLogger("batchcall")
 
@@ -187,6 +194,19 @@ def classify_error(exc: httpx.HTTPError) -> Decision:
     )
 
 
+class Ledger(Protocol):
+    """What the dispatcher needs of the sending pass around a row's first request."""
+
+    @property
+    def stopping(self) -> bool:
+        """True once the pass is stopping: no new row may leave."""
+        ...
+
+    def mark_sending(self, row: int, attempts: int) -> None:
+        """Commit that the row is about to leave (the journal's `pending -> sending`)."""
+        ...
+
+
 class Dispatcher:
     """Sends rows through one shared gate; all retry decisions live here."""
 
@@ -194,6 +214,7 @@ class Dispatcher:
         self,
         client: httpx.AsyncClient,
         gate: GateLike,
+        ledger: Ledger,
         *,
         retry_ambiguous: bool = False,
         max_attempts: int = 5,
@@ -205,6 +226,7 @@ class Dispatcher:
     ) -> None:
         self._client = client
         self._gate = gate
+        self._ledger = ledger
         self._retry_ambiguous = retry_ambiguous
         self._max_attempts = max_attempts
         self._max_throttled = max_throttled
@@ -224,20 +246,18 @@ class Dispatcher:
         floor = min(decision.retry_after or 0.0, self._backoff_cap)
         return max(floor, backoff)
 
-    async def send(
-        self, job: Job, *, before_send: Callable[[Job, int], None]
-    ) -> tuple[Result, int]:
-        """Send until final. Returns the row's result and its total attempts.
-
-        `before_send(job, attempts)` runs after the gate admits the request and before it
-        leaves; the runner commits `sending` there.
-        """
+    async def send(self, job: Job) -> tuple[Result, int] | None:
+        """Send until final. Returns the row's result and its total attempts, or None when the
+        pass was stopping before the row's first request could leave (it stays `pending`)."""
         attempts = job.attempts
         failures = 0
         throttled = 0
         while True:
             attempts += 1
-            decision, pause = await self._attempt(job, attempts, before_send)
+            exchange = await self._attempt(job, attempts, first=attempts == job.attempts + 1)
+            if exchange is None:
+                return None
+            decision, pause = exchange
             if decision.throttled:
                 throttled += 1
                 if throttled <= self._max_throttled:
@@ -252,11 +272,16 @@ class Dispatcher:
             return decision.result, attempts
 
     async def _attempt(
-        self, job: Job, attempts: int, before_send: Callable[[Job, int], None]
-    ) -> tuple[Decision, float | None]:
+        self, job: Job, attempts: int, *, first: bool
+    ) -> tuple[Decision, float | None] | None:
         """One exchange inside one permit: the decision, and the gate's pause after a 429."""
         async with self._gate.permit() as permit:
-            before_send(job, attempts)
+            if first:
+                # Only now, once the gate admitted it (its wait may be long): a stop that came
+                # meanwhile starts nothing, and `sending` is committed before a byte leaves.
+                if self._ledger.stopping:
+                    return None
+                self._ledger.mark_sending(job.row, attempts)
             try:
                 response = await self._client.post(
                     ENDPOINT, json=job.body, headers={"Idempotency-Key": job.idempotency_key}
@@ -284,10 +309,8 @@ class Dispatcher:
 # --- one sending pass ------------------------------------------------------------------------
 
 DEFAULT_WORKERS = 64
-
-
-class _Stopping(Exception):
-    """Raised before a new row leaves once the run is stopping (Ctrl-C or a 401)."""
+# Pending rows the feeder reads from the journal at a time.
+FEED_BATCH = 200
 
 
 class Progress(Protocol):
@@ -310,6 +333,17 @@ class SendStats:
     last_done: float | None = None
     done: int = 0
 
+    def sent(self) -> None:
+        """A row's first request is leaving."""
+        if self.first_sent is None:
+            self.first_sent = time.monotonic()
+            log.info("first request sent after %.2fs", self.first_sent - self.started)
+
+    def finished(self) -> None:
+        """A row got its answer."""
+        self.done += 1
+        self.last_done = time.monotonic()
+
     def rate(self) -> float | None:
         """Rows finished per second, from the first request to the last answer."""
         if self.first_sent is None or not self.last_done or self.last_done <= self.first_sent:
@@ -317,14 +351,252 @@ class SendStats:
         return round(self.done / (self.last_done - self.first_sent), 2)
 
 
-class Execution:
-    """One pass of sending: a loader, a feeder and workers sharing a journal and a gate.
+@dataclass(frozen=True)
+class PassOutcome:
+    """What one sending pass did; the runner builds the run's summary from it alone."""
 
-    The loader commits planned chunks to the journal; the feeder streams `pending` rows from the
-    journal to the workers; each worker re-checks a timeless row's calling window, then sends
-    it through the `Dispatcher` and records the result. So the first request leaves long before
-    a big file is fully read, and memory does not grow with the file.
+    stats: SendStats
+    requests: int  # requests the gate admitted, every attempt counted (the run's one count)
+    throttled: int  # answers that were 429 (the gate's count too)
+    limiter: dict[str, Any] | None  # what the gate learned; None when nothing could be sent
+    abort: AbortedError | None  # a 401 or a TLS failure that stopped the pass
+    interrupted: bool  # Ctrl-C or SIGTERM stopped the pass
+    # Anything else that ended the pass early (the input failing midway, the planning child
+    # crashing): the runner raises it once the reports are written.
+    error: BaseException | None
+
+
+class Stopper:
+    """One stop for the whole pass, whoever asks for it.
+
+    A first Ctrl-C (or SIGTERM), or an abort, stops new rows from starting and lets those in
+    flight finish. A second Ctrl-C cancels those in flight too (`hard`); they become `unknown`.
     """
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self.stopping = False
+        self.interrupted = False
+        self.hard = False
+        self.abort: AbortedError | None = None
+        self._wake = wake
+        self._tasks: Sequence[asyncio.Task[None]] = ()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._wake.set()  # a feeder waiting for the next chunk must stop instead
+
+    def abort_with(self, exc: AbortedError) -> None:
+        self.abort = exc
+        self.stop()
+
+    def _on_signal(self) -> None:
+        if self.stopping:
+            # Second Ctrl-C: stop waiting for in-flight requests; they become `unknown`.
+            self.hard = True
+            for task in self._tasks:
+                task.cancel()
+        self.interrupted = True
+        self.stop()
+
+    @contextlib.contextmanager
+    def on_signals(self, tasks: Sequence[asyncio.Task[None]]) -> Iterator[None]:
+        """Stop on SIGINT and SIGTERM while `tasks` run; a hard stop cancels them."""
+        loop = asyncio.get_running_loop()
+        self._tasks = tasks
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal)
+                installed.append(sig)
+        try:
+            yield
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+
+class _PassLedger:
+    """The dispatcher's `Ledger` in a pass: the journal, the pass's stop, and its timing."""
+
+    def __init__(self, journal: Journal, stopper: Stopper, stats: SendStats) -> None:
+        self._journal = journal
+        self._stopper = stopper
+        self._stats = stats
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopper.stopping
+
+    def mark_sending(self, row: int, attempts: int) -> None:
+        self._journal.mark_sending(row, attempts)
+        self._stats.sent()
+
+
+class _Display:
+    """What the progress display is told; the 429s it shows are the gate's count."""
+
+    def __init__(self, progress: Progress | None, gate: Gate) -> None:
+        self._progress = progress
+        self._gate = gate
+
+    def planned(self, total: int, *, finished: int) -> None:
+        if self._progress:
+            self._progress.set_total(total)
+            self._progress.advance(finished, throttled=self._gate.throttled)
+
+    def finished(self) -> None:
+        if self._progress:
+            self._progress.advance(1, throttled=self._gate.throttled)
+
+
+class _Loader:
+    """Commits planned chunks to the journal as they come, and wakes the feeder for each."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        planned: Prepared | None,
+        *,
+        display: _Display,
+        stopper: Stopper,
+        rows_ready: asyncio.Event,
+    ) -> None:
+        self._journal = journal
+        self._planned = planned
+        self._display = display
+        self._stopper = stopper
+        self._rows_ready = rows_ready
+        self.complete = asyncio.Event()  # every planned row is in the journal
+
+    async def run(self) -> None:
+        if self._planned is not None:
+            run_id: str = self._journal.meta("run_id")
+            total = sum(self._journal.counts().values())
+            async for chunk in self._planned:
+                self._journal.add_rows(chunk, run_id=run_id)
+                total += len(chunk)
+                self._display.planned(total, finished=sum(1 for r in chunk if r.state in FINAL))
+                self._rows_ready.set()
+                if self._stopper.stopping:
+                    return
+                # Let the workers send between chunks: the first request must not wait for
+                # the whole file to be validated.
+                await asyncio.sleep(0)
+            self._journal.set_meta(load_complete=True)
+        self.complete.set()
+        self._rows_ready.set()
+
+
+async def _feed(
+    journal: Journal,
+    queue: asyncio.Queue[Job | None],
+    *,
+    workers: int,
+    loaded: asyncio.Event,
+    rows_ready: asyncio.Event,
+    stopper: Stopper,
+) -> None:
+    """Stream `pending` rows from the journal to the workers, as the loader commits them."""
+    cursor = 0
+    while not stopper.stopping:
+        jobs = journal.pending(after=cursor, limit=FEED_BATCH)
+        if not jobs:
+            if loaded.is_set():
+                # A last look: the loader may have committed after our query.
+                jobs = journal.pending(after=cursor, limit=FEED_BATCH)
+                if not jobs:
+                    break
+            else:
+                rows_ready.clear()
+                await rows_ready.wait()
+                continue
+        for job in jobs:
+            if stopper.stopping:
+                break
+            await queue.put(job)
+            cursor = job.row
+    # Only on a normal end: when the pass fails or is cancelled, the workers are cancelled
+    # too, and waiting to hand them a sentinel through a full queue would hang forever.
+    for _ in range(workers):
+        await queue.put(None)
+
+
+class _Worker:
+    """Sends queued rows one at a time and records each result; a pass runs many at once."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        dispatcher: Dispatcher,
+        *,
+        policy: WindowPolicy | None,
+        stopper: Stopper,
+        stats: SendStats,
+        display: _Display,
+    ) -> None:
+        self._journal = journal
+        self._dispatcher = dispatcher
+        self._policy = policy
+        self._stopper = stopper
+        self._stats = stats
+        self._display = display
+        self._zone_column: int | None = journal.meta("timezone_column")
+
+    async def run(self, queue: asyncio.Queue[Job | None]) -> None:
+        while (job := await queue.get()) is not None:
+            if self._stopper.stopping:
+                continue
+            # A row with a time was placed for good at validation; only a timeless one can
+            # have drifted out of its window while it waited.
+            if self._policy is not None and "scheduled_time" not in job.body:
+                placed = self._recheck(self._policy, job)
+                if placed is None:
+                    continue
+                job = placed
+            await self._send(job)
+
+    async def _send(self, job: Job) -> None:
+        try:
+            sent = await self._dispatcher.send(job)
+        except AbortedError as exc:
+            # A 401 or a TLS failure: nothing was executed, so the row goes back to
+            # pending for `resume`, and no other row is started.
+            self._journal.back_to_pending(job.row)
+            self._stopper.abort_with(exc)
+            return
+        if sent is None:
+            return  # the pass stopped before this row left: it stays pending
+        result, attempts = sent
+        self._journal.record_result(job.row, result, attempts=attempts)
+        self._stats.finished()
+        _log_row(job.row, result)
+        self._display.finished()
+
+    def _recheck(self, policy: WindowPolicy, job: Job) -> Job | None:
+        """The row as it may leave now, or None when its window refuses it for good."""
+        checked = recheck(policy, job.body, zone=self._zone(job.row), now=datetime.now(UTC))
+        if isinstance(checked, Placement):
+            code, error = checked.error_code or "", checked.error or ""
+            self._journal.refuse_before_send(job.row, code, error)
+            log.info("row %d failed before sending, %s: %s", job.row, code, error)
+            self._display.finished()
+            return None
+        if checked is not job.body:
+            self._journal.replan(job.row, checked)
+            return dataclasses.replace(job, body=checked)
+        return job
+
+    def _zone(self, row: int) -> str | None:
+        """The row's timezone cell, if the input has that column and the cell is not blank."""
+        col = self._zone_column
+        if col is None:
+            return None
+        cells = self._journal.cells(row)
+        return (cells[col].strip() or None) if col < len(cells) else None
+
+
+class Execution:
+    """One sending pass over a run's journal; see the module docstring for its parts."""
 
     def __init__(
         self,
@@ -334,178 +606,84 @@ class Execution:
         client: httpx.AsyncClient | None,
         planned: Prepared | None,
         progress: Progress | None,
+        policy: WindowPolicy | None,
     ) -> None:
-        self.journal = journal
-        self.settings = settings
-        self.client = client
-        self.planned = planned
-        self.progress = progress
-        self.run_id: str = journal.meta("run_id")
-        self.stats = SendStats()
-        self.gate = Gate(max_rate=settings.max_rate, concurrency=settings.concurrency)
-        self.dispatcher: Dispatcher | None = None
-        self.loaded = asyncio.Event()
-        self.new_rows = asyncio.Event()
-        self.stop = asyncio.Event()
-        self.abort: AbortedError | None = None
-        self.interrupted = False
-        self.policy = WindowPolicy.from_settings(settings)
-        self.timezone_column: int | None = journal.meta("timezone_column")
+        self._journal = journal
+        self._settings = settings
+        self._client = client
+        self._planned = planned
+        self._progress = progress
+        self._policy = policy
 
-    async def load(self) -> None:
-        if self.planned is not None:
-            total = sum(self.journal.counts().values())
-            async for chunk in self.planned:
-                self.journal.add_rows(chunk, run_id=self.run_id)
-                total += len(chunk)
-                finished = sum(1 for record in chunk if record[4] != "pending")
-                if self.progress:
-                    self.progress.set_total(total)
-                    self.progress.advance(finished, throttled=self.throttled())
-                self.new_rows.set()
-                if self.stop.is_set():
-                    return
-                # Let the workers send between chunks: the first request must not wait for
-                # the whole file to be validated.
-                await asyncio.sleep(0)
-            self.journal.set_meta(load_complete=True)
-        self.loaded.set()
-        self.new_rows.set()
-
-    async def feed(self, queue: asyncio.Queue[Job | None], workers: int) -> None:
-        cursor = 0
-        while not self.stop.is_set():
-            jobs = self.journal.pending(after=cursor, limit=200)
-            if not jobs:
-                if self.loaded.is_set():
-                    # A last look: the loader may have committed after our query.
-                    jobs = self.journal.pending(after=cursor, limit=200)
-                    if not jobs:
-                        break
-                else:
-                    self.new_rows.clear()
-                    await self.new_rows.wait()
-                    continue
-            for job in jobs:
-                if self.stop.is_set():
-                    break
-                await queue.put(job)
-                cursor = job.row
-        # Only on a normal end: when the pass fails or is cancelled, the workers are cancelled
-        # too, and waiting to hand them a sentinel through a full queue would hang forever.
-        for _ in range(workers):
-            await queue.put(None)
-
-    def throttled(self) -> int:
-        return self.gate.throttled
-
-    def _before_send(self, job: Job, attempts: int) -> None:
-        if self.stop.is_set() and attempts == job.attempts + 1:
-            raise _Stopping  # do not start a new row once stopping
-        if attempts == job.attempts + 1:
-            self.journal.mark_sending(job.row, attempts)
-        now = time.monotonic()
-        if self.stats.first_sent is None:
-            self.stats.first_sent = now
-            log.info("first request sent after %.2fs", now - self.stats.started)
-
-    def _place_now(self, job: Job) -> Job | None:
-        """Re-check the calling window for a row with no time, just before it leaves.
-
-        Validation placed it at "now", but a long run may reach it after its window closed;
-        sending it without a time would ring the callee now, outside the legal hours.
-        """
-        if self.policy is None or "scheduled_time" in job.body:
-            return job
-        cells = self.journal.cells(job.row)
-        col = self.timezone_column
-        zone = cells[col].strip() or None if col is not None and col < len(cells) else None
-        placement = self.policy.place(
-            None,
-            phone_e164=job.body["contact"]["phone_number"],
-            row_timezone=zone,
-            now=datetime.now(UTC),
+    async def run(self) -> PassOutcome:
+        """Load, feed and send until every row is done or the pass stops. What ended the pass
+        early is in the outcome, not raised, so the runner can write the reports first."""
+        settings = self._settings
+        stats = SendStats()
+        gate = Gate(max_rate=settings.max_rate, concurrency=settings.concurrency)
+        rows_ready = asyncio.Event()
+        stopper = Stopper(rows_ready)
+        display = _Display(self._progress, gate)
+        loader = _Loader(
+            self._journal, self._planned, display=display, stopper=stopper, rows_ready=rows_ready
         )
-        if placement.error_code is not None:
-            result = Result("failed", error_code=placement.error_code, error=placement.error)
-            self.journal.record(job.row, result, attempts=job.attempts)
-            return None
-        if placement.moved and placement.when is not None:
-            body = {**job.body, "scheduled_time": placement.when.strftime("%Y-%m-%dT%H:%M:%SZ")}
-            self.journal.replan(job.row, body)
-            return dataclasses.replace(job, body=body)
-        return job
-
-    async def work(self, queue: asyncio.Queue[Job | None]) -> None:
-        assert self.dispatcher is not None
-        while (job := await queue.get()) is not None:
-            if self.stop.is_set():
-                continue
-            placed = self._place_now(job)
-            if placed is None:
-                continue
-            job = placed
-            try:
-                result, attempts = await self.dispatcher.send(job, before_send=self._before_send)
-            except _Stopping:
-                continue  # stopped before this row left: it stays pending
-            except AbortedError as exc:
-                # A 401 or a TLS failure: nothing was executed, so the row goes back to
-                # pending for `resume`, and no other row is started.
-                self.journal.transition(job.row, "pending")
-                self.abort = exc
-                self.stop.set()
-                continue
-            self.journal.record(job.row, result, attempts=attempts)
-            self.stats.done += 1
-            self.stats.last_done = time.monotonic()
-            _log_row(job.row, result)
-            if self.progress:
-                self.progress.advance(1, throttled=self.throttled())
-
-    interrupted_hard = False
-
-    def _on_signal(self) -> None:
-        if self.stop.is_set():
-            # Second Ctrl-C: stop waiting for in-flight requests; they become `unknown`.
-            self.interrupted_hard = True
-            for task in self._tasks:
-                task.cancel()
-        self.interrupted = True
-        self.stop.set()
-        self.new_rows.set()
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        workers = self.settings.concurrency or DEFAULT_WORKERS
-        queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers * 2)
-        if self.client is not None:
-            self.dispatcher = Dispatcher(
-                self.client, self.gate, retry_ambiguous=self.settings.retry_ambiguous
+        tasks = [asyncio.create_task(loader.run())]
+        if self._client is not None:
+            ledger = _PassLedger(self._journal, stopper, stats)
+            dispatcher = Dispatcher(
+                self._client, gate, ledger, retry_ambiguous=settings.retry_ambiguous
             )
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._on_signal)
-                installed.append(sig)
-        self._tasks: list[asyncio.Task[None]] = [asyncio.create_task(self.load())]
-        if self.dispatcher is not None:
-            self._tasks.append(asyncio.create_task(self.feed(queue, workers)))
-            self._tasks += [asyncio.create_task(self.work(queue)) for _ in range(workers)]
-        try:
-            await asyncio.gather(*self._tasks, return_exceptions=False)
-        except asyncio.CancelledError:
-            if not self.interrupted_hard:
-                raise
-        finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            # Rows caught mid-flight by a hard stop may have been created.
-            if self.interrupted_hard:
-                self.journal.recover()
+            worker = _Worker(
+                self._journal, dispatcher, policy=self._policy, stopper=stopper, stats=stats,
+                display=display,
+            )  # fmt: skip
+            tasks += self._sending(worker, loader, rows_ready, stopper)
+        error = await self._wait(tasks, stopper)
+        return PassOutcome(
+            stats=stats,
+            requests=gate.requests,
+            throttled=gate.throttled,
+            limiter=gate.stats() if self._client is not None else None,
+            abort=stopper.abort,
+            interrupted=stopper.interrupted,
+            error=error,
+        )
+
+    def _sending(
+        self, worker: _Worker, loader: _Loader, rows_ready: asyncio.Event, stopper: Stopper
+    ) -> list[asyncio.Task[None]]:
+        """The feeder and the worker tasks, joined by a queue of a few rows per worker."""
+        workers = self._settings.concurrency or DEFAULT_WORKERS
+        queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=workers * 2)
+        feeder = _feed(
+            self._journal, queue, workers=workers, loaded=loader.complete,
+            rows_ready=rows_ready, stopper=stopper,
+        )  # fmt: skip
+        return [asyncio.create_task(feeder)] + [
+            asyncio.create_task(worker.run(queue)) for _ in range(workers)
+        ]
+
+    async def _wait(
+        self, tasks: list[asyncio.Task[None]], stopper: Stopper
+    ) -> BaseException | None:
+        """Run the tasks to their end; what ended them early, if anything."""
+        error: BaseException | None = None
+        with stopper.on_signals(tasks):
+            try:
+                await asyncio.gather(*tasks)
+            except asyncio.CancelledError as exc:
+                if not stopper.hard:  # a hard stop cancels the tasks on purpose
+                    error = exc
+            except Exception as exc:
+                error = exc
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                # Rows caught mid-flight by a hard stop may have been created.
+                if stopper.hard:
+                    self._journal.recover()
+        return error
 
 
 def _log_row(row: int, result: Result) -> None:

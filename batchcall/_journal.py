@@ -1,12 +1,14 @@
 """The run's journal: one SQLite file (WAL) that is the single source of truth for every row.
 
-A row's life is the state machine below, written once here and nowhere re-derived:
+A row's life is the state machine below, written once here (`State`, `TRANSITIONS`, and one
+method per edge) and nowhere re-derived:
 
-    pending ──> sending ──> scheduled | failed | unknown
+    pending ──> sending ──> scheduled | failed | unknown      mark_sending, record_result
        ^  │        │
-       │  └──> failed  (refused before sending: its calling window closed meanwhile)
-       └───────────┘   (401 / not executed: the request provably did nothing)
-    failed | unknown ──> pending   (retry, only when the user asks)
+       │  └──> failed  (refuse_before_send: its calling window closed meanwhile)
+       └───────────┘   (back_to_pending: a 401 / TLS failure, the request provably did nothing)
+    sending ──> unknown            (recover: the run stopped while it was in flight)
+    failed | unknown ──> pending   (requeue: retry, only when the user asks)
     invalid, duplicate: decided at planning, never sent
 
 `sending` is committed before a request leaves, so a `kill -9` at any instant leaves each row
@@ -23,12 +25,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple, get_args
 
 from ._errors import UsageError
-from ._prepare import Record
 
-TRANSITIONS: dict[str, frozenset[str]] = {
+# What planning decides for a row, and what a send (or a refusal just before it) ends in.
+PlannedState = Literal["pending", "invalid", "duplicate"]
+ResultState = Literal["scheduled", "failed", "unknown"]
+State = Literal[PlannedState, "sending", ResultState]
+
+STATES: tuple[State, ...] = get_args(State)
+
+TRANSITIONS: dict[State, frozenset[State]] = {
     # pending -> failed: refused before sending (its calling window closed for good meanwhile)
     "pending": frozenset({"sending", "failed"}),
     "sending": frozenset({"scheduled", "failed", "unknown", "pending"}),
@@ -39,11 +47,26 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "duplicate": frozenset(),
 }
 
-# Ordered, named migrations; each runs once, in order, inside its own transaction.
+# A row in one of these is done for good: nothing will ever send it.
+FINAL: frozenset[State] = frozenset(s for s, edges in TRANSITIONS.items() if not edges)
+# Rows the run has not finished: `resume` sends them (after turning `sending` into `unknown`).
+UNFINISHED: frozenset[State] = frozenset({"pending", "sending"})
+# Rows a user may send again (`retry`): finished, but not for good.
+RETRYABLE: frozenset[State] = frozenset(
+    s for s, edges in TRANSITIONS.items() if "pending" in edges and s not in UNFINISHED
+)
+# Rows the user has to look at: they go to failed.csv and make the exit code 1.
+FAILED_STATES: frozenset[State] = frozenset({"invalid", "failed", "unknown"})
+
+_CHECK_STATE = ", ".join(f"'{state}'" for state in STATES)
+
+# Ordered, named migrations; each runs once, in order, inside its own transaction. The CHECK is
+# generated from `State`: a journal made before a new state was added needs a migration that
+# rebuilds `rows` before it can hold that state.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
         "m001_initial",
-        """
+        f"""
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE rows (
             row INTEGER PRIMARY KEY,
@@ -51,8 +74,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             request TEXT,
             phone_e164 TEXT,
             idempotency_key TEXT,
-            state TEXT NOT NULL CHECK (state IN
-                ('pending','sending','scheduled','failed','unknown','invalid','duplicate')),
+            state TEXT NOT NULL CHECK (state IN ({_CHECK_STATE})),
             call_id TEXT,
             contact_id TEXT,
             http_status INTEGER,
@@ -74,6 +96,32 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+class PlannedRow(NamedTuple):
+    """One planned row, as `prepare.encode` builds it and `Journal.add_rows` stores it.
+
+    Each field is the `rows` column of the same name. A NamedTuple, because one is built for
+    each row of a million-row file: it must cost little more than a tuple (and the planning
+    child sends plain tuples, see `prepare`).
+    """
+
+    row: int  # 1-based record number, header excluded
+    cells: str  # the input's cells, as a JSON list
+    request: str | None  # the request body as JSON; None for a row that will never be sent
+    phone_e164: str | None
+    state: PlannedState
+    error_code: str | None
+    error: str | None
+    scheduled_time_sent: str | None  # the time as sent (UTC "...Z"), or None for "now"
+    time_moved: int  # 1 when a calling window moved the time
+
+
+_INSERT_PLANNED = (
+    f"INSERT OR IGNORE INTO rows ({', '.join(PlannedRow._fields)},"
+    " idempotency_key, created_at, updated_at)"
+    f" VALUES ({', '.join('?' * (len(PlannedRow._fields) + 3))})"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """A row ready to send."""
@@ -88,7 +136,7 @@ class Job:
 class Result:
     """What the dispatcher learned about a row; `state` is the row's next state."""
 
-    state: str
+    state: ResultState
     http_status: int | None = None
     call_id: str | None = None
     contact_id: str | None = None
@@ -100,7 +148,7 @@ class Result:
 class ReportRow:
     row: int
     cells: list[str]
-    state: str
+    state: State
     call_id: str | None
     contact_id: str | None
     http_status: int | None
@@ -109,7 +157,7 @@ class ReportRow:
     attempts: int
     phone_e164: str | None
     scheduled_time_sent: str | None
-    time_moved: bool
+    time_moved: int  # 1 when a calling window moved the time, as stored
 
 
 class IllegalTransition(RuntimeError):
@@ -168,45 +216,15 @@ class Journal:
 
     # --- planning -------------------------------------------------------------------------------
 
-    def add_rows(self, records: Iterable[Record], *, run_id: str) -> int:
-        """Insert planned rows (see `prepare.encode`) in one transaction. Rows already present
-        are left untouched, so re-planning an input after a crash never resets a row."""
+    def add_rows(self, rows: Iterable[PlannedRow], *, run_id: str) -> int:
+        """Insert planned rows in one transaction. Rows already present are left untouched, so
+        re-planning an input after a crash never resets a row."""
         now = _now()
-        rows = [(*r[:4], f"{run_id}-{r[0]}", *r[4:], now, now) for r in records]
+        values = [(*r, f"{run_id}-{r.row}", now, now) for r in rows]
         self._db.execute("BEGIN")
-        self._db.executemany(
-            "INSERT OR IGNORE INTO rows (row, cells, request, phone_e164, idempotency_key, state,"
-            " error_code, error, scheduled_time_sent, time_moved, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        self._db.executemany(_INSERT_PLANNED, values)
         self._db.execute("COMMIT")
-        return len(rows)
-
-    # --- sending --------------------------------------------------------------------------------
-
-    def pending(self, *, after: int = 0, limit: int = 500) -> list[Job]:
-        cursor = self._db.execute(
-            "SELECT row, request, idempotency_key, attempts FROM rows"
-            " WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
-            (after, limit),
-        )
-        return [Job(row, json.loads(req), key, attempts) for row, req, key, attempts in cursor]
-
-    def transition(self, row: int, to: str, **fields: Any) -> None:
-        """Move one row along an edge of the state machine, and commit."""
-        current = self._db.execute("SELECT state FROM rows WHERE row = ?", (row,)).fetchone()
-        if current is None or to not in TRANSITIONS[current[0]]:
-            raise IllegalTransition(f"row {row}: {current and current[0]} -> {to}")
-        sets = ", ".join(f"{name} = ?" for name in fields)
-        sql = (
-            f"UPDATE rows SET state = ?, updated_at = ?{', ' + sets if sets else ''} WHERE row = ?"
-        )
-        self._db.execute(sql, (to, _now(), *fields.values(), row))
-
-    def cells(self, row: int) -> list[str]:
-        found = self._db.execute("SELECT cells FROM rows WHERE row = ?", (row,)).fetchone()
-        return [] if found is None else json.loads(found[0])
+        return len(values)
 
     def replan(self, row: int, body: dict[str, Any]) -> None:
         """A pending row's request changed before it left (a calling window moved its time)."""
@@ -216,12 +234,25 @@ class Journal:
             (json.dumps(body, ensure_ascii=False), body.get("scheduled_time"), _now(), row),
         )
 
-    def mark_sending(self, row: int, attempts: int) -> None:
-        self.transition(row, "sending", attempts=attempts)
+    # --- sending: one method per edge -----------------------------------------------------------
 
-    def record(self, row: int, result: Result, *, attempts: int) -> None:
-        self.transition(
+    def pending(self, *, after: int = 0, limit: int = 500) -> list[Job]:
+        cursor = self._db.execute(
+            "SELECT row, request, idempotency_key, attempts FROM rows"
+            " WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
+            (after, limit),
+        )
+        return [Job(row, json.loads(req), key, attempts) for row, req, key, attempts in cursor]
+
+    def mark_sending(self, row: int, attempts: int) -> None:
+        """pending -> sending: committed after the gate admits the request, before it leaves."""
+        self._move(row, "pending", "sending", attempts=attempts)
+
+    def record_result(self, row: int, result: Result, *, attempts: int) -> None:
+        """sending -> scheduled | failed | unknown: what the request's answer (or lack) said."""
+        self._move(
             row,
+            "sending",
             result.state,
             http_status=result.http_status,
             call_id=result.call_id,
@@ -231,10 +262,38 @@ class Journal:
             attempts=attempts,
         )
 
+    def back_to_pending(self, row: int) -> None:
+        """sending -> pending: the request provably did nothing (a 401, a TLS failure)."""
+        self._move(row, "sending", "pending")
+
+    def refuse_before_send(self, row: int, error_code: str, error: str) -> None:
+        """pending -> failed: the row may not leave (its calling window closed for good)."""
+        self._move(row, "pending", "failed", http_status=None, error_code=error_code, error=error)
+
+    def _move(self, row: int, edge_from: State, to: State, **fields: Any) -> None:
+        """Move one row along the edge `edge_from -> to` of the state machine, and commit."""
+        if to not in TRANSITIONS[edge_from]:
+            raise IllegalTransition(f"row {row}: the state machine has no edge {edge_from} -> {to}")
+        sets = "".join(f", {name} = ?" for name in fields)
+        # One statement that checks the state as it moves it: no read, and no race with it.
+        cursor = self._db.execute(
+            f"UPDATE rows SET state = ?, updated_at = ?{sets} WHERE row = ? AND state = ?",
+            (to, _now(), *fields.values(), row, edge_from),
+        )
+        if cursor.rowcount != 1:
+            found = self._db.execute("SELECT state FROM rows WHERE row = ?", (row,)).fetchone()
+            state = "missing" if found is None else found[0]
+            raise IllegalTransition(f"row {row} is {state}, not {edge_from}: cannot go to {to}")
+
+    def cells(self, row: int) -> list[str]:
+        found = self._db.execute("SELECT cells FROM rows WHERE row = ?", (row,)).fetchone()
+        return [] if found is None else json.loads(found[0])
+
     # --- recovery and re-runs -------------------------------------------------------------------
 
     def recover(self) -> int:
-        """After a crash: a row caught in `sending` may have been created, so it is `unknown`."""
+        """sending -> unknown, for every row: after a crash or a hard stop, a row caught in
+        flight may have been created. Returns how many rows it moved."""
         cursor = self._db.execute(
             "UPDATE rows SET state = 'unknown', error_code = 'interrupted', error = ?,"
             " updated_at = ? WHERE state = 'sending'",
@@ -247,7 +306,11 @@ class Journal:
         return cursor.rowcount
 
     def requeue(self, states: Iterable[str]) -> int:
-        wanted = [s for s in states if "pending" in TRANSITIONS.get(s, ())]
+        """failed | unknown -> pending, for every row in `states`: the user asked to retry them.
+        Returns how many rows it moved."""
+        wanted = set(states)
+        if not wanted <= RETRYABLE:
+            raise IllegalTransition(f"rows in {sorted(wanted - RETRYABLE)} cannot be queued again")
         if not wanted:
             return 0
         marks = ",".join("?" for _ in wanted)
@@ -266,7 +329,7 @@ class Journal:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[State, int]:
         return dict(self._db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
 
     def error_counts(self) -> dict[str, int]:
@@ -282,31 +345,5 @@ class Journal:
             "SELECT row, cells, state, call_id, contact_id, http_status, error_code, error,"
             " attempts, phone_e164, scheduled_time_sent, time_moved FROM rows ORDER BY row"
         )
-        for (
-            row,
-            cells,
-            state,
-            call_id,
-            contact_id,
-            status,
-            code,
-            error,
-            attempts,
-            phone,
-            sent,
-            moved,
-        ) in cursor:
-            yield ReportRow(
-                row,
-                json.loads(cells),
-                state,
-                call_id,
-                contact_id,
-                status,
-                code,
-                error,
-                attempts,
-                phone,
-                sent,
-                bool(moved),
-            )
+        for row, cells, *outcome in cursor:
+            yield ReportRow(row, json.loads(cells), *outcome)

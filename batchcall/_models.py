@@ -6,10 +6,12 @@ dumped with `exclude_none=True`, so an empty cell is omitted instead of being se
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ._journal import PlannedState
 
 
 class Contact(BaseModel):
@@ -55,9 +57,6 @@ class ErrorResponse(BaseModel):
 
 # --- records that flow between stages -------------------------------------------------------
 
-# A row's states; the state machine itself is written once, in `journal.TRANSITIONS`.
-State = Literal["pending", "sending", "scheduled", "failed", "unknown", "invalid", "duplicate"]
-
 # Columns the report adds to the input's own columns, in this order.
 RESULT_COLUMNS: tuple[str, ...] = (
     "row",
@@ -94,7 +93,6 @@ class Checked:
     phone_e164: str | None = None
     error_code: str | None = None
     error: str | None = None
-    outcome: Literal["pending", "invalid", "duplicate"] = "pending"
-    # The time as sent (UTC "...Z") and whether a calling window moved it.
+    outcome: PlannedState = "pending"  # the row's state in the journal (`journal.State`)
+    # Whether a calling window moved the row's time; the time as sent is the request's.
     time_moved: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -17,16 +17,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from ._csvsafe import neutralise, neutralise_all
-from ._journal import Journal, ReportRow
+from ._journal import FAILED_STATES, UNFINISHED, Journal, ReportRow, State
 from ._models import RESULT_COLUMNS
 
 if TYPE_CHECKING:
     from ._dispatch import SendStats
-
-FAILED_STATES = frozenset({"invalid", "failed", "unknown"})
 
 
 @contextmanager
@@ -44,10 +42,22 @@ def atomic_writer(path: Path, *, newline: str | None = None):  # type: ignore[no
 
 
 # In a dry run nothing is sent, so a row the journal holds as `pending` is simply valid.
-DRY_RUN_NAMES = {"pending": "valid"}
+DRY_RUN_NAMES: dict[State, str] = {"pending": "valid"}
+
+# The order a summary lists its counts in: what got through, what is left, what went wrong.
+COUNT_ORDER: tuple[State | Literal["valid"], ...] = (
+    "scheduled",
+    "valid",
+    "pending",
+    "duplicate",
+    "invalid",
+    "failed",
+    "unknown",
+    "sending",
+)
 
 
-def _line(header_width: int, r: ReportRow, names: dict[str, str]) -> list[str]:
+def _line(header_width: int, r: ReportRow, names: dict[State, str]) -> list[str]:
     # Rows shorter than the header (ragged CSV) are padded so columns stay aligned.
     cells = list(r.cells) + [""] * (header_width - len(r.cells))
     outcome = [
@@ -71,7 +81,6 @@ def write_results(
     header: Sequence[str],
     rows: Iterable[ReportRow],
     *,
-    failed_states: frozenset[str] = FAILED_STATES,
     dry_run: bool = False,
 ) -> tuple[Path, Path]:
     """Write results.csv (every row) and failed.csv (the rows to fix and run again)."""
@@ -92,7 +101,7 @@ def write_results(
         for r in rows:
             line = _line(width, r, names)
             all_writer.writerow(line)
-            if r.state in failed_states:
+            if r.state in FAILED_STATES:
                 bad_writer.writerow(line)
     return results, failed
 
@@ -115,9 +124,31 @@ def write_reports(run_dir: Path, journal: Journal, summary: Callable[[], dict[st
     write_summary(run_dir, summary())
 
 
-@dataclass
+@dataclass(frozen=True)
 class Summary:
-    """What a run did. `to_dict()` is what --json prints and summary.json holds."""
+    """What a run did, built once when it ends. `to_dict()` is what --json prints and
+    summary.json holds, key for key.
+
+    command       the command that made it: run, validate, resume, retry or status
+    run_dir       the run directory
+    input         the input file's absolute path, as recorded when the run started
+    total         rows in the journal
+    counts        rows by outcome (the journal's states; a dry run says "valid" for "pending")
+    errors        rows not scheduled, by error code
+    exit_code     the process's exit code: 0 every row done, 1 some rows invalid, failed or
+                  unknown, 3 rows left unsent or aborted (401, TLS), 130 interrupted
+    started_at    when this pass started (UTC, ISO 8601, to the second)
+    finished_at   when this pass ended (UTC, ISO 8601, to the second)
+    seconds       how long this pass took
+    requests      HTTP requests the gate admitted in this pass, every attempt counted
+    throttled     answers that were 429 (rate limited) in this pass
+    rate          rows answered per second, first request to last answer; None if none were
+    limiter       what the gate learned (rate, limit, window, concurrency, latency); {} when
+                  nothing could be sent
+    results_csv   the path of results.csv: every row, in input order, with its outcome
+    failed_csv    the path of failed.csv: the invalid, failed and unknown rows, to fix and rerun
+    message       why the run stopped early (an abort's message, or "interrupted"), else None
+    """
 
     command: str
     run_dir: str
@@ -141,11 +172,11 @@ class Summary:
         return asdict(self)
 
 
-def exit_code_for(counts: Mapping[str, int], *, dry_run: bool = False) -> int:
+def exit_code_for(counts: Mapping[State, int], *, dry_run: bool = False) -> int:
     # In a dry run, `pending` means "valid, would be sent".
-    if not dry_run and (counts.get("pending", 0) or counts.get("sending", 0)):
+    if not dry_run and any(counts.get(s, 0) for s in UNFINISHED):
         return 3
-    if any(counts.get(s, 0) for s in ("invalid", "failed", "unknown")):
+    if any(counts.get(s, 0) for s in FAILED_STATES):
         return 1
     return 0
 
@@ -159,14 +190,12 @@ def summarise(
     requests: int = 0,
     throttled: int = 0,
     limiter: dict[str, Any] | None = None,
-    message: str | None = None,
 ) -> Summary:
     """The run's summary, counted from the journal (the source of truth) and `stats`."""
-    counts = journal.counts()
+    states = journal.counts()
     dry_run = bool(journal.meta("dry_run"))
-    exit_code = exit_code_for(counts, dry_run=dry_run)
-    if dry_run:
-        counts = {DRY_RUN_NAMES.get(state, state): n for state, n in counts.items()}
+    names = DRY_RUN_NAMES if dry_run else {}
+    counts = {names.get(state, state): n for state, n in states.items()}
     seconds = time.monotonic() - stats.started
     return Summary(
         command=command,
@@ -175,7 +204,7 @@ def summarise(
         total=sum(counts.values()),
         counts=counts,
         errors=journal.error_counts(),
-        exit_code=exit_code,
+        exit_code=exit_code_for(states, dry_run=dry_run),
         started_at=stats.started_at,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(seconds, 3),
@@ -185,5 +214,4 @@ def summarise(
         limiter=limiter or {},
         results_csv=str(run_dir / "results.csv"),
         failed_csv=str(run_dir / "failed.csv"),
-        message=message,
     )

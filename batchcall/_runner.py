@@ -6,13 +6,15 @@ they raise `BatchCallError` subclasses, which the CLI turns into messages and ex
 Loading and sending overlap (`dispatch.Execution`): planned chunks are committed to the journal
 while workers send the `pending` rows already there, and a big input is planned in a forked
 child (`prepare`). So the first request leaves long before a big file is fully read, and memory
-does not grow with the file.
+does not grow with the file. A pass hands back one `PassOutcome`, from which the run's `Summary`
+is built once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -27,18 +29,18 @@ from typing import Any
 import httpx
 
 from ._config import CHANGEABLE, SETTING_KEYS, Options, Settings, argument, read_api_key, resolve
-from ._dispatch import DEFAULT_WORKERS, Execution, Progress, SendStats
+from ._dispatch import DEFAULT_WORKERS, Execution, PassOutcome, Progress, SendStats
 from ._errors import InputError, InterruptedRun, SameInputError, UsageError
 from ._journal import Journal
 from ._load import Table, file_sha256, missing_outcome_columns, open_table
 from ._logs import run_logging
-from ._models import Checked
 from ._plan import plan
-from ._prepare import Prepared
+from ._prepare import Plan, Prepared
 from ._report import Summary, summarise, write_reports
 from ._rundir import private_dir
 from ._validate import Validator
 from ._version import __version__
+from ._windows import WindowPolicy
 
 log = logging.getLogger("batchcall")
 
@@ -102,12 +104,15 @@ def _source(table: Table, settings: Settings) -> Iterator[Any]:
     return rows
 
 
-def _planned(table: Table, settings: Settings) -> Iterator[Checked]:
+def _planned(table: Table, settings: Settings) -> Plan:
     validator = Validator(table, settings, now=datetime.now(UTC))
-    return plan(
+    rows = plan(
         (validator.check(r) for r in _source(table, settings)),
         allow_duplicates=settings.allow_duplicates,
     )
+    # The validator's calling-window policy travels with its rows: the sending pass
+    # re-checks timeless rows against the very same one.
+    return Plan(rows, validator.policy)
 
 
 def _client(
@@ -134,47 +139,61 @@ async def _execute(
     progress: Progress | None,
     transport: httpx.AsyncBaseTransport | None,
 ) -> Summary:
+    # With nothing left to plan there is no validator, so this pass builds the policy itself.
+    policy = planned.policy if planned is not None else WindowPolicy.from_settings(settings)
     workers = settings.concurrency or DEFAULT_WORKERS
     client = None if api_key is None else _client(settings, api_key, transport, workers)
-    execution = Execution(journal, settings, client=client, planned=planned, progress=progress)
+    execution = Execution(
+        journal, settings, client=client, planned=planned, progress=progress, policy=policy
+    )
     try:
-        await execution.run()
+        outcome = await execution.run()
     finally:
         if planned is not None:
             planned.close()
         if client is not None:
             await client.aclose()
-        summary = summarise(
-            command,
-            run_dir,
-            journal,
-            execution.stats,
-            requests=execution.gate.requests,
-            throttled=execution.gate.throttled,
-            limiter=execution.gate.stats() if execution.dispatcher else None,
-        )
-        if execution.abort is not None:
-            summary.exit_code = execution.abort.exit_code
-            summary.message = str(execution.abort)
-        elif execution.interrupted:
-            summary.exit_code = InterruptedRun.exit_code
-            summary.message = "interrupted"
-        write_reports(run_dir, journal, summary.to_dict)
-        if progress:
-            progress.close()
-    if execution.abort is not None:
-        raise type(execution.abort)(str(execution.abort), run_dir=str(run_dir))
-    if execution.interrupted and command == "validate":
+    summary = _summary(command, run_dir, journal, outcome)
+    write_reports(run_dir, journal, summary.to_dict)
+    if progress:
+        progress.close()
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.abort is not None:
+        raise type(outcome.abort)(str(outcome.abort), run_dir=str(run_dir))
+    if outcome.interrupted and command == "validate":
         # A dry run cannot be resumed (`resume` refuses it), so the message must not offer it.
         raise InterruptedRun(
             f"Interrupted: validation stopped after {summary.total} rows and nothing was sent. "
             f"The partial report is in {run_dir}; run `batchcall validate` again to check the "
             "whole file."
         )
-    if execution.interrupted:
+    if outcome.interrupted:
         raise InterruptedRun(
             f"Interrupted. The journal is intact; continue with: batchcall resume {run_dir}",
             run_dir=str(run_dir),
+        )
+    return summary
+
+
+def _summary(command: str, run_dir: Path, journal: Journal, outcome: PassOutcome) -> Summary:
+    """The pass's summary; a stopped pass takes the exit code and message of its stop."""
+    summary = summarise(
+        command,
+        run_dir,
+        journal,
+        outcome.stats,
+        requests=outcome.requests,
+        throttled=outcome.throttled,
+        limiter=outcome.limiter,
+    )
+    if outcome.abort is not None:
+        return dataclasses.replace(
+            summary, exit_code=outcome.abort.exit_code, message=str(outcome.abort)
+        )
+    if outcome.interrupted:
+        return dataclasses.replace(
+            summary, exit_code=InterruptedRun.exit_code, message="interrupted"
         )
     return summary
 
@@ -287,7 +306,7 @@ def _start(
     run_dir: Path,
     path: Path,
     table: Table,
-    planned: Iterator[Checked],
+    planned: Plan,
     settings: Settings,
     sha256: str,
     key: str | None,
@@ -455,8 +474,11 @@ def status(run_dir: str | os.PathLike[str]) -> Summary:
         last = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return current
+    # The counts are the journal's, as of now; the rest describes the last pass.
     fresh = {"command", "total", "counts", "errors", "exit_code", "run_dir"}
-    for name in Summary.__dataclass_fields__:
-        if name not in fresh and name in last:
-            setattr(current, name, last[name])
-    return current
+    earlier = {
+        f.name: last[f.name]
+        for f in dataclasses.fields(Summary)
+        if f.name in last and f.name not in fresh
+    }
+    return dataclasses.replace(current, **earlier)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
@@ -355,6 +356,32 @@ class WindowPolicy:
             cursor = min(wall_end, next_midnight)
         if piece_start is not None:
             yield piece_start, wall_end
+
+
+# --- just before sending -------------------------------------------------------------------------
+
+
+def recheck(
+    policy: WindowPolicy, body: dict[str, Any], *, zone: str | None, now: datetime
+) -> dict[str, Any] | Placement:
+    """Place a request that asked for no time again, at `now`, just before it leaves.
+
+    Validation placed such a row at "now", but a long run may reach it after its window closed;
+    sending it without a time would ring the callee at once, outside the legal hours. Returns
+    `body` itself while the window is open, a copy with `scheduled_time` at the next opening once
+    it has closed, or the refusing `Placement` (an error code and a sentence). A request with a
+    time keeps it: validation placed that time for good. `zone` is the row's timezone cell.
+    """
+    if "scheduled_time" in body:
+        return body
+    placement = policy.place(
+        None, phone_e164=body["contact"]["phone_number"], row_timezone=zone, now=now
+    )
+    if placement.error_code is not None:
+        return placement
+    if placement.moved and placement.when is not None:
+        return {**body, "scheduled_time": _iso(placement.when)}
+    return body
 
 
 # --- time zones ---------------------------------------------------------------------------------

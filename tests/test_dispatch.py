@@ -1,18 +1,21 @@
-"""The retry policy, on httpx.MockTransport and a fake sleep: no network, no waiting."""
+"""The retry policy and the sending pass, on httpx.MockTransport: no network, no waiting."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from batchcall._dispatch import Dispatcher
-from batchcall._errors import AuthError
-from batchcall._journal import Job
-from batchcall._limiter import Reply
+from batchcall._config import Settings
+from batchcall._dispatch import Dispatcher, Execution, PassOutcome, classify
+from batchcall._errors import AuthError, InputError
+from batchcall._journal import Job, Journal, PlannedRow
+from batchcall._limiter import NO_REPLY, Reply
 
 BODY = {
     "from_number": "+61291234567",
@@ -25,10 +28,23 @@ CREATED = {"success": True, "call_id": "call_1", "contact_id": "contact_1", "sta
 class FakePermit:
     def __init__(self, gate: FakeGate) -> None:
         self._gate = gate
+        self.learned = False
 
     def learn(self, reply: Reply) -> float | None:
+        self.learned = True
         self._gate.released.append(reply.status)
         return self._gate.retry_after if reply.status == 429 else None
+
+
+class FakeLedger:
+    """Remembers which rows were marked `sending`; `stopping` says whether the pass stops."""
+
+    def __init__(self, stopping: bool = False) -> None:
+        self.stopping = stopping
+        self.marks: list[tuple[int, int]] = []
+
+    def mark_sending(self, row: int, attempts: int) -> None:
+        self.marks.append((row, attempts))
 
 
 class FakeGate:
@@ -40,14 +56,26 @@ class FakeGate:
 
     @contextlib.asynccontextmanager
     async def permit(self) -> AsyncIterator[FakePermit]:
-        yield FakePermit(self)
+        permit = FakePermit(self)
+        try:
+            yield permit
+        finally:
+            if not permit.learned:  # as the real gate does: a permit never used is freed
+                permit.learn(NO_REPLY)
 
 
-def _send(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object):
+def _send(
+    handler: Callable[[httpx.Request], httpx.Response],
+    ledger: FakeLedger | None = None,
+    **kwargs: object,
+):
     slept: list[float] = []
     sent: list[httpx.Request] = []
+    ledger = ledger or FakeLedger()
 
     def recording(request: httpx.Request) -> httpx.Response:
+        # The row must be journalled as in flight before its request leaves.
+        assert ledger.marks, "a request left before its row was marked sending"
         sent.append(request)
         return handler(request)
 
@@ -59,18 +87,18 @@ def _send(handler: Callable[[httpx.Request], httpx.Response], **kwargs: object):
             base_url="https://api.test", transport=httpx.MockTransport(recording)
         )
         gate = FakeGate()
-        dispatcher = Dispatcher(client, gate, sleep=fake_sleep, random=lambda: 0.5, **kwargs)
-        marks: list[int] = []
+        dispatcher = Dispatcher(
+            client, gate, ledger, sleep=fake_sleep, random=lambda: 0.5, **kwargs
+        )
         try:
-            result, attempts = await dispatcher.send(
-                Job(7, BODY, "run-7", 0), before_send=lambda job, n: marks.append(n)
-            )
+            outcome = await dispatcher.send(Job(7, BODY, "run-7", 0))
         finally:
             await client.aclose()
-        return result, attempts, marks, gate
+        return outcome, gate
 
-    result, attempts, marks, gate = asyncio.run(go())
-    return result, attempts, sent, slept, marks, gate
+    outcome, gate = asyncio.run(go())
+    result, attempts = outcome if outcome is not None else (None, 0)
+    return result, attempts, sent, slept, ledger.marks, gate
 
 
 def _responses(*answers: httpx.Response | Exception):
@@ -89,7 +117,7 @@ def test_created_call_is_scheduled_with_its_ids_and_idempotency_key():
     """A 201 gives the row its call_id and contact_id; the request carries the row's key."""
     result, attempts, sent, _, marks, _ = _send(_responses(httpx.Response(201, json=CREATED)))
     assert (result.state, result.call_id, result.contact_id) == ("scheduled", "call_1", "contact_1")
-    assert attempts == 1 and marks == [1]
+    assert attempts == 1 and marks == [(7, 1)]
     assert sent[0].headers["Idempotency-Key"] == "run-7"
     assert sent[0].url.path == "/api/v1/create-phone-call"
 
@@ -157,7 +185,7 @@ def test_connect_errors_are_retried_then_fail():
     )
     assert result.state == "failed" and result.error_code == "connect_failed"
     assert attempts == 5 and len(sent) == 5 and len(slept) == 4
-    assert marks == [1, 2, 3, 4, 5]
+    assert marks == [(7, 1)]  # one `sending` for the row, whatever its retries
 
 
 def test_503_honours_retry_after_then_succeeds():
@@ -186,3 +214,113 @@ def test_a_201_with_an_unreadable_body_is_unknown():
     """If the server says created but the body cannot be read, the call may exist: unknown."""
     result, *_ = _send(_responses(httpx.Response(201, text="<html>")))
     assert result.state == "unknown" and result.error_code == "unreadable_response"
+
+
+def test_a_stopping_pass_starts_no_new_row():
+    """After Ctrl-C, a row admitted by the gate does not leave: nothing is sent, the row is
+    not marked, and the gate gets its permit back unanswered."""
+    result, attempts, sent, _, marks, gate = _send(
+        _responses(httpx.Response(201, json=CREATED)), FakeLedger(stopping=True)
+    )
+    assert result is None and attempts == 0
+    assert sent == [] and marks == [] and gate.released == [None]
+
+
+def test_an_http_date_retry_after_is_read_against_the_given_clock():
+    """A Retry-After given as an HTTP-date is the seconds from `now` to that date."""
+    response = httpx.Response(
+        503, headers={"Retry-After": "Thu, 01 Jan 1970 00:01:00 GMT"}, text="busy"
+    )
+    decision = classify(response, now=30.0)
+    assert decision.retry and decision.retry_after == pytest.approx(30.0)
+    assert decision.result.error_code == "unavailable"
+
+
+# --- one sending pass ----------------------------------------------------------------------------
+
+
+def _journal_with_rows(path: Path, count: int) -> Journal:
+    journal = Journal(path, create=True)
+    journal.set_meta(run_id="r", timezone_column=None)
+    rows = [
+        PlannedRow(n, "[]", json.dumps(BODY), "+61429069971", "pending", None, None, None, 0)
+        for n in range(1, count + 1)
+    ]
+    journal.add_rows(rows, run_id="r")
+    return journal
+
+
+def _run_pass(journal: Journal, handler, **settings: object) -> PassOutcome:
+    async def go() -> PassOutcome:
+        client = httpx.AsyncClient(
+            base_url="https://api.test", transport=httpx.MockTransport(handler)
+        )
+        execution = Execution(
+            journal,
+            Settings(from_number="+61291234567", script_id="s", **settings),  # type: ignore[arg-type]
+            client=client,
+            planned=None,
+            progress=None,
+            policy=None,
+        )
+        try:
+            return await execution.run()
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def test_a_pass_sends_every_pending_row_and_counts_its_requests(tmp_path):
+    """Each pending row is sent once and scheduled; the outcome counts the requests."""
+    with _journal_with_rows(tmp_path / "j.sqlite", 2) as journal:
+        outcome = _run_pass(journal, lambda _: httpx.Response(201, json=CREATED), concurrency=2)
+        assert journal.counts() == {"scheduled": 2}
+    assert (outcome.requests, outcome.throttled, outcome.stats.done) == (2, 0, 2)
+    assert (outcome.abort, outcome.interrupted, outcome.error) == (None, False, None)
+    assert outcome.limiter is not None and outcome.stats.rate() is not None
+
+
+def test_a_wrong_key_stops_the_pass_and_leaves_its_rows_pending(tmp_path):
+    """A 401 aborts the pass: the row it hit goes back to pending, no other row is started,
+    and the outcome carries the error for the summary."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(401, json={"success": False, "message": "Invalid API key"})
+
+    with _journal_with_rows(tmp_path / "j.sqlite", 3) as journal:
+        outcome = _run_pass(journal, handler, concurrency=1)
+        assert journal.counts() == {"pending": 3}
+    assert isinstance(outcome.abort, AuthError) and outcome.error is None
+    assert len(sent) == 1 and outcome.requests == 1
+
+
+def test_a_planning_failure_midway_is_handed_back_not_raised(tmp_path):
+    """When the input fails while rows are being sent, the pass ends and hands the error
+    back, so the runner can still write the reports before raising it."""
+
+    class Failing:
+        policy = None
+
+        async def __aiter__(self):
+            yield [PlannedRow(1, "[]", json.dumps(BODY), "+61429069971", "pending", *[None] * 3, 0)]
+            raise InputError("line 2 cannot be read")
+
+    async def go(journal: Journal) -> PassOutcome:
+        execution = Execution(
+            journal,
+            Settings(from_number="+61291234567", script_id="s"),
+            client=None,
+            planned=Failing(),  # type: ignore[arg-type]
+            progress=None,
+            policy=None,
+        )
+        return await execution.run()
+
+    with Journal(tmp_path / "j.sqlite", create=True) as journal:
+        journal.set_meta(run_id="r")
+        outcome = asyncio.run(go(journal))
+        assert journal.counts() == {"pending": 1} and not journal.meta("load_complete")
+    assert isinstance(outcome.error, InputError) and outcome.limiter is None

@@ -1,10 +1,23 @@
-"""The journal's state machine and recovery rules."""
+"""The journal's state machine and recovery rules: one named method per edge, and no other."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
-from batchcall._journal import IllegalTransition, Journal, Result
+from batchcall._journal import (
+    FAILED_STATES,
+    FINAL,
+    RETRYABLE,
+    STATES,
+    TRANSITIONS,
+    UNFINISHED,
+    IllegalTransition,
+    Journal,
+    PlannedRow,
+    Result,
+)
 from batchcall._models import Checked, Contact, CreatePhoneCallRequest
 from batchcall._prepare import encode
 
@@ -29,21 +42,88 @@ def journal(tmp_path):
         yield j
 
 
+def _row(journal: Journal, n: int):
+    return next(r for r in journal.report_rows() if r.row == n)
+
+
 def test_rows_go_pending_sending_scheduled(journal):
     """The normal path: pending -> sending -> scheduled, with the ids recorded."""
     journal.mark_sending(1, 1)
-    journal.record(1, Result("scheduled", 201, call_id="c", contact_id="k"), attempts=1)
-    row = next(r for r in journal.report_rows() if r.row == 1)
+    journal.record_result(1, Result("scheduled", 201, call_id="c", contact_id="k"), attempts=1)
+    row = _row(journal, 1)
     assert (row.state, row.call_id, row.contact_id, row.attempts) == ("scheduled", "c", "k", 1)
 
 
 def test_a_scheduled_row_can_never_be_sent_again(journal):
-    """Once scheduled, no edge leads back to sending: a second call is impossible."""
+    """Once scheduled, no edge leads back to sending or pending: a second call is impossible."""
     journal.mark_sending(1, 1)
-    journal.record(1, Result("scheduled", 201, call_id="c"), attempts=1)
+    journal.record_result(1, Result("scheduled", 201, call_id="c"), attempts=1)
     with pytest.raises(IllegalTransition):
         journal.mark_sending(1, 2)
-    assert journal.requeue(["scheduled"]) == 0
+    with pytest.raises(IllegalTransition):
+        journal.back_to_pending(1)
+    with pytest.raises(IllegalTransition):
+        journal.requeue(["scheduled"])
+    assert _row(journal, 1).state == "scheduled"
+
+
+def test_a_row_is_marked_sending_once(journal):
+    """A row already in flight cannot be marked again: one `sending` per request that left."""
+    journal.mark_sending(1, 1)
+    with pytest.raises(IllegalTransition):
+        journal.mark_sending(1, 2)
+    assert _row(journal, 1).attempts == 1
+
+
+def test_a_result_needs_a_request_in_flight(journal):
+    """A row that never left (pending) or was never to be sent (invalid) cannot get an answer."""
+    with pytest.raises(IllegalTransition):
+        journal.record_result(1, Result("scheduled", 201, call_id="c"), attempts=1)
+    with pytest.raises(IllegalTransition):
+        journal.record_result(3, Result("failed", 400), attempts=1)
+    assert (_row(journal, 1).state, _row(journal, 3).state) == ("pending", "invalid")
+
+
+def test_an_aborted_request_goes_back_to_pending_for_resume(journal):
+    """A 401 or a TLS failure executed nothing: the row in flight is pending again."""
+    journal.mark_sending(2, 1)
+    journal.back_to_pending(2)
+    assert [job.row for job in journal.pending()] == [1, 2]
+
+
+def test_only_a_row_in_flight_can_go_back_to_pending(journal):
+    """back_to_pending is the abort's edge; a pending or invalid row has no such edge."""
+    with pytest.raises(IllegalTransition):
+        journal.back_to_pending(1)
+    with pytest.raises(IllegalTransition):
+        journal.back_to_pending(3)
+
+
+def test_a_row_refused_before_sending_fails_with_its_reason(journal):
+    """A row whose calling window closed for good fails with the code and sentence given."""
+    journal.refuse_before_send(1, "outside_calling_window", "the window has closed")
+    row = _row(journal, 1)
+    assert (row.state, row.error_code, row.error) == (
+        "failed",
+        "outside_calling_window",
+        "the window has closed",
+    )
+    assert row.http_status is None and row.attempts == 0
+
+
+def test_only_a_row_not_yet_sent_can_be_refused(journal):
+    """Once a request is in flight it is too late to refuse it; an invalid row stays invalid."""
+    journal.mark_sending(1, 1)
+    with pytest.raises(IllegalTransition):
+        journal.refuse_before_send(1, "outside_calling_window", "closed")
+    with pytest.raises(IllegalTransition):
+        journal.refuse_before_send(3, "outside_calling_window", "closed")
+
+
+def test_a_missing_row_is_an_illegal_transition(journal):
+    """Moving a row the journal does not hold is a bug, not a silent no-op."""
+    with pytest.raises(IllegalTransition):
+        journal.mark_sending(99, 1)
 
 
 def test_invalid_rows_are_never_pending(journal):
@@ -57,24 +137,76 @@ def test_recover_turns_in_flight_rows_into_unknown(journal):
     assert journal.recover() == 1
     assert journal.counts() == {"pending": 1, "unknown": 1, "invalid": 1}
     assert [job.row for job in journal.pending()] == [1]
+    assert _row(journal, 2).error_code == "interrupted"
+
+
+def test_recover_leaves_every_row_not_in_flight_alone(journal):
+    """Recovering a journal with nothing in flight changes nothing."""
+    journal.mark_sending(1, 1)
+    journal.record_result(1, Result("scheduled", 201, call_id="c"), attempts=1)
+    assert journal.recover() == 0
+    assert journal.counts() == {"scheduled": 1, "pending": 1, "invalid": 1}
 
 
 def test_replanning_keeps_existing_rows_states(journal):
     """Planning the same input again after a crash never resets a row that was sent."""
     journal.mark_sending(1, 1)
-    journal.record(1, Result("scheduled", 201, call_id="c"), attempts=1)
+    journal.record_result(1, Result("scheduled", 201, call_id="c"), attempts=1)
     journal.add_rows(map(encode, [_checked(1), _checked(2), _checked(4)]), run_id="r")
     assert journal.counts() == {"scheduled": 1, "pending": 2, "invalid": 1}
+
+
+def test_planned_rows_are_stored_column_by_column(journal):
+    """Each PlannedRow field lands in its own column, and the key is the run's and the row's."""
+    journal.add_rows(
+        [PlannedRow(7, '["x"]', None, "+61429069977", "duplicate", "duplicate", "same", None, 0)],
+        run_id="r",
+    )
+    row = _row(journal, 7)
+    assert (row.cells, row.state, row.error_code, row.error, row.phone_e164) == (
+        ["x"],
+        "duplicate",
+        "duplicate",
+        "same",
+        "+61429069977",
+    )
+    key = journal._db.execute("SELECT idempotency_key FROM rows WHERE row = 7").fetchone()
+    assert key == ("r-7",)
 
 
 def test_requeued_failed_rows_get_a_fresh_key_and_unknown_rows_keep_theirs(journal):
     """A failed row created nothing, so it may use a new key; an unknown one must replay."""
     for row, state in ((1, "failed"), (2, "unknown")):
         journal.mark_sending(row, 1)
-        journal.record(row, Result(state, 500), attempts=1)
+        journal.record_result(row, Result(state, 500), attempts=1)
     assert journal.requeue(["failed", "unknown"]) == 2
     keys = {job.row: job.idempotency_key for job in journal.pending()}
     assert keys == {1: "r-1-r1", 2: "r-2"}
+
+
+def test_requeue_refuses_rows_in_flight_or_done_for_good(journal):
+    """Only failed and unknown rows can be queued again; a row in flight stays in flight."""
+    journal.mark_sending(1, 1)
+    for states in (["sending"], ["failed", "invalid"], ["bogus"]):
+        with pytest.raises(IllegalTransition):
+            journal.requeue(states)
+    assert _row(journal, 1).state == "sending"
+    assert journal.requeue([]) == 0
+
+
+def test_the_state_sets_follow_the_state_machine():
+    """The named sets are derived from one vocabulary and agree with the transitions."""
+    assert set(TRANSITIONS) == set(STATES)
+    assert {"scheduled", "invalid", "duplicate"} == FINAL
+    assert {"failed", "unknown"} == RETRYABLE
+    assert set(STATES) == UNFINISHED | FAILED_STATES | FINAL
+    assert all(to in STATES for edges in TRANSITIONS.values() for to in edges)
+
+
+def test_the_journal_refuses_a_state_outside_the_vocabulary(journal):
+    """The table's CHECK is generated from the same states: a stray one cannot be stored."""
+    with pytest.raises(sqlite3.IntegrityError):
+        journal._db.execute("UPDATE rows SET state = 'suppressed' WHERE row = 1")
 
 
 def test_migrations_are_named_and_run_once(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ from e2e_support import FROM, SCRIPT, au_mobiles, write_contacts
 
 import batchcall
 from batchcall import _prepare as prepare
+from batchcall._journal import PlannedRow
+from batchcall._models import Checked, Contact, CreatePhoneCallRequest
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 
@@ -93,3 +97,57 @@ def test_an_input_error_in_the_planning_child_reaches_the_user_as_one(tmp_path, 
     with pytest.raises(batchcall.InputError, match="offset 42") as caught:
         batchcall.validate(source, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "r")
     assert caught.value.exit_code == 2
+
+
+def _checked_rows() -> list[Checked]:
+    request = CreatePhoneCallRequest(
+        from_number=FROM,
+        script_id=SCRIPT,
+        contact=Contact(phone_number="+61412000001", first_name="Zoë"),
+        scheduled_time="2030-03-04T09:00:00Z",
+    )
+    return [
+        Checked(row=1, cells=("0412 000 001", "Zoë"), request=request, phone_e164="+61412000001"),
+        Checked(
+            row=2, cells=("12345", ""), outcome="invalid", error_code="invalid_phone", error="x"
+        ),
+    ]
+
+
+def test_each_planned_row_carries_its_journal_columns_by_name():
+    """A planned row names what the journal stores: its cells, request, state and time."""
+    sent, invalid = map(prepare.encode, _checked_rows())
+    assert isinstance(sent, PlannedRow)
+    assert json.loads(sent.cells) == ["0412 000 001", "Zoë"]
+    assert json.loads(sent.request or "")["contact"] == {
+        "phone_number": "+61412000001",
+        "first_name": "Zoë",
+    }
+    assert (sent.state, sent.scheduled_time_sent, sent.time_moved) == (
+        "pending",
+        "2030-03-04T09:00:00Z",
+        0,
+    )
+    assert (invalid.state, invalid.request, invalid.error_code) == (
+        "invalid",
+        None,
+        "invalid_phone",
+    )
+
+
+def test_rows_planned_in_a_child_arrive_as_the_same_planned_rows(monkeypatch):
+    """Through the pipe from the planning child, each row is the PlannedRow this process
+    would have built, field for field."""
+    monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 0)
+
+    async def collect() -> list[PlannedRow]:
+        prepared = prepare.Prepared(prepare.Plan(iter(_checked_rows()), None), size_hint=0)
+        try:
+            assert prepared.in_child
+            return [row async for chunk in prepared for row in chunk]
+        finally:
+            prepared.close()
+
+    rows = asyncio.run(collect())
+    assert all(type(row) is PlannedRow for row in rows)
+    assert rows == [prepare.encode(c) for c in _checked_rows()]

@@ -194,7 +194,7 @@ def classify_error(exc: httpx.HTTPError) -> Decision:
     )
 
 
-class Ledger(Protocol):
+class RowLog(Protocol):
     """What the dispatcher needs of the sending pass around a row's first request."""
 
     @property
@@ -214,7 +214,7 @@ class Dispatcher:
         self,
         client: httpx.AsyncClient,
         gate: GateLike,
-        ledger: Ledger,
+        row_log: RowLog,
         *,
         retry_ambiguous: bool = False,
         max_attempts: int = 5,
@@ -226,7 +226,7 @@ class Dispatcher:
     ) -> None:
         self._client = client
         self._gate = gate
-        self._ledger = ledger
+        self._row_log = row_log
         self._retry_ambiguous = retry_ambiguous
         self._max_attempts = max_attempts
         self._max_throttled = max_throttled
@@ -279,9 +279,9 @@ class Dispatcher:
             if first:
                 # Only now, once the gate admitted it (its wait may be long): a stop that came
                 # meanwhile starts nothing, and `sending` is committed before a byte leaves.
-                if self._ledger.stopping:
+                if self._row_log.stopping:
                     return None
-                self._ledger.mark_sending(job.row, attempts)
+                self._row_log.mark_sending(job.row, attempts)
             try:
                 response = await self._client.post(
                     ENDPOINT, json=job.body, headers={"Idempotency-Key": job.idempotency_key}
@@ -415,8 +415,8 @@ class Stopper:
                 loop.remove_signal_handler(sig)
 
 
-class _PassLedger:
-    """The dispatcher's `Ledger` in a pass: the journal, the pass's stop, and its timing."""
+class _PassLog:
+    """The dispatcher's `RowLog` in a pass: the journal, the pass's stop, and its timing."""
 
     def __init__(self, journal: Journal, stopper: Stopper, stats: SendStats) -> None:
         self._journal = journal
@@ -629,9 +629,9 @@ class Execution:
         )
         tasks = [asyncio.create_task(loader.run())]
         if self._client is not None:
-            ledger = _PassLedger(self._journal, stopper, stats)
+            row_log = _PassLog(self._journal, stopper, stats)
             dispatcher = Dispatcher(
-                self._client, gate, ledger, retry_ambiguous=settings.retry_ambiguous
+                self._client, gate, row_log, retry_ambiguous=settings.retry_ambiguous
             )
             worker = _Worker(
                 self._journal, dispatcher, policy=self._policy, stopper=stopper, stats=stats,

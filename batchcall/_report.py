@@ -93,7 +93,9 @@ def write_results(
     ):
         _bom(out_all)
         _bom(out_bad)
-        all_writer, bad_writer = csv.writer(out_all), csv.writer(out_bad)
+        # Every cell quoted: no list separator (`,`, `;`, tab) can split a formula out of one.
+        all_writer = csv.writer(out_all, quoting=csv.QUOTE_ALL)
+        bad_writer = csv.writer(out_bad, quoting=csv.QUOTE_ALL)
         all_writer.writerow(columns)
         bad_writer.writerow(columns)
         width = len(header)

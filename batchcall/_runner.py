@@ -37,7 +37,7 @@ from ._logs import run_logging
 from ._plan import plan
 from ._prepare import Plan, Prepared
 from ._report import Summary, summarise, write_reports
-from ._rundir import private_dir
+from ._rundir import RunLock, private_dir
 from ._validate import Validator
 from ._version import __version__
 from ._windows import WindowPolicy
@@ -318,6 +318,7 @@ def _start(
     transport: httpx.AsyncBaseTransport | None,
 ) -> Summary:
     with (
+        RunLock(run_dir, "validate" if dry_run else "run"),
         Journal(run_dir / "journal.sqlite", create=True) as journal,
         run_logging(run_dir, verbose=verbose),
     ):
@@ -419,7 +420,7 @@ def _continue(
     *,
     requeue: tuple[str, ...],
 ) -> Summary:
-    with Journal(run_dir / "journal.sqlite") as journal:
+    with Journal(run_dir / "journal.sqlite") as journal, RunLock(run_dir, command):
         if journal.meta("dry_run"):
             raise UsageError(f"{run_dir} is a dry run (validate); start a real one with `run`.")
         settings, output = _reopen(journal, overrides)

@@ -57,3 +57,16 @@ def test_files_written_by_earlier_versions_still_read_back():
     """Earlier versions prefixed every `+`/`-` cell; their results.csv still restores cleanly."""
     assert restore("'+61429069971") == "+61429069971"
     assert restore("'-oops") == "-oops"
+
+
+def test_no_list_separator_can_split_a_formula_out_of_a_cell(tmp_path):
+    """`Bob;=1+1` is one cell to batchcall but two to Excel in a `;` locale: results.csv quotes
+    every cell, so a spreadsheet splitting on `;` or tab still sees one text cell."""
+    from batchcall._journal import ReportRow
+    from batchcall._report import write_results
+
+    row = ReportRow(1, ["Bob;=1+1", "Ann\t=2+2"], "invalid", None, None, None, "x", "y", 0,
+                    None, None, 0)  # fmt: skip
+    results, _ = write_results(tmp_path, ["name", "note"], [row])
+    raw = results.read_text(encoding="utf-8-sig")
+    assert '"Bob;=1+1","Ann\t=2+2"' in raw

@@ -36,7 +36,7 @@ class FakePermit:
         return self._gate.retry_after if reply.status == 429 else None
 
 
-class FakeLedger:
+class FakeRowLog:
     """Remembers which rows were marked `sending`; `stopping` says whether the pass stops."""
 
     def __init__(self, stopping: bool = False) -> None:
@@ -66,16 +66,16 @@ class FakeGate:
 
 def _send(
     handler: Callable[[httpx.Request], httpx.Response],
-    ledger: FakeLedger | None = None,
+    row_log: FakeRowLog | None = None,
     **kwargs: object,
 ):
     slept: list[float] = []
     sent: list[httpx.Request] = []
-    ledger = ledger or FakeLedger()
+    row_log = row_log or FakeRowLog()
 
     def recording(request: httpx.Request) -> httpx.Response:
         # The row must be journalled as in flight before its request leaves.
-        assert ledger.marks, "a request left before its row was marked sending"
+        assert row_log.marks, "a request left before its row was marked sending"
         sent.append(request)
         return handler(request)
 
@@ -88,7 +88,7 @@ def _send(
         )
         gate = FakeGate()
         dispatcher = Dispatcher(
-            client, gate, ledger, sleep=fake_sleep, random=lambda: 0.5, **kwargs
+            client, gate, row_log, sleep=fake_sleep, random=lambda: 0.5, **kwargs
         )
         try:
             outcome = await dispatcher.send(Job(7, BODY, "run-7", 0))
@@ -98,7 +98,7 @@ def _send(
 
     outcome, gate = asyncio.run(go())
     result, attempts = outcome if outcome is not None else (None, 0)
-    return result, attempts, sent, slept, ledger.marks, gate
+    return result, attempts, sent, slept, row_log.marks, gate
 
 
 def _responses(*answers: httpx.Response | Exception):
@@ -220,7 +220,7 @@ def test_a_stopping_pass_starts_no_new_row():
     """After Ctrl-C, a row admitted by the gate does not leave: nothing is sent, the row is
     not marked, and the gate gets its permit back unanswered."""
     result, attempts, sent, _, marks, gate = _send(
-        _responses(httpx.Response(201, json=CREATED)), FakeLedger(stopping=True)
+        _responses(httpx.Response(201, json=CREATED)), FakeRowLog(stopping=True)
     )
     assert result is None and attempts == 0
     assert sent == [] and marks == [] and gate.released == [None]

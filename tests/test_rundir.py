@@ -7,6 +7,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,32 @@ def test_a_second_process_is_refused_naming_the_holder_and_kill_9_frees_the_lock
         holder.wait(30)
     with RunLock(run_dir, "retry"):
         assert _mode(run_dir / ".lock") == 0o600
+
+
+def test_a_second_command_on_a_run_in_progress_exits_2_naming_it(tmp_path):
+    """While `batchcall run` is still sending (a slow API), `batchcall resume` on the same
+    directory exits 2 and names the running process; the run then finishes, each phone called
+    once."""
+    with start_sandbox(SandboxConfig(latency=0.2)) as slow:
+        contacts = write_contacts(tmp_path / "contacts.csv", au_mobiles(40))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VOXWORKS_", "BATCHCALL_"))}
+        running = subprocess.Popen(
+            [str(Path(sys.executable).with_name("batchcall")), "run", str(contacts),
+             "--from-number", FROM, "--script-id", SCRIPT, "--base-url", slow.base_url,
+             "--out", "run", "--concurrency", "2"],
+            cwd=tmp_path, env={**env, "VOXWORKS_API_KEY": slow.api_key},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not slow.calls() and time.monotonic() < deadline:
+                time.sleep(0.05)  # poll for the first call at the server
+            second = cli("resume", "run", "--base-url", slow.base_url, key=slow.api_key,
+                         cwd=tmp_path)  # fmt: skip
+            assert second.returncode == 2, second.stderr
+            assert f"in use by process {running.pid} (batchcall run)" in second.stderr
+        finally:
+            running.wait(120)
+        assert running.returncode == 0, running.stderr
+        phones = [c["phone_number"] for c in slow.calls()]
+        assert sorted(phones) == sorted(set(phones)) and len(phones) == 40

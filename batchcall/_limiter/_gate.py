@@ -128,12 +128,13 @@ class Gate:
         """Learn from one answer; on 429, pause everyone and return this row's retry delay."""
         now = self._clock()
         learner = self._learner
-        learner.answered(permit.seq, reply.limit)
+        learner.answered(permit.seq)
         self._freed.set()
         delay = None
         if reply.status is not None:
             sample = max(0.0, now - permit.sent_at)
             self._latency = sample if self._latency is None else 0.8 * self._latency + 0.2 * sample
+            learner.heard_limit(reply.limit)
             if reply.status == 429:
                 delay = self._pause(now, reply.retry_after)
                 learner.refused(
@@ -145,7 +146,7 @@ class Gate:
                 )
             else:
                 learner.accepted(permit.seq, permit.sent_at, now, reply.remaining)
-        learner.settle(now)
+        learner.read_window(now)
         return delay
 
     def _pause(self, now: float, retry_after: float | None) -> float:

@@ -57,12 +57,17 @@ class Learner:
 
     # --- answers ------------------------------------------------------------------------------
 
-    def answered(self, seq: int, limit: int | None) -> None:
-        """Permit `seq` has its answer (None: it got none), which gave `limit`."""
+    def answered(self, seq: int) -> None:
+        """Permit `seq` has its answer, or will never get one."""
         self.quota.answered(seq)
+
+    def heard_limit(self, limit: int | None) -> None:
+        """An answer gave `limit` (if any)."""
         if limit is None or limit <= 0:
             return
         if self.quota.set_limit(limit):
+            # Old refill measurements describe the old limit. A fixed window keeps its timing
+            # (a new limit is not a new clock); anything else is learned afresh.
             fresh = Rolling(self._max_rate)
             if self.model is self._rolling:
                 self.model = fresh
@@ -99,6 +104,7 @@ class Learner:
             self.model = rolling
 
     def _reset(self, *, at: float, after: float, remaining: int) -> None:
+        """A reset between the sends at `after` and `at`: a fixed window, new or known."""
         quota = self.quota
         started = quota.started if quota.started is not None else after
         model = self.model
@@ -143,12 +149,17 @@ class Learner:
         self._rolling.refused()
 
     def _forget_read_window(self) -> None:
+        """The window read from a 429 was wrong: back to the blind mode for good.
+
+        Most likely another client, or a window that began before ours; the blind mode adapts
+        to anything. A count that comes later starts the rolling model unsettled again.
+        """
         self._reader.forget()
         self.quota.forget_remaining()
         self._rolling.settled = False
         self.model = self._blind
 
-    def settle(self, now: float) -> None:
+    def read_window(self, now: float) -> None:
         """After any answer: a pending blind 429 may now read as a fixed window."""
         reading = self._reader.read(now, self.quota)
         if reading is None:

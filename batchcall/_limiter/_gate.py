@@ -1,0 +1,191 @@
+"""The admission gate: the shared 429 pause, the pacer, the concurrency cap and `--max-rate`.
+
+The gate decides when a request may leave; what the answers taught, and so how fast to go, is
+the `Learner`'s (the quota and the rate model in use). aiolimiter is kept for what it is right
+for: the fixed `--max-rate` ceiling, built burst-free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random as _random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiolimiter import AsyncLimiter
+
+from ._learner import Learner
+from ._model import MAX_RATE
+from ._reply import NO_REPLY, Reply
+
+RETRY_AFTER_CAP = 60.0  # seconds; a longer Retry-After is more likely a server bug than a plan
+
+
+class Permit:
+    """One admitted request. `learn` what its answer said, once; the gate does the rest."""
+
+    __slots__ = ("_gate", "learned", "sent_at", "seq")
+
+    def __init__(self, gate: Gate, seq: int, sent_at: float) -> None:
+        self._gate = gate
+        self.seq = seq
+        self.sent_at = sent_at
+        self.learned = False
+
+    def learn(self, reply: Reply) -> float | None:
+        """Learn from the answer; after a 429, the seconds this row waits before its retry."""
+        if self.learned:
+            raise RuntimeError("a permit learns from one answer only")
+        self.learned = True
+        return self._gate._learn(self, reply)
+
+
+class Gate:
+    """Admits requests for one API key: a shared 429 pause, an adaptive pacer, a concurrency cap.
+
+    `async with gate.permit() as permit:` waits for its turn; inside, `permit.learn(reply)`
+    hands over what the answer said. A permit left without an answer counts as a transport
+    error (nothing learned but that the slot is free again).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_rate: float | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        if max_rate is not None and max_rate <= 0:
+            raise ValueError("max_rate must be positive")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._clock = clock
+        self._sleep = sleep
+        self._random = random
+        # A burst-free ceiling: capacity one, refilled every 1 / max_rate seconds.
+        self._ceiling = AsyncLimiter(1, 1 / max_rate) if max_rate else None
+        self._fixed_concurrency = concurrency
+        self._turn = asyncio.Lock()
+        self._freed = asyncio.Event()
+        self._latency: float | None = None
+        self._pause_until = -math.inf
+        self._throttled = 0
+        self._learner = Learner(min(max_rate, MAX_RATE) if max_rate else MAX_RATE)
+
+    # --- admission ----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def permit(self) -> AsyncIterator[Permit]:
+        """Admit one request; the block sends it and hands its answer to `permit.learn`."""
+        permit = await self._acquire()
+        try:
+            yield permit
+        finally:
+            if not permit.learned:
+                permit.learn(NO_REPLY)
+
+    async def _acquire(self) -> Permit:
+        """Wait for the shared pause, the pacer, the quota and a concurrency slot."""
+        async with self._turn:
+            while True:
+                now = self._clock()
+                wait = self._wait(now)
+                if wait > 0:
+                    await self._sleep(wait)
+                    continue
+                if self._learner.quota.in_flight >= self._cap(now):
+                    self._freed.clear()
+                    await self._freed.wait()
+                    continue
+                break
+            if self._ceiling is not None:
+                await self._ceiling.acquire()
+            now = self._clock()
+            return Permit(self, self._learner.sent(now), now)
+
+    def _wait(self, now: float) -> float:
+        """Seconds until a request may leave; zero or less means now."""
+        if now < self._pause_until:
+            return self._pause_until - now
+        return self._learner.wait(now)
+
+    def _cap(self, now: float) -> int:
+        """Concurrency: rate × observed latency plus a small reserve, so a slow API keeps up."""
+        if self._fixed_concurrency is not None:
+            return self._fixed_concurrency
+        if self._latency is None:
+            return 1  # a cautious start: the first request goes alone and says how much is left
+        rate = self._learner.rate(now)
+        return max(2, math.ceil(rate * self._latency * 1.5) + 2)
+
+    # --- answers ------------------------------------------------------------------------------
+
+    def _learn(self, permit: Permit, reply: Reply) -> float | None:
+        """Learn from one answer; on 429, pause everyone and return this row's retry delay."""
+        now = self._clock()
+        learner = self._learner
+        learner.answered(permit.seq)
+        self._freed.set()
+        delay = None
+        if reply.status is not None:
+            sample = max(0.0, now - permit.sent_at)
+            self._latency = sample if self._latency is None else 0.8 * self._latency + 0.2 * sample
+            learner.heard_limit(reply.limit)
+            if reply.status == 429:
+                delay = self._pause(now, reply.retry_after)
+                learner.refused(
+                    permit.seq,
+                    permit.sent_at,
+                    now,
+                    retry_after=reply.retry_after,
+                    paused_until=self._pause_until,
+                )
+            else:
+                learner.accepted(permit.seq, permit.sent_at, now, reply.remaining)
+        learner.read_window(now)
+        return delay
+
+    def _pause(self, now: float, retry_after: float | None) -> float:
+        """Pause every worker for a 429's Retry-After, capped and jittered; the seconds left.
+
+        The throttled row is re-queued by the dispatcher, since a 429 was never executed.
+        """
+        self._throttled += 1
+        if retry_after is None:
+            retry_after = min(RETRY_AFTER_CAP, 0.5 * 2 ** min(self._throttled, 8))
+        delay = min(retry_after, RETRY_AFTER_CAP)
+        delay += self._random() * max(0.05, 0.1 * delay)
+        self._pause_until = max(self._pause_until, now + delay)
+        return self._pause_until - now
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> int:
+        """Requests admitted so far: the run's one count of them."""
+        return self._learner.quota.issued
+
+    @property
+    def throttled(self) -> int:
+        """Answers that were 429: the run's one count of them."""
+        return self._throttled
+
+    def stats(self) -> dict[str, float | int | None]:
+        """Requests, 429s, the current rate, the learned limit and window, and concurrency."""
+        now = self._clock()
+        learner = self._learner
+        window, refill = learner.window(), learner.refill
+        return {
+            "requests": self.requests,
+            "throttled": self._throttled,
+            "rate": round(learner.rate(now), 3),
+            "limit": learner.quota.limit,
+            "window": round(window, 3) if window is not None else None,
+            "refill": round(refill, 3) if refill is not None else None,
+            "concurrency": self._cap(now),
+            "latency": round(self._latency, 4) if self._latency is not None else None,
+        }

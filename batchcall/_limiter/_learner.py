@@ -1,0 +1,188 @@
+"""What the answers taught: the quota by local accounting, and the rate model that explains it.
+
+The model in use is the kind of limit the evidence points to:
+
+- `Blind` while no count has come (no headers, or only on 429s);
+- `Rolling`, unsettled, from the first count: it paces like a bucket, while a jump may still
+  reveal a fixed window;
+- `FixedWindow` once a jump of a large share of the limit shows a reset, or a blind 429 reads
+  one (`WindowReader`);
+- `Rolling`, settled, for good once quota trickles back outside resets: that is a bucket or a
+  sliding window, whatever jumps were seen before (a sliding window replays a burst as a jump).
+
+A new limit starts the rolling measurements afresh, since they describe the old limit; a fixed
+window keeps its timing (a new limit is not a new clock). A window read from a 429 that a later
+429 contradicts sends the gate back to the blind mode for good, which adapts to anything.
+"""
+
+from __future__ import annotations
+
+from ._blind import Blind
+from ._fixed import FixedWindow, WindowReader
+from ._model import RateModel
+from ._quota import Quota
+from ._rolling import Rolling
+
+RESET_SHARE = 0.25  # a jump of this share of the limit at once is a window reset
+
+
+class Learner:
+    """Keeps the `Quota` and switches the rate model as answers come; the gate asks it to pace."""
+
+    __slots__ = ("_blind", "_max_rate", "_reader", "_rolling", "model", "quota")
+
+    def __init__(self, max_rate: float) -> None:
+        self._max_rate = max_rate
+        self.quota = Quota()
+        self._blind = Blind(max_rate)
+        self._rolling = Rolling(max_rate)  # measures every count, whichever model is in use
+        self._reader = WindowReader()
+        self.model: RateModel = self._blind
+
+    # --- pacing -------------------------------------------------------------------------------
+
+    def wait(self, now: float) -> float:
+        """Seconds until a request may leave, as the model in use paces; zero or less is now."""
+        return self.model.wait(now, self.quota)
+
+    def rate(self, now: float) -> float:
+        return self.model.rate(now, self.quota)
+
+    def sent(self, now: float) -> int:
+        """Book a request leaving now; its sequence number."""
+        model = self.model
+        # The blind mode counts the last second's sends, a fixed window those since its reset.
+        keep = max(1.0, model.period if isinstance(model, FixedWindow) else 0.0)
+        return self.quota.send(now, keep=keep)
+
+    # --- answers ------------------------------------------------------------------------------
+
+    def answered(self, seq: int) -> None:
+        """Permit `seq` has its answer, or will never get one."""
+        self.quota.answered(seq)
+
+    def heard_limit(self, limit: int | None) -> None:
+        """An answer gave `limit` (if any)."""
+        if limit is None or limit <= 0:
+            return
+        if self.quota.set_limit(limit):
+            # Old refill measurements describe the old limit. A fixed window keeps its timing
+            # (a new limit is not a new clock); anything else is learned afresh.
+            fresh = Rolling(self._max_rate)
+            if self.model is self._rolling:
+                self.model = fresh
+            self._rolling = fresh
+
+    def accepted(self, seq: int, sent_at: float, now: float, remaining: int | None) -> None:
+        """Permit `seq`, sent at `sent_at`, was accepted with `remaining` left (if it said)."""
+        quota = self.quota
+        quota.count(sent_at)
+        if remaining is None or quota.limit is None or not quota.is_newer(seq):
+            return  # no count, or one older than what we already know: it is stale
+        remaining = max(0, remaining)
+        after = quota.observed_sent
+        handed_back = quota.observe(seq, now, sent_at, remaining)
+        if handed_back is None:
+            # The first count: our first request began the window, or found a fresh key.
+            quota.window_quota = remaining + 1
+            self.model = self._rolling
+        else:
+            self._rolling.echo.observe(sent_at, handed_back, quota.counted)
+            self._classify(handed_back, at=sent_at, after=after, remaining=remaining)
+        self._rolling.measure(now, seq, remaining)
+
+    def _classify(self, handed_back: int, *, at: float, after: float, remaining: int) -> None:
+        """Read quota handed back between counts sent at `after` and `at` as a reset or not."""
+        rolling = self._rolling
+        if rolling.settled:
+            return
+        limit = self.quota.known_limit
+        if handed_back >= max(3, RESET_SHARE * limit):
+            self._reset(at=at, after=after, remaining=remaining)
+        elif handed_back > 0 and rolling.trickled(handed_back, limit):
+            rolling.settled = True
+            self.model = rolling
+
+    def _reset(self, *, at: float, after: float, remaining: int) -> None:
+        """A reset between the sends at `after` and `at`: a fixed window, new or known."""
+        quota = self.quota
+        started = quota.started if quota.started is not None else after
+        model = self.model
+        if not isinstance(model, FixedWindow):
+            trusted = self._reader.read_at is not None
+            model = FixedWindow.seen(
+                self._max_rate, at=at, after=after, started=started, trusted=trusted
+            )
+            self.model = model
+        if model.reset(at, after=after, started=started):
+            quota.window_quota = remaining + 1
+            self._rolling.window_reset()
+
+    def refused(
+        self,
+        seq: int,
+        sent_at: float,
+        now: float,
+        *,
+        retry_after: float | None,
+        paused_until: float,
+    ) -> None:
+        """Permit `seq` drew a 429 (with the server's own Retry-After, if any)."""
+        quota = self.quota
+        quota.refuse(seq)
+        if retry_after is not None and quota.remaining is None:
+            self._reader.refused(seq, sent_at, retry_after)
+        read_at = self._reader.read_at
+        if read_at is not None:
+            if sent_at <= read_at:
+                return  # sent before the window was read: no news
+            self._forget_read_window()
+        if quota.remaining is None:
+            self._blind.throttled(now, quota, paused_until=paused_until)
+            return
+        quota.hold_back_more()
+        if quota.is_newer(seq):
+            # A refusal says the quota was empty when it arrived: an observation too.
+            handed_back = quota.observe(seq, now, sent_at, 0)
+            if handed_back is not None:
+                self._rolling.echo.observe(sent_at, handed_back, quota.counted)
+        self._rolling.refused()
+
+    def _forget_read_window(self) -> None:
+        """The window read from a 429 was wrong: back to the blind mode for good.
+
+        Most likely another client, or a window that began before ours; the blind mode adapts
+        to anything. A count that comes later starts the rolling model unsettled again.
+        """
+        self._reader.forget()
+        self.quota.forget_remaining()
+        self._rolling.settled = False
+        self.model = self._blind
+
+    def read_window(self, now: float) -> None:
+        """After any answer: a pending blind 429 may now read as a fixed window."""
+        reading = self._reader.read(now, self.quota)
+        if reading is None:
+            return
+        quota = self.quota
+        self.model = FixedWindow(
+            self._max_rate,
+            period=reading.period,
+            phase=reading.reset,
+            resets=[reading.reset],
+            first_reset=None,
+            trusted=True,
+        )
+        quota.window_quota = quota.limit
+        quota.observe(reading.seq, now, reading.sent_at, 0)  # the window was full at the 429
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def window(self) -> float | None:
+        """The window learned, or the one the rolling measurements imply."""
+        window = self.model.window(self.quota)
+        return window if window is not None else self._rolling.window(self.quota)
+
+    @property
+    def refill(self) -> float | None:
+        return self._rolling.refill

@@ -1,0 +1,146 @@
+"""Local quota accounting: the newest count the server gave, and what we sent since.
+
+A response's `Remaining` was true when the server counted that request. Every permit issued
+after it is discounted (it is in flight, or was counted after), and a response older than the
+newest one already seen is stale and ignored, so replies that arrive out of order never inflate
+the estimate. The learner writes a `Quota`; the rate models only read it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+
+
+class Quota:
+    """One key's quota as our own books show it, for the rate models to read."""
+
+    __slots__ = (
+        "accepted",
+        "counted",
+        "issued",
+        "last_send",
+        "limit",
+        "margin",
+        "newest_seq",
+        "observed_at",
+        "observed_sent",
+        "outstanding",
+        "remaining",
+        "sends",
+        "started",
+        "uncounted",
+        "window_quota",
+    )
+
+    def __init__(self) -> None:
+        self.limit: int | None = None  # X-RateLimit-Limit, once one came
+        self.remaining: int | None = None  # as of the newest observation; None: never seen
+        self.newest_seq = -1  # the permit whose answer gave `remaining`
+        self.observed_at = 0.0  # when that answer came
+        self.observed_sent = 0.0  # when that permit was sent
+        self.window_quota: int | None = None  # what a window holds, seen just after one began
+        self.margin = 1  # requests of quota held back against other clients' spending
+        self.issued = 0  # permits issued: the run's one count of requests
+        self.outstanding: set[int] = set()  # permits not yet answered
+        self.uncounted: set[int] = set()  # recent permits the server did not count (429s)
+        self.started: float | None = None  # when the first permit left
+        self.last_send = -math.inf
+        self.sends: deque[float] = deque()  # send times of the last second, or of the window
+        self.counted: list[float] = []  # sorted send times the server counted, under this limit
+        self.accepted = 0  # answers that were not 429
+
+    # --- what we sent -------------------------------------------------------------------------
+
+    def send(self, now: float, *, keep: float) -> int:
+        """Book a request leaving now, keeping `keep` seconds of send times; its sequence number."""
+        seq = self.issued
+        self.issued += 1
+        self.outstanding.add(seq)
+        self.last_send = now
+        if self.started is None:
+            self.started = now
+        self.sends.append(now)
+        while self.sends and self.sends[0] < now - keep:
+            self.sends.popleft()
+        return seq
+
+    def answered(self, seq: int) -> None:
+        self.outstanding.discard(seq)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.outstanding)
+
+    def sent_since(self, at: float) -> int:
+        """Requests sent at `at` or later, as far back as the send log reaches."""
+        return sum(1 for t in self.sends if t >= at)
+
+    # --- what the server said -----------------------------------------------------------------
+
+    def set_limit(self, limit: int) -> bool:
+        """Take the limit a response gave; True if it changed from the one known before."""
+        changed = self.limit is not None and limit != self.limit
+        if changed:
+            # What a window held and which requests were counted describe the old limit.
+            self.window_quota = None
+            self.counted = []
+        self.limit = limit
+        return changed
+
+    @property
+    def known_limit(self) -> int:
+        """The limit, for the models that run only once the headers gave one."""
+        assert self.limit is not None
+        return self.limit
+
+    def count(self, sent_at: float) -> None:
+        """Book an accepted request: the server counted it, as sent at `sent_at`."""
+        self.accepted += 1
+        bisect.insort(self.counted, sent_at)
+
+    def refuse(self, seq: int) -> None:
+        """Book a 429: the server did not count that request."""
+        self.uncounted.add(seq)
+
+    def is_newer(self, seq: int) -> bool:
+        """Whether the answer to permit `seq` is newer than every count seen so far."""
+        return seq > self.newest_seq
+
+    def observe(self, seq: int, now: float, sent_at: float, remaining: int) -> int | None:
+        """Take a newer count; the quota handed back since the previous one, or None if first.
+
+        The net quota handed back between two observations is `ΔRemaining + Δrequests`,
+        counting only the requests the server counted.
+        """
+        handed_back = None
+        if self.remaining is not None:
+            handed_back = remaining - self.remaining + self._counted_since_newest(seq)
+        self.remaining = remaining
+        self.newest_seq = seq
+        self.observed_at = now
+        self.observed_sent = sent_at
+        return handed_back
+
+    def _counted_since_newest(self, seq: int) -> int:
+        """Permits after the newest observation, up to `seq`, that the server counted."""
+        skipped = sum(1 for u in self.uncounted if self.newest_seq < u <= seq)
+        self.uncounted = {u for u in self.uncounted if u > seq}
+        return seq - self.newest_seq - skipped
+
+    @property
+    def left(self) -> int:
+        """Requests the newest count left, less the permits issued after it."""
+        assert self.remaining is not None
+        return self.remaining - (self.issued - 1 - self.newest_seq)
+
+    def hold_back_more(self) -> None:
+        """Our picture of the quota was wrong, most likely another client: keep more back."""
+        if self.limit:
+            self.margin = min(self.margin + 1, max(1, self.limit // 10))
+
+    def forget_remaining(self) -> None:
+        """Drop the count and the window's quota: they came from a window that proved wrong."""
+        self.remaining = None
+        self.window_quota = None

@@ -1,0 +1,95 @@
+"""A token bucket or a sliding window: quota that comes back steadily rather than all at once.
+
+The rate is the refill plus a term that spends the surplus above a small reserve over
+SURPLUS_HORIZON. The refill is the quota handed back over the last REFILL_SPAN of counts,
+unless the `Echo` shows a sliding window: then every refill is foreseen from our own send
+times, and the refill rate is the limit per window.
+
+The gate keeps one `Rolling` from the first count on and feeds it every count, whatever
+model is in use, so its measurements are ready the moment the jumps of a fixed window stop.
+Until the quota is seen trickling back it is unsettled: a jump may still reveal a fixed window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ._echo import Echo
+from ._model import CUBIC_BETA, PROBE_AFTER, RECHECK, Accounted, bounded
+from ._quota import Quota
+
+SURPLUS_HORIZON = 0.5  # seconds over which quota above the reserve is spent
+REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
+
+
+class Rolling(Accounted):
+    """Pacing at the measured refill; the refill rate and the echo test are measured here."""
+
+    __slots__ = ("_growth", "_history", "echo", "refill", "settled")
+
+    def __init__(self, max_rate: float) -> None:
+        super().__init__(max_rate)
+        self.echo = Echo()
+        self._history: deque[tuple[float, int, int]] = deque()  # (received, seq, remaining)
+        self.refill: float | None = None  # requests/s handed back
+        self._growth = 0  # quota handed back since the last reset, outside resets
+        self.settled = False  # seen trickling back: no jump is read as a reset any more
+
+    # --- measuring ----------------------------------------------------------------------------
+
+    def measure(self, now: float, seq: int, remaining: int) -> None:
+        """Take a count into the refill rate, measured over the last REFILL_SPAN."""
+        history = self._history
+        history.append((now, seq, remaining))
+        while len(history) > 2 and history[1][0] <= now - REFILL_SPAN:
+            history.popleft()
+        first = history[0]
+        if now - first[0] >= REFILL_SPAN / 2:
+            self.refill = max(0.0, (remaining - first[2] + seq - first[1]) / (now - first[0]))
+
+    def trickled(self, handed_back: int, limit: int) -> bool:
+        """Count quota handed back outside a reset; True once a fixed window cannot explain it."""
+        self._growth += handed_back
+        return self._growth > 2 + 0.02 * limit
+
+    def window_reset(self) -> None:
+        """A fixed window's reset was seen: what came back before it was that window's."""
+        self._growth = 0
+        self._history.clear()
+
+    def refused(self) -> None:
+        """A 429 despite the count: the refill was overestimated."""
+        self.refill = (self.refill or 0.0) * CUBIC_BETA
+
+    # --- pacing -------------------------------------------------------------------------------
+
+    def available(self, now: float, quota: Quota) -> float:
+        limit, left = quota.known_limit, quota.left
+        if self.echo.window is not None:
+            return min(limit, left + self.echo.returning(quota.observed_sent, now, quota.counted))
+        refill = self.refill or 0.0
+        return min(limit, left + refill * (now - quota.observed_at))
+
+    def pace(self, now: float, quota: Quota, available: float) -> float:
+        window, limit = self.echo.window, quota.limit
+        refill = limit / window if window and limit else self.refill or 0.0
+        return bounded(refill + (available - quota.margin) / SURPLUS_HORIZON, self.max_rate)
+
+    def hold(self, now: float, quota: Quota) -> float:
+        window = self.echo.window
+        if window is None:
+            return 0.0 if self.may_probe(now, quota) else RECHECK
+        # Our own requests say when quota comes back, so no need to probe for it, unless a
+        # whole window passed in silence: then the picture is wrong (a lost response, another
+        # client), and only a request can correct it.
+        if quota.in_flight == 0 and now - quota.last_send >= max(PROBE_AFTER, window):
+            return 0.0
+        back = self.echo.next_return(now, quota.counted)
+        stale = quota.last_send + max(PROBE_AFTER, window)
+        return max(min(back if back is not None else stale, stale) - now, 1e-3)
+
+    def window(self, quota: Quota) -> float | None:
+        window = self.echo.window
+        if window is None and quota.limit and self.refill:
+            window = quota.limit / self.refill
+        return window

@@ -1,0 +1,212 @@
+"""The limiter's parts alone, on explicit clock readings: the quota's books and each rate model.
+
+`test_limiter.py` runs the whole gate against simulated servers; these tests show, one part at
+a time, the decisions those runs are made of, with every instant given by hand.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from batchcall._limiter._blind import CUBIC_C, SLOW_START_DOUBLING, START_RATE, Blind
+from batchcall._limiter._echo import Echo
+from batchcall._limiter._fixed import FixedWindow, WindowReader
+from batchcall._limiter._learner import Learner
+from batchcall._limiter._model import CUBIC_BETA, RECHECK
+from batchcall._limiter._quota import Quota
+from batchcall._limiter._rolling import REFILL_SPAN, SURPLUS_HORIZON, Rolling
+
+CEILING = 1000.0
+
+
+def accepted_quota(limit: int, sends: list[float], *, keep: float = 1.0) -> Quota:
+    """A quota whose every request, sent at `sends`, was answered and counted."""
+    quota = Quota()
+    quota.set_limit(limit)
+    for t in sends:
+        seq = quota.send(t, keep=keep)
+        quota.answered(seq)
+        quota.count(t)
+    return quota
+
+
+# --- the quota's books --------------------------------------------------------------------
+
+
+def test_a_count_is_discounted_by_the_requests_sent_after_it() -> None:
+    """Remaining=10 from the first request, then two more sent: only 8 are left to spend."""
+    quota = accepted_quota(100, [0.0])
+    assert quota.observe(0, 0.01, 0.0, 10) is None  # the first count hands nothing back
+    quota.send(0.02, keep=1.0)
+    quota.send(0.03, keep=1.0)
+    assert quota.left == 8
+    assert quota.in_flight == 2
+
+
+def test_refused_requests_are_not_counted_as_spent_quota() -> None:
+    """A 429 spends nothing: Remaining 10 -> 7 over four requests, one refused, is no refill."""
+    quota = accepted_quota(100, [0.0, 0.1, 0.2, 0.3, 0.4])
+    quota.observe(0, 0.01, 0.0, 10)
+    quota.refuse(2)
+    assert quota.observe(4, 0.41, 0.4, 7) == 0
+    assert not quota.is_newer(3)  # an answer that overtook: stale, as the gate ignores it
+
+
+# --- Blind: slow start, then CUBIC -------------------------------------------------------------
+
+
+def test_blind_slow_start_doubles_every_slow_start_doubling() -> None:
+    """With no count from the server, the rate starts at START_RATE and doubles every 0.4 s."""
+    blind, quota = Blind(CEILING), accepted_quota(100, [0.0])
+    assert blind.rate(0.0, quota) == START_RATE
+    assert blind.rate(SLOW_START_DOUBLING, quota) == 2 * START_RATE
+    assert blind.rate(2 * SLOW_START_DOUBLING, quota) == 4 * START_RATE
+    assert Blind(10.0).rate(5.0, quota) == 10.0  # never above the user's --max-rate
+
+
+def test_blind_cubic_recovers_around_the_throttled_rate() -> None:
+    """After a 429, the rate drops to 70% of the throttled one, then climbs back and beyond.
+
+    The first throttle is bounded by the average since the start (30/s: 60 accepted in 2 s),
+    not by the 40/s of the last second, which overshot during the slow start.
+    """
+    blind = Blind(CEILING)
+    quota = accepted_quota(100, [i / 20 for i in range(20)] + [1 + i / 40 for i in range(40)])
+    blind.throttled(2.0, quota, paused_until=3.0)
+    blind.throttled(2.5, quota, paused_until=3.5)  # within the same pause: already in flight
+    plateau = (30 * (1 - CUBIC_BETA) / CUBIC_C) ** (1 / 3)
+    assert blind.rate(3.0, quota) == pytest.approx(CUBIC_BETA * 30)
+    assert blind.rate(3.0 + plateau, quota) == pytest.approx(30)
+    assert blind.rate(3.0 + 2 * plateau, quota) > 30 + 5  # probing above it again
+
+
+# --- FixedWindow: period and phase from resets ----------------------------------------------
+
+
+def seen_reset(at: float, after: float) -> FixedWindow:
+    window = FixedWindow.seen(CEILING, at=at, after=after, started=0.0, trusted=False)
+    window.reset(at, after=after, started=0.0)
+    return window
+
+
+def test_fixed_window_learns_period_and_phase_from_two_sharp_resets() -> None:
+    """Resets seen at 2.0 s and, after an idle window, at 6.0 s: a 2 s window from 2.0 s."""
+    window = seen_reset(2.0, after=1.98)
+    assert window.reset(6.0, after=5.99, started=0.0)
+    assert (window.period, window.phase) == (2.0, 2.0)
+    assert window.next_reset(6.5) == 8.0
+
+
+def test_fixed_window_ignores_a_reset_seen_only_after_a_pause() -> None:
+    """A reset noticed 1.3 s late (the gate was paused) does not stretch the window."""
+    window = seen_reset(2.0, after=1.98)
+    assert not window.reset(7.3, after=6.0, started=0.0)
+    assert (window.period, window.phase) == (2.0, 2.0)
+
+
+def test_fixed_window_spreads_what_is_left_until_the_reset() -> None:
+    """81 left one second before the reset: 80 go at 80/s, one is held back as the margin."""
+    window = seen_reset(2.0, after=1.98)
+    quota = accepted_quota(100, [3.0])
+    quota.observe(0, 3.0, 3.0, 81)
+    assert window.rate(3.0, quota) == 80.0
+
+
+def test_fixed_window_with_only_the_margin_left_looks_again_at_the_reset() -> None:
+    """With the window spent and a request in flight, the gate holds, never past the reset."""
+    window = seen_reset(2.0, after=1.98)
+    quota = accepted_quota(100, [3.9])
+    quota.observe(0, 3.91, 3.9, 1)
+    quota.send(3.95, keep=1.0)
+    assert window.wait(3.95, quota) == pytest.approx(RECHECK)
+    assert window.wait(3.97, quota) == pytest.approx(0.03)
+
+
+def test_a_blind_429_reads_a_fixed_window_when_retry_after_agrees() -> None:
+    """A 429 one second into the second 4 s window, Retry-After 3: a 4 s window reset at 4.0."""
+    sends = [i * 0.04 for i in range(100)] + [4.0 + i * 0.01 for i in range(100)]
+    quota = accepted_quota(100, sends)
+    seq = quota.send(5.0, keep=1.0)
+    quota.answered(seq)
+    quota.refuse(seq)
+    reader = WindowReader()
+    reader.refused(seq, 5.0, 3.0)
+    reading = reader.read(5.01, quota)
+    assert reading is not None
+    assert reading.period == pytest.approx(4.0)
+    assert reading.reset == pytest.approx(4.0)
+
+    short = WindowReader()
+    short.refused(seq, 5.0, 1.0)  # a bucket's next token, or a sliding window's next expiry
+    assert short.read(5.01, quota) is None
+
+
+# --- Rolling: refill rate and echo ---------------------------------------------------------
+
+
+def test_rolling_measures_the_refill_over_the_refill_span() -> None:
+    """5 requests spent and Remaining unchanged over 0.25 s: 20/s come back, and it paces there."""
+    rolling = Rolling(CEILING)
+    rolling.measure(0.0, 0, 50)
+    rolling.measure(REFILL_SPAN / 2, 5, 50)
+    assert rolling.refill == 20.0
+    quota = accepted_quota(100, [i / 20 for i in range(6)])
+    quota.observe(5, REFILL_SPAN / 2, 0.25, 2)  # 2 left, 1 held back: one more over the horizon
+    assert rolling.pace(0.25, quota, 2) == 20.0 + 1 / SURPLUS_HORIZON
+
+
+def sliding_echo(sends: list[float], window: float) -> Echo:
+    """An echo fed, at each of our sends, what a sliding log of `window` seconds hands back."""
+    echo, counted, expired = Echo(), [], 0
+    for at in sends:
+        counted.append(at)
+        now_expired = sum(1 for t in counted if t <= at - window)
+        echo.observe(at, now_expired - expired, counted)
+        expired = now_expired
+    return echo
+
+
+def test_rolling_echo_recognises_a_sliding_window_from_our_own_sends() -> None:
+    """Quota coming back exactly 2 s after each of our sends gives a 2 s window."""
+    echo = sliding_echo([i / 8 for i in range(40)], window=2.0)
+    assert echo.window == pytest.approx(2.0, abs=0.05)
+    # At 3.05 s our send of 1.125 s is the next to come back, one window after it left.
+    assert echo.next_return(3.05, [i / 8 for i in range(40)]) == pytest.approx(3.125, abs=0.05)
+
+
+def test_rolling_echo_breaks_for_good_on_a_token_bucket() -> None:
+    """A bucket refills at 5/s whenever we sent (two bursts, at 0 s and 1 s): the bounds cross."""
+    echo = Echo()
+    counted = [0.0] * 5 + [1.0] * 5
+    echo.observe(0.5, 2, counted)
+    echo.observe(1.5, 5, counted)
+    assert not echo.broken
+    echo.observe(1.9, 2, counted)
+    assert echo.broken and echo.window is None
+    echo.observe(2.5, 1, counted)
+    assert echo.broken
+
+
+# --- the learner: which model is in use ------------------------------------------------------
+
+
+def test_the_learner_switches_from_blind_to_fixed_to_rolling_as_the_counts_say() -> None:
+    """Blind until a count, then a fixed window at a jump, then rolling for good at a trickle.
+
+    Remaining jumps from 60 to 99 at 2.0 s: a reset. Then one request's worth comes back with
+    each request, five times: no fixed window does that, a bucket or a sliding window does.
+    """
+    learner = Learner(CEILING)
+    remaining = iter([99, 70, 60, 99, 99, 99, 99, 99, 99, 99, 99])
+    times = [0.0, 0.5, 1.0, 2.0, 2.2, 2.4, 2.6, 2.8, 3.0, 3.2, 3.4]
+    kinds = []
+    for at in times:
+        seq = learner.sent(at)
+        learner.answered(seq)
+        learner.heard_limit(100)
+        kinds.append(type(learner.model).__name__)
+        learner.accepted(seq, at, at + 0.001, next(remaining))
+    kinds.append(type(learner.model).__name__)
+    assert kinds[:4] == ["Blind", "Rolling", "Rolling", "Rolling"]
+    assert kinds[4:9] == ["FixedWindow"] * 5
+    assert kinds[9:] == ["Rolling"] * 3

@@ -1,7 +1,7 @@
 """The adaptive gate against simulated rate-limited servers, on a virtual clock.
 
 Each scenario runs 600 rows through one `Gate` against the sandbox's own rate-limit classes, of
-the kinds the issue lists (fixed window, sliding window, token bucket; headers always or only on
+the kinds the benchmarks cover (fixed window, sliding window, token bucket; headers always or only on
 429; another client; a halved limit; 300 ms latency). Time is virtual: the event loop's clock
 jumps straight to the next timer, so a 12-second run takes milliseconds and never sleeps.
 """
@@ -193,7 +193,7 @@ def drive(
     return run_virtual(main)
 
 
-# --- scenarios: issue 5's targets ---------------------------------------------------------
+# --- scenarios: the limiter's targets -----------------------------------------------------
 
 FULL_RATE = LIMIT / WINDOW
 SLIDING_GAP = "a sliding window shared or blind: refills cannot be foreseen from our own sends"

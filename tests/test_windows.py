@@ -64,7 +64,7 @@ def assert_unchanged(result: Placement, requested: datetime) -> None:
     assert result.when == requested
 
 
-# --- issue 7, "What must hold" ------------------------------------------------------------------
+# --- the calling-window guarantees ----------------------------------------------------------------
 
 
 def test_sydney_landline_at_wednesday_9pm_is_deferred_to_thursday_9am() -> None:
@@ -477,7 +477,7 @@ def test_no_calling_window_setting_means_no_policy() -> None:
 
 
 def test_custom_spec_matching_au_hours_parses_to_the_same_week() -> None:
-    """The issue's example spec gives the au-telemarketing hours, Monday first."""
+    """The documented example spec gives the au-telemarketing hours, Monday first."""
     week = parse_spec("mon-fri 09:00-20:00; sat 09:00-17:00")
     assert week == parse_spec(PROFILES["au-telemarketing"].spec)
     assert week[0] == ((540, 1200),) and week[5] == ((540, 1020),) and week[6] == ()

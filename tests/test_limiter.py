@@ -1,7 +1,7 @@
 """The adaptive gate against simulated rate-limited servers, on a virtual clock.
 
 Each scenario runs 600 rows through one `Gate` against the sandbox's own rate-limit classes, of
-the kinds the benchmarks cover (fixed window, sliding window, token bucket; headers always or only on
+the usual kinds (fixed window, sliding window, token bucket; headers always or only on
 429; another client; a halved limit; 300 ms latency). Time is virtual: the event loop's clock
 jumps straight to the next timer, so a 12-second run takes milliseconds and never sleeps.
 """

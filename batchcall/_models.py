@@ -1,4 +1,4 @@
-"""pydantic models that mirror the API document (`sandbox/openapi.yaml`), and the row records
+"""pydantic models that mirror the API (`sandbox/openapi.yaml`), and the records between stages.
 
 The API models forbid extra fields, so nothing outside the spec can ever be sent, and they are
 dumped with `exclude_none=True`, so an empty cell is omitted instead of being sent as "".

@@ -155,12 +155,13 @@ class Ledger:
         """Record calls made outside batchcall (see `_imports`); they count toward the caps.
         Importing the same file again updates its calls. Returns how many were read."""
         path = Path(path)
+        read = list(read_calls(path, region=region, timezone=timezone))
         run_id = import_run_id(path)
         calls = [
             Placed(
                 c.phone, c.script_id, c.ring_at, c.ring_at, run_id, c.row, c.call_id, "scheduled"
             )
-            for c in read_calls(path, region=region, timezone=timezone)
+            for c in read
         ]
         with self._store.atomic():
             self._tables.record(calls, utc(now, "now"))

@@ -57,44 +57,21 @@ class Ledger:
         now = utc(now, "now")
         calls = list(calls)
         since = _since(calls, policy, now)
+        # Only a phone that comes back later in the chunk needs its approved calls kept in
+        # `placed`: building a record for every call would cost more than the check itself.
+        seen: set[str] = set()
+        again: set[str] = set()
+        for call in calls:
+            (again if call.phone in seen else seen).add(call.phone)
         placed: dict[str, list[Placed]] = {}
         blocked: dict[str, Suppression] = {}
-        fetched: set[str] = set()
         out: list[Verdict] = []
         for start in range(0, len(calls), BATCH):
             batch = calls[start : start + BATCH]
-            phones = list({call.phone for call in batch} - fetched)
-            fetched.update(phones)
+            phones = list({call.phone for call in batch} - placed.keys() - blocked.keys())
             placed.update(self._tables.placed(phones, since))
             blocked.update(self._tables.blocked(phones, now))
-            out.extend(self._judge(batch, placed, blocked, policy, now, allowed))
-        return out
-
-    def _judge(
-        self,
-        calls: Sequence[Call],
-        placed: dict[str, list[Placed]],
-        blocked: dict[str, Suppression],
-        policy: Policy,
-        now: datetime,
-        allowed: Window | None,
-    ) -> list[Verdict]:
-        lists = policy.suppress
-        # A call that may go counts against the later calls of the same check, as if reserved.
-        guarded = policy.caps or not policy.allow_repeat
-        out = []
-        for call in calls:
-            hit = blocked.get(call.phone) or (lists.get(call.phone, now) if lists else None)
-            mine = placed.get(call.phone)
-            if hit is None and not mine:
-                verdict = (
-                    SEND_NOW if call.ring_at is None else Verdict("send", ring_at=call.ring_at)
-                )
-            else:
-                verdict = decide(call, _others(call, mine), hit, policy, now, allowed)
-            if guarded and verdict.action != "skip":
-                placed.setdefault(call.phone, []).append(_as_placed(call, verdict, now))
-            out.append(verdict)
+            out.extend(_judge(batch, placed, blocked, again, policy, now, allowed))
         return out
 
     def reserve(
@@ -103,6 +80,8 @@ class Ledger:
         """Check `call` and, when it may go, record it as `reserved` (at its final ring time),
         in one transaction. Call it just before the request leaves."""
         now = utc(now, "now")
+        if call.ring_at is not None:
+            utc(call.ring_at, "Call.ring_at")
         with self._store.atomic(f"{self.team}|{call.phone}"):
             mine = self._tables.placed([call.phone], _since([call], policy, now)).get(call.phone)
             hit = self._tables.blocked([call.phone], now).get(call.phone)
@@ -250,3 +229,32 @@ def _as_placed(call: Call, verdict: Verdict, now: datetime) -> Placed:
     return Placed(
         call.phone, call.script_id, ring, call.ring_at, call.run_id, call.row, None, "reserved"
     )
+
+
+def _judge(
+    calls: Sequence[Call],
+    placed: dict[str, list[Placed]],
+    blocked: dict[str, Suppression],
+    again: set[str],
+    policy: Policy,
+    now: datetime,
+    allowed: Window | None,
+) -> list[Verdict]:
+    lists = policy.suppress
+    # A call that may go counts against the later calls of the same check, as if reserved.
+    guarded = policy.caps or not policy.allow_repeat
+    out = []
+    for call in calls:
+        phone, ring_at = call.phone, call.ring_at
+        if ring_at is not None and ring_at.tzinfo is None:
+            utc(ring_at, "Call.ring_at")  # raises
+        hit = blocked.get(phone) or (lists.get(phone, now) if lists else None)
+        mine = placed.get(phone)
+        if hit is None and not mine:
+            verdict = SEND_NOW if ring_at is None else Verdict("send", None, "", ring_at)
+        else:
+            verdict = decide(call, _others(call, mine), hit, policy, now, allowed)
+        if guarded and phone in again and verdict.action != "skip":
+            placed.setdefault(phone, []).append(_as_placed(call, verdict, now))
+        out.append(verdict)
+    return out

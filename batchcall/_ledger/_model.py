@@ -1,16 +1,21 @@
 """The ledger's records and settings: a call to check, a policy, a verdict, a call on record.
 
-Every instant is a timezone-aware datetime in UTC. A naive one is refused where it enters (a
-`Call`, a `now`), because reading it in the machine's local zone would move a call by hours.
+Every instant is a timezone-aware datetime, stored and returned in UTC. A naive one is refused
+where it enters (`check`, `reserve`), because reading it in the machine's local zone would move
+a call by hours.
+
+The records made once per row (`Call`, `Verdict`, `Placed`) are NamedTuples: immutable like the
+frozen dataclasses elsewhere, but a frozen dataclass costs about 4 µs to build against 0.9 µs,
+which over a million planned rows is seconds of the plan-time check.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
 
 from .._errors import UsageError
 
@@ -35,21 +40,17 @@ def utc(instant: datetime, what: str = "time") -> datetime:
     return instant if instant.tzinfo is UTC else instant.astimezone(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """A call about to be placed. `ring_at` is the time the row asked for (after its calling
     window placed it), or None to ring at once; pass that same requested time to `reserve`,
-    never a time an earlier verdict deferred it to, so a re-run matches it in the ledger."""
+    never a time an earlier verdict deferred it to, so a re-run matches it in the ledger.
+    It must be timezone-aware; `check` and `reserve` refuse a naive one."""
 
     phone: str  # E.164
     script_id: str
     ring_at: datetime | None
     run_id: str
     row: int
-
-    def __post_init__(self) -> None:
-        if self.ring_at is not None and self.ring_at.tzinfo is not UTC:
-            object.__setattr__(self, "ring_at", utc(self.ring_at, "Call.ring_at"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +126,7 @@ class Policy:
         return max([self.repeat_window, *(cap.period for cap in self.caps)])
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """The ledger's answer for one call.
 
     - `send`: go ahead; `ring_at` is the call's own time (None: ring now).
@@ -140,8 +140,7 @@ class Verdict:
     ring_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
+class Placed(NamedTuple):
     """A call on record. `asked_at` is the time its row asked for (None: it rang at once);
     `ring_at` is when it rings, after any deferral (the send time for an immediate call)."""
 
@@ -153,7 +152,7 @@ class Placed:
     row: int
     call_id: str | None
     outcome: str
-    recorded_at: datetime | None = field(default=None, compare=False)
+    recorded_at: datetime | None = None
 
     def describe(self) -> str:
         call = f"call_id {self.call_id}" if self.call_id else f"{self.outcome}, no call_id yet"

@@ -8,9 +8,10 @@ from datetime import datetime
 from ._model import Placed, Suppression
 from ._store import Store
 
-_CALL_COLUMNS = "phone, script_id, ring_at, asked_at, run_id, row_no, call_id, outcome, recorded_at"
+_POLICY_COLUMNS = "phone, script_id, ring_at, asked_at, run_id, row_no, call_id, outcome"
+_CALL_COLUMNS = f"{_POLICY_COLUMNS}, recorded_at"
 _PLACED = (
-    f"SELECT {_CALL_COLUMNS} FROM ledger_calls WHERE team = ? AND {{phones}} AND ring_at >= ?"
+    f"SELECT {_POLICY_COLUMNS} FROM ledger_calls WHERE team = ? AND {{phones}} AND ring_at >= ?"
     " AND outcome != 'failed'"
 )
 _HISTORY = (
@@ -53,13 +54,18 @@ class Tables:
         rows = self.store.query(
             _PLACED.format(phones=match), (self.team, *values, self.store.time(since))
         )
+        instant = self.store.instant
         found: dict[str, list[Placed]] = {}
-        for row in rows:
-            found.setdefault(row[0], []).append(self._placed_row(row))
+        for phone, script, ring, asked, run_id, row_no, call_id, outcome in rows:
+            at = instant(ring)
+            # Most calls ring when they asked to: one parse instead of two.
+            asked_at = at if asked == ring else None if asked is None else instant(asked)
+            placed = Placed(phone, script, at, asked_at, run_id, row_no, call_id, outcome)
+            found.setdefault(phone, []).append(placed)
         return found
 
     def history(self, phone: str) -> list[Placed]:
-        return [self._placed_row(row) for row in self.store.query(_HISTORY, (self.team, phone))]
+        return [self._history_row(row) for row in self.store.query(_HISTORY, (self.team, phone))]
 
     def blocked(self, phones: Sequence[str], now: datetime) -> dict[str, Suppression]:
         """The team's suppressions in force at `now` among `phones`."""
@@ -98,7 +104,7 @@ class Tables:
         """Run `sql`, whose first placeholder is the team."""
         return self.store.execute(sql, (self.team, *params))
 
-    def _placed_row(self, row: Sequence[object]) -> Placed:
+    def _history_row(self, row: Sequence[object]) -> Placed:
         phone, script, ring, asked, run_id, row_no, call_id, outcome, recorded = row
         instant = self.store.instant
         return Placed(

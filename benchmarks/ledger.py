@@ -204,9 +204,8 @@ def report(name: str, path: Path, ledger: Ledger, args: argparse.Namespace) -> N
     with_check, outcomes = time_validation_with_check(path, ledger)
     calls = [to_call(item) for item in planned(path)]
     alone = time_check_alone(calls, ledger)
-    print(
-        f"{'planning ' + format(count, ',') + ' rows':<46} {'seconds':>8} {'rows/s':>10} {'vs base':>8}"
-    )
+    title = f"planning {count:,} rows"
+    print(f"{title:<46} {'seconds':>8} {'rows/s':>10} {'vs base':>8}")
     for what, seconds in (
         ("load+validate+plan (baseline)", base),
         ("load+validate+plan + ledger check", with_check),
@@ -219,9 +218,8 @@ def report(name: str, path: Path, ledger: Ledger, args: argparse.Namespace) -> N
             **time_journal(Path(scratch), args.reserves),
             **time_reserves(ledger, args.reserves, args.rows),
         }
-    print(
-        f"{'sending, per call (' + format(args.reserves, ',') + ' calls)':<46} {'median us':>10} {'p99 us':>8}"
-    )
+    title = f"sending, per call ({args.reserves:,} calls)"
+    print(f"{title:<46} {'median us':>10} {'p99 us':>8}")
     for what, (median, p99) in figures.items():
         print(f"{what:<46} {median:10.0f} {p99:8.0f}")
 

@@ -80,10 +80,9 @@ class Ledger:
         """Check `call` and, when it may go, record it as `reserved` (at its final ring time),
         in one transaction. Call it just before the request leaves."""
         now = utc(now, "now")
-        if call.ring_at is not None:
-            utc(call.ring_at, "Call.ring_at")
+        since = _since([call], policy, now)
         with self._store.atomic(f"{self.team}|{call.phone}"):
-            mine = self._tables.placed([call.phone], _since([call], policy, now)).get(call.phone)
+            mine = self._tables.placed([call.phone], since).get(call.phone)
             hit = self._tables.blocked([call.phone], now).get(call.phone)
             if hit is None and policy.suppress is not None:
                 hit = policy.suppress.get(call.phone, now)
@@ -211,8 +210,15 @@ class Ledger:
 
 
 def _since(calls: Sequence[Call], policy: Policy, now: datetime) -> datetime:
-    """The earliest ring time a placed call may have and still matter to one of `calls`."""
-    earliest = min([now, *(c.ring_at for c in calls if c.ring_at is not None)])
+    """The earliest ring time a placed call may have and still matter to one of `calls`; and
+    the one place each call's time is checked for a zone."""
+    earliest = now
+    for call in calls:
+        t = call.ring_at
+        if t is not None:
+            if t.tzinfo is None:
+                utc(t, "Call.ring_at")  # raises
+            earliest = min(earliest, t)
     return earliest - policy.lookback()
 
 
@@ -246,8 +252,6 @@ def _judge(
     out = []
     for call in calls:
         phone, ring_at = call.phone, call.ring_at
-        if ring_at is not None and ring_at.tzinfo is None:
-            utc(ring_at, "Call.ring_at")  # raises
         hit = blocked.get(phone) or (lists.get(phone, now) if lists else None)
         mine = placed.get(phone)
         if hit is None and not mine:

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from ledger_helpers import NOW, SCRIPT, au_mobile, race
 
-from batchcall._ledger import Call, Policy, open_ledger
+from batchcall._ledger import Call, LedgerError, Policy, open_ledger
 
 pytest_plugins = ["ledger_support"]
 
@@ -49,7 +49,7 @@ def test_racing_processes_never_exceed_a_one_a_day_cap(location: str, team: str)
 _CRASH = """
 import os, signal, sys
 from datetime import datetime
-from batchcall._ledger import Call, Policy, open_ledger
+from batchcall._ledger import Call, LedgerError, Policy, open_ledger
 location, team, now = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3])
 ledger = open_ledger(location, team=team)
 for row in (1, 2):
@@ -80,3 +80,22 @@ def test_resume_turns_a_killed_runs_reservations_into_unknown(location: str, tea
         again = ledger.reserve(Call(au_mobile(2), SCRIPT, at, "run-next", 2), Policy(), now=NOW)
         assert again.outcome == "already_scheduled"
     assert os.path.exists(location) or location.startswith("postgresql")
+
+
+def test_a_ledger_server_that_goes_away_stops_the_run(pg_url: str, team: str) -> None:
+    """If PostgreSQL drops the connection mid-run, the next reservation raises `LedgerError`
+    (exit 3: stop sending, leave the rest pending) instead of sending unchecked; the message
+    names the ledger."""
+    import psycopg
+
+    with open_ledger(pg_url, team=team) as ledger:
+        assert ledger.reserve(Call(au_mobile(1), SCRIPT, None, "r", 1), Policy(), now=NOW)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid != pg_backend_pid() AND datname = current_database()"
+                " AND backend_type = 'client backend'"
+            )
+        with pytest.raises(LedgerError, match=r"127\.0\.0\.1") as caught:
+            ledger.reserve(Call(au_mobile(2), SCRIPT, None, "r", 2), Policy(), now=NOW)
+        assert caught.value.exit_code == 3

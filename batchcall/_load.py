@@ -414,10 +414,16 @@ def _check_text(path: Path, encoding: str) -> None:
 
 
 def _line_of(path: Path, encoding: str, position: int) -> int:
-    """The 1-based line holding character `position` (only on the error path)."""
+    """The 1-based line holding character `position` (only on the error path), in chunks."""
+    line, last = 1, ""
     with path.open(encoding=encoding, newline="", errors="replace") as fh:
-        text = fh.read(position)
-    return text.count("\n") + text.replace("\r\n", "").count("\r") + 1
+        while position > 0 and (chunk := fh.read(min(_CHUNK_BYTES, position))):
+            position -= len(chunk)
+            line += chunk.count("\n") + chunk.count("\r") - chunk.count("\r\n")
+            if last == "\r" and chunk.startswith("\n"):
+                line -= 1  # a CRLF cut in two by the chunks is one line end
+            last = chunk[-1:]
+    return line
 
 
 def _check_records(path: Path, encoding: str, delimiter: str) -> int | None:

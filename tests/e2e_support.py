@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-import select
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -134,10 +134,17 @@ def wait_until(
 
 
 def read_line(stream: IO[str], *, timeout: float = 60.0) -> str:
-    """The next line a child writes on `stream`, waiting at most `timeout` seconds for it."""
-    ready, _, _ = select.select([stream], [], [], timeout)
-    assert ready, f"no line on the pipe within {timeout:.0f} s"
-    return stream.readline()
+    """The next line a child writes on `stream`, waiting at most `timeout` seconds for it.
+
+    A thread does the reading, since a line may already sit in the stream's buffer, where
+    select() on the pipe cannot see it.
+    """
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert line, f"no line on the pipe within {timeout:.0f} s"
+    return line[0]
 
 
 def the_run_dir(reports: Path) -> Path:

@@ -23,11 +23,14 @@ from typing import IO, Any
 import httpx
 import phonenumbers
 
+import batchcall.sandbox
 from batchcall._csvsafe import restore
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = ROOT / "sample_data" / "contacts.csv"
+# The vendor's OpenAPI document, as the sandbox ships it.
+SPEC = Path(batchcall.sandbox.__file__).with_name("openapi.yaml")
 # The console script installed beside this interpreter: what a user's shell would run.
 BATCHCALL = str(Path(sys.executable).with_name("batchcall"))
 FROM = "+61291234567"

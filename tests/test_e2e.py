@@ -10,6 +10,7 @@ from e2e_support import (
     FROM,
     SAMPLE,
     SCRIPT,
+    SPEC,
     RecordingTransport,
     au_mobiles,
     read_results,
@@ -17,8 +18,6 @@ from e2e_support import (
 )
 
 import batchcall
-
-SPEC = Path(batchcall.__file__).parent / "sandbox" / "openapi.yaml"
 
 
 def _request_schema() -> dict:

@@ -183,8 +183,9 @@ def with_future_dates(source: Path, directory: Path) -> Path:
     """A copy of a committed sample or fixture file in `directory`, under the same name, with
     its FILES_YEAR dates moved to FUTURE_YEAR, so its calls stay in the future on any clock.
 
-    Only the year changes: every date is in early March, when Sydney is on daylight time in
-    any year, so each time still means the same UTC instant in its new year. Past dates stay.
+    Only the year changes. Every call the files schedule is in early March, when Sydney is on
+    daylight time in any year, so each time still gives the same UTC time of day in its new
+    year. Dates in other years (the rows meant to be in the past) stay as they are.
     """
     target = directory / source.name
     if source.suffix == ".xlsx":

@@ -1,95 +1,62 @@
 """The command line as a nightly job and an operator see it: exit codes, JSON, messages, help.
 
-Every test runs `python -m batchcall` in a child process against the real sandbox on loopback,
-with the key in the child's environment, so stdout, stderr and exit codes are the real ones.
+Most tests run the installed `batchcall` script in a child process against the real sandbox on
+loopback, with the key in the child's environment, so stdout, stderr and exit codes are the
+real ones.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
+from e2e_support import (
+    ROOT,
+    TEAM,
+    au_mobiles,
+    cli,
+    popen,
+    read_results,
+    scrubbed_env,
+    wait_until,
+    write_contacts,
+)
 
 from batchcall._cli import main
-from batchcall.sandbox import SandboxConfig, start_sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "sample_data" / "contacts.csv"
-FROM = "+61291234567"
-SCRIPT = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
-TEAM = ["--from-number", FROM, "--script-id", SCRIPT]
 ANSI = re.compile(r"\x1b\[")
 
 
-@pytest.fixture
-def sandbox() -> Iterator:
-    with start_sandbox(SandboxConfig(api_key="sk_test_cli_key_0123456789")) as server:
-        yield server
-
-
-def write_contacts(path: Path, rows: int, *, header: tuple[str, str] = ("Name", "Phone")) -> Path:
-    """`rows` distinct, valid Australian mobiles."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows([f"Person {n}", f"+61412{n:06d}"] for n in range(rows))
-    return path
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """This environment without any batchcall or Voxworks setting, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHCALL_", "VOXWORKS_"))}
-    return {**env, **extra}
-
-
-def batchcall(
-    *args: str | Path, cwd: Path, key: str | None = None, timeout: float = 120, **env: str
-) -> subprocess.CompletedProcess[str]:
-    extra = {"VOXWORKS_API_KEY": key} if key else {}
-    return subprocess.run(
-        [sys.executable, "-m", "batchcall", *map(str, args)],
-        cwd=cwd,
-        env=child_env(**extra, **env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def outcomes(csv_path: Path) -> list[dict[str, str]]:
-    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
+def contacts(path: Path, rows: int) -> Path:
+    """`rows` distinct, valid Australian mobiles, as an operator exports them."""
+    return write_contacts(path, au_mobiles(rows))
 
 
 def test_wrong_key_aborts_with_exit_3_rows_stay_pending_and_resume_finishes_them(sandbox, tmp_path):
     """A 401 stops a 400-row run within a handful of requests; `resume` with the right key
     then schedules every row, each exactly once."""
-    contacts = write_contacts(tmp_path / "contacts.csv", 400)
+    source = contacts(tmp_path / "contacts.csv", 400)
     out = tmp_path / "run"
-    wrong = batchcall(
-        "run", contacts, *TEAM, "--base-url", sandbox.base_url, "--out", out,
+    wrong = cli(
+        "run", source, *TEAM, "--base-url", sandbox.base_url, "--out", out,
         cwd=tmp_path, key="sk_wrong_key",
     )  # fmt: skip
     assert wrong.returncode == 3, wrong.stderr
     assert sandbox.stats()["requests"] <= 40
     assert sandbox.calls() == []
     assert "401" in wrong.stderr and f"batchcall resume {out}" in wrong.stderr
-    assert {row["outcome"] for row in outcomes(out / "results.csv")} == {"pending"}
+    assert {row["outcome"] for row in read_results(out / "results.csv")} == {"pending"}
     assert json.loads((out / "summary.json").read_text())["counts"] == {"pending": 400}
 
-    right = batchcall("resume", out, "--json", cwd=tmp_path, key=sandbox.api_key)
+    right = cli("resume", out, "--json", cwd=tmp_path, key=sandbox.api_key)
     assert right.returncode == 0, right.stderr
     assert json.loads(right.stdout)["counts"] == {"scheduled": 400}
     phones = [call["phone_number"] for call in sandbox.calls()]
@@ -100,9 +67,10 @@ def test_file_without_phone_column_exits_2_sends_nothing_and_names_what_it_looke
     sandbox, tmp_path
 ):
     """A contact list with no phone column is refused before a single request leaves."""
-    contacts = write_contacts(tmp_path / "contacts.csv", 5, header=("Name", "Email"))
-    result = batchcall(
-        "run", contacts, *TEAM, "--base-url", sandbox.base_url, cwd=tmp_path, key=sandbox.api_key
+    source = tmp_path / "contacts.csv"
+    source.write_text("Name,Email\nAnn,ann@example.com\nBo,bo@example.com\n")
+    result = cli(
+        "run", source, *TEAM, "--base-url", sandbox.base_url, cwd=tmp_path, key=sandbox.api_key
     )
     assert result.returncode == 2
     assert sandbox.stats()["requests"] == 0
@@ -115,7 +83,7 @@ def test_file_without_phone_column_exits_2_sends_nothing_and_names_what_it_looke
 
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_plain_http_to_a_remote_host_exits_2_before_any_network_activity(
-    how, tmp_path, monkeypatch
+    how, invoke, tmp_path, monkeypatch
 ):
     """`--base-url http://api.example.invalid` (or VOXWORKS_BASE_URL) is refused with exit 2:
     no name is looked up, no socket connects, and no run directory is made."""
@@ -128,16 +96,15 @@ def test_plain_http_to_a_remote_host_exits_2_before_any_network_activity(
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.chdir(tmp_path)
-    contacts = write_contacts(tmp_path / "contacts.csv", 3)
+    source = contacts(tmp_path / "contacts.csv", 3)
     url = "http://api.example.invalid"
-    args = ["run", str(contacts), *TEAM]
+    args = ["run", str(source), *TEAM]
     env = {"VOXWORKS_API_KEY": "sk_any"}
     if how == "option":
         args += ["--base-url", url]
     else:
         env["VOXWORKS_BASE_URL"] = url
-    result = CliRunner().invoke(main, args, env=env)
+    result = invoke(*args, env=env)
     assert result.exit_code == 2, result.output
     assert "Refusing plain http:// to api.example.invalid" in result.stderr
     assert "https://" in result.stderr
@@ -145,11 +112,11 @@ def test_plain_http_to_a_remote_host_exits_2_before_any_network_activity(
     assert not (tmp_path / "reports").exists()
 
 
-def test_json_prints_one_object_on_stdout_and_no_bar_on_a_non_tty_stderr(sandbox, tmp_path):
+def test_json_prints_one_object_on_stdout_and_no_bar_on_a_non_tty_stderr(sandbox, sample, tmp_path):
     """`--json` output parses as one JSON object holding counts, codes, timings and rates;
     with stderr a pipe, nothing of a progress bar is written."""
-    result = batchcall(
-        "run", SAMPLE, "--json", "--verbose", "--base-url", sandbox.base_url, *TEAM,
+    result = cli(
+        "run", sample, "--json", "--verbose", "--base-url", sandbox.base_url, *TEAM,
         cwd=tmp_path, key=sandbox.api_key,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
@@ -163,17 +130,17 @@ def test_json_prints_one_object_on_stdout_and_no_bar_on_a_non_tty_stderr(sandbox
     assert "\r" not in result.stderr and not ANSI.search(result.stderr)
 
 
-def test_json_errors_are_still_one_object_on_stdout(sandbox, tmp_path):
+def test_json_errors_are_still_one_object_on_stdout(sandbox, sample, tmp_path):
     """A job parsing stdout gets JSON even when the run fails: a usage error (exit 2) gives
     the error and code, an aborted run (exit 3) its counts too."""
     for bad, named in [("0", "max_rate"), ("fast", "--max-rate")]:
-        usage = batchcall("run", SAMPLE, "--json", "--max-rate", bad, *TEAM, cwd=tmp_path)
+        usage = cli("run", sample, "--json", "--max-rate", bad, *TEAM, cwd=tmp_path)
         assert usage.returncode == 2
         assert json.loads(usage.stdout)["exit_code"] == 2
         assert named in json.loads(usage.stdout)["error"]
 
-    aborted = batchcall(
-        "run", SAMPLE, "--json", "--base-url", sandbox.base_url, *TEAM,
+    aborted = cli(
+        "run", sample, "--json", "--base-url", sandbox.base_url, *TEAM,
         cwd=tmp_path, key="sk_wrong_key",
     )  # fmt: skip
     assert aborted.returncode == 3
@@ -182,10 +149,10 @@ def test_json_errors_are_still_one_object_on_stdout(sandbox, tmp_path):
     assert "batchcall resume" in data["message"]
 
 
-def test_summary_table_shows_errors_by_code_and_report_paths(sandbox, tmp_path):
+def test_summary_table_shows_errors_by_code_and_report_paths(sandbox, sample, tmp_path):
     """Without --json the operator sees counts, the error breakdown and where the files are."""
-    result = batchcall(
-        "run", SAMPLE, "--base-url", sandbox.base_url, *TEAM, cwd=tmp_path, key=sandbox.api_key
+    result = cli(
+        "run", sample, "--base-url", sandbox.base_url, *TEAM, cwd=tmp_path, key=sandbox.api_key
     )
     assert result.returncode == 1
     table = result.stdout
@@ -198,96 +165,102 @@ def test_summary_table_shows_errors_by_code_and_report_paths(sandbox, tmp_path):
         assert (tmp_path / run_dir / name).is_file()
 
 
-def test_quiet_prints_nothing_but_keeps_the_exit_code(sandbox, tmp_path):
-    """`--quiet` leaves stdout and stderr empty for a run that went through."""
-    result = batchcall(
-        "run", SAMPLE, "-q", "--base-url", sandbox.base_url, *TEAM,
+def test_quiet_prints_nothing_but_keeps_the_exit_code(sandbox, sample, tmp_path):
+    """`--quiet` leaves stdout and stderr empty for a run that went through, and the exit
+    code still says some rows were not scheduled."""
+    result = cli(
+        "run", sample, "-q", "--base-url", sandbox.base_url, *TEAM,
         cwd=tmp_path, key=sandbox.api_key,
     )  # fmt: skip
     assert result.returncode == 1
-    assert result.stdout == ""
-    assert "\r" not in result.stderr and "scheduled" not in result.stderr
+    assert (result.stdout, result.stderr) == ("", "")
+    assert len(sandbox.calls()) == 47
 
 
-def test_failed_csv_validates_again_with_the_same_error_codes(sandbox, tmp_path):
+def test_failed_csv_validates_again_with_the_same_error_codes(sandbox, sample, tmp_path):
     """`batchcall validate <run>/failed.csv` reads our own file back: the rows that were
     invalid are invalid again, with the same codes."""
-    first = batchcall(
-        "run", SAMPLE, "--json", "--base-url", sandbox.base_url, *TEAM,
+    first = cli(
+        "run", sample, "--json", "--base-url", sandbox.base_url, *TEAM,
         cwd=tmp_path, key=sandbox.api_key,
     )  # fmt: skip
     failed_csv = tmp_path / json.loads(first.stdout)["failed_csv"]
-    before = {r["Phone"]: r["error_code"] for r in outcomes(failed_csv)}
+    before = {r["Phone"]: r["error_code"] for r in read_results(failed_csv)}
     assert sorted(before.values()) == ["damaged_phone", "invalid_phone", "missing_phone"]
 
-    again = batchcall("validate", failed_csv, *TEAM, "--json", cwd=tmp_path)
+    again = cli("validate", failed_csv, *TEAM, "--json", cwd=tmp_path)
     assert again.returncode == 1, again.stderr
     data = json.loads(again.stdout)
     assert data["counts"] == {"invalid": 3}
-    after = {r["Phone"]: r["error_code"] for r in outcomes(tmp_path / data["results_csv"])}
+    after = {r["Phone"]: r["error_code"] for r in read_results(tmp_path / data["results_csv"])}
     assert after == before
 
 
-def test_ctrl_c_exits_130_prints_the_resume_command_and_resume_completes(tmp_path):
+def test_ctrl_c_exits_130_prints_the_resume_command_and_resume_completes(make_sandbox, tmp_path):
     """SIGINT mid-run stops sending, exits 130 and says how to resume; the journal is intact,
     and `resume` sends the rest with nobody called twice."""
-    config = SandboxConfig(api_key="sk_test_interrupt_key", latency=0.2)
-    with start_sandbox(config) as server:
-        contacts = write_contacts(tmp_path / "contacts.csv", 300)
-        out = tmp_path / "run"
-        child = subprocess.Popen(
-            [sys.executable, "-m", "batchcall", "run", str(contacts), *TEAM,
-             "--base-url", server.base_url, "--out", str(out), "--concurrency", "4"],
-            cwd=tmp_path, env=child_env(VOXWORKS_API_KEY=server.api_key),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while server.stats()["created"] < 8 and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling a real child process, not timing a unit
-        child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=60)
-        assert child.returncode == 130, stderr
-        assert f"batchcall resume {out}" in stderr
-        sent = len(server.calls())
-        assert 8 <= sent < 300
+    server = make_sandbox(latency=0.2)
+    source = contacts(tmp_path / "contacts.csv", 300)
+    out = tmp_path / "run"
+    child = popen(
+        "run", source, *TEAM, "--base-url", server.base_url, "--out", out, "--concurrency", "4",
+        cwd=tmp_path, key=server.api_key,
+    )  # fmt: skip
+    wait_until(lambda: server.stats()["created"] >= 8, what="8 calls created", process=child)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert f"batchcall resume {out}" in stderr
+    sent = len(server.calls())
+    assert 8 <= sent < 300
 
-        status = batchcall("status", out, "--json", cwd=tmp_path)
-        counts = json.loads(status.stdout)["counts"]
-        assert counts.get("scheduled", 0) == sent
-        assert counts["pending"] == 300 - sent
+    status = cli("status", out, "--json", cwd=tmp_path)
+    counts = json.loads(status.stdout)["counts"]
+    assert counts.get("scheduled", 0) == sent
+    assert counts["pending"] == 300 - sent
 
-        server.configure(latency=0.0)
-        resumed = batchcall("resume", out, "--json", cwd=tmp_path, key=server.api_key)
-        assert resumed.returncode == 0, resumed.stderr
-        assert json.loads(resumed.stdout)["counts"] == {"scheduled": 300}
-        phones = [call["phone_number"] for call in server.calls()]
-        assert len(phones) == len(set(phones)) == 300
+    server.configure(latency=0.0)
+    resumed = cli("resume", out, "--json", cwd=tmp_path, key=server.api_key)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["counts"] == {"scheduled": 300}
+    phones = [call["phone_number"] for call in server.calls()]
+    assert len(phones) == len(set(phones)) == 300
 
 
-def test_python_api_returns_the_same_summary_the_cli_prints(sandbox, tmp_path, monkeypatch):
+def test_python_api_returns_the_same_summary_the_cli_prints(sandbox, sample, tmp_path, monkeypatch):
     """`batchcall.run(...)` is the CLI without the shell: it returns the summary whose
     exit_code and counts --json prints, and raises the error whose exit_code the CLI exits
     with."""
     import batchcall
 
     monkeypatch.setenv("VOXWORKS_API_KEY", sandbox.api_key)
-    options = dict(
-        base_url=sandbox.base_url,
-        from_number=FROM,
-        script_id=SCRIPT,
-        reports_dir=tmp_path / "reports",
-    )
-    summary = batchcall.run(SAMPLE, **options)
+    options = dict(base_url=sandbox.base_url, from_number=TEAM[1], script_id=TEAM[3],
+                   reports_dir=tmp_path / "reports")  # fmt: skip
+    summary = batchcall.run(sample, **options)
     assert summary.exit_code == 1
     assert summary.counts == {"scheduled": 47, "invalid": 3}
     assert summary.errors == {"missing_phone": 1, "invalid_phone": 1, "damaged_phone": 1}
-    assert json.loads(Path(summary.run_dir, "summary.json").read_text())["counts"] == (
-        summary.counts
-    )
+    printed = cli("status", summary.run_dir, "--json", cwd=tmp_path)
+    assert json.loads(printed.stdout)["counts"] == summary.counts
+    assert printed.returncode == summary.exit_code
     monkeypatch.setenv("VOXWORKS_API_KEY", "sk_wrong_key")
     with pytest.raises(batchcall.AuthError) as caught:
-        batchcall.run(SAMPLE, force=True, **options)
+        batchcall.run(sample, force=True, **options)
     assert caught.value.exit_code == 3 and caught.value.run_dir
+
+
+def test_python_m_batchcall_is_the_same_command_line(tmp_path):
+    """`python -m batchcall` is the installed `batchcall` script under another name: the
+    same help, the same version."""
+    for args in (["--help"], ["--version"]):
+        script = cli(*args, cwd=tmp_path)
+        module = subprocess.run(
+            [sys.executable, "-m", "batchcall", *args], cwd=tmp_path, env=scrubbed_env(),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert module.returncode == script.returncode == 0
+        assert module.stdout == script.stdout
+        assert script.stdout.startswith("Usage: batchcall" if args == ["--help"] else "batchcall")
 
 
 def _commands() -> list[str]:
@@ -323,12 +296,10 @@ def test_every_command_and_option_is_documented_in_the_readme_or_the_help():
     assert missing == []
 
 
-def test_sandbox_runs_say_so_on_stderr_and_keep_json_clean(tmp_path):
+def test_sandbox_runs_say_so_on_stderr_and_keep_json_clean(sample, tmp_path):
     """`run --sandbox` tells the operator nobody is really called (on stderr), while stdout
     with --json is still exactly one JSON object."""
-    sample = Path(__file__).parents[1] / "sample_data" / "contacts.csv"
-    done = batchcall("run", sample, "--sandbox", "--json", "--reports-dir", tmp_path / "r",
-                     cwd=tmp_path)  # fmt: skip
+    done = cli("run", sample, "--sandbox", "--json", "--reports-dir", tmp_path / "r", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["counts"] == {"scheduled": 47, "invalid": 3}
     assert "embedded local sandbox; nobody is called" in done.stderr

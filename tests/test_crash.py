@@ -4,39 +4,35 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections import Counter
-from pathlib import Path
 
-from e2e_support import FROM, SCRIPT, au_mobiles, cli, popen, read_results, write_contacts
+from e2e_support import (
+    TEAM,
+    au_mobiles,
+    cli,
+    popen,
+    read_results,
+    the_run_dir,
+    wait_until,
+    write_contacts,
+)
 
-from batchcall.sandbox import SandboxConfig, start_sandbox
 
-
-def _kill_after(proc, server, created: int, deadline: float = 60.0) -> None:
-    """SIGKILL the runner once the server has created `created` calls (bounded wait)."""
-    stop = time.monotonic() + deadline
-    while time.monotonic() < stop and proc.poll() is None:
-        if server.stats()["created"] >= created:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, f"the runner ended before the kill: {proc.communicate()}"
+def _kill_after(proc, server, created: int) -> None:
+    """SIGKILL the runner once the server has created `created` calls."""
+    wait_until(lambda: server.stats()["created"] >= created, what=f"{created} calls created",
+               process=proc)  # fmt: skip
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+    assert proc.wait(10) == -signal.SIGKILL
 
 
-def _run_dir(reports: Path) -> Path:
-    (run_dir,) = [p for p in reports.iterdir() if p.is_dir()]
-    return run_dir
-
-
-def test_kill_9_mid_run_then_resume_calls_everyone_at_most_once(tmp_path):
+def test_kill_9_mid_run_then_resume_calls_everyone_at_most_once(make_sandbox, tmp_path):
     """400 rows, 60/s, 15 ms latency and ~2% each of 500-before, 500-after, dropped-after and
     503; killed with SIGKILL twice and resumed. No phone is called twice, every scheduled
     call_id exists for its phone, no created call is reported failed, nothing stays pending."""
     phones = au_mobiles(400)
     source = write_contacts(tmp_path / "contacts.csv", phones)
-    config = SandboxConfig(
+    server = make_sandbox(
         limit=60,
         window=1.0,
         latency=0.015,
@@ -48,28 +44,17 @@ def test_kill_9_mid_run_then_resume_calls_everyone_at_most_once(tmp_path):
         retry_after_503=0.2,
     )
     reports = tmp_path / "reports"
-    with start_sandbox(config) as server:
-        args = ["--reports-dir", str(reports), "--base-url", server.base_url]
-        proc = popen(
-            "run",
-            str(source),
-            "--from-number",
-            FROM,
-            "--script-id",
-            SCRIPT,
-            *args,
-            key=server.api_key,
-            cwd=tmp_path,
-        )
-        _kill_after(proc, server, 150)
-        run_dir = _run_dir(reports)
+    args = ["--reports-dir", reports, "--base-url", server.base_url]
+    proc = popen("run", source, *TEAM, *args, key=server.api_key, cwd=tmp_path)
+    _kill_after(proc, server, 150)
+    run_dir = the_run_dir(reports)
 
-        proc = popen("resume", str(run_dir), key=server.api_key, cwd=tmp_path)
-        _kill_after(proc, server, 250)
+    proc = popen("resume", run_dir, key=server.api_key, cwd=tmp_path)
+    _kill_after(proc, server, 250)
 
-        done = cli("resume", str(run_dir), key=server.api_key, cwd=tmp_path)
-        assert done.returncode in (0, 1), done.stderr
-        calls = server.calls()
+    done = cli("resume", run_dir, key=server.api_key, cwd=tmp_path)
+    assert done.returncode in (0, 1), done.stderr
+    calls = server.calls()
 
     rows = read_results(run_dir / "results.csv")
     assert len(rows) == 400
@@ -85,5 +70,4 @@ def test_kill_9_mid_run_then_resume_calls_everyone_at_most_once(tmp_path):
     for phone in called:
         assert outcome[phone]["outcome"] in ("scheduled", "unknown"), outcome[phone]
     scheduled = sum(r["outcome"] == "scheduled" for r in rows)
-    print("outcomes:", Counter(r["outcome"] for r in rows), "calls at server:", len(calls))
-    assert scheduled >= 330, scheduled
+    assert scheduled >= 330, (Counter(r["outcome"] for r in rows), len(calls))

@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
+import os
+import signal
+import sqlite3
 import textwrap
 from collections import Counter
 from pathlib import Path
 
-from e2e_support import FROM, SCRIPT, au_mobiles, cli, read_results, write_contacts
+from e2e_support import (
+    FROM,
+    SCRIPT,
+    au_mobiles,
+    cli,
+    python,
+    read_results,
+    the_run_dir,
+    wait_until,
+    write_contacts,
+)
 
 from batchcall._journal import Journal
-from batchcall._prepare import CHUNK
-from batchcall.sandbox import SandboxConfig, start_sandbox
 
-# Runs the real runner with its planning child forced on. The child hands over two chunks, gives
-# the parent a second to send some of them, then SIGKILLs the parent: the journal holds two
-# chunks, some rows already called, and no `load_complete`.
+CHUNK = 200  # small chunks keep the file small: three of them are all the test needs
+ROWS = 3 * CHUNK + 100
+
+# Runs the real runner with its planning child forced on, in chunks of CHUNK rows. The child
+# hands over two chunks, then holds the third until the runner is gone: the test kills the
+# runner once the journal holds those two chunks and the server has created calls, so the
+# journal has rows called, rows not yet sent, and no `load_complete`.
 KILL_WHILE_LOADING = textwrap.dedent(
     """
-    import os, signal, sys, time
+    import os, sys, time
     import batchcall
     from batchcall import _prepare as prepare
 
     real = prepare.chunks
+    runner = os.getpid()
 
     def chunks(planned, size=prepare.CHUNK):
-        for n, chunk in enumerate(real(planned, size)):
+        for n, chunk in enumerate(real(planned, {CHUNK})):
             if n == 2:
-                time.sleep(1.0)
-                os.kill(os.getppid(), signal.SIGKILL)
+                deadline = time.monotonic() + 120
+                while os.getppid() == runner and time.monotonic() < deadline:
+                    time.sleep(0.01)  # polls for the runner's end; the test kills it
                 return
             yield chunk
 
@@ -39,42 +55,61 @@ KILL_WHILE_LOADING = textwrap.dedent(
     batchcall.run(source, from_number="{FROM}", script_id="{SCRIPT}", base_url=base_url,
                   api_key=key, reports_dir=reports)
     """
-).format(FROM=FROM, SCRIPT=SCRIPT)
+).format(FROM=FROM, SCRIPT=SCRIPT, CHUNK=CHUNK)
 
 
-def test_kill_9_while_loading_then_resume_plans_the_rest_and_calls_each_once(tmp_path):
+def journalled_rows(reports: Path) -> int:
+    """Rows the runner has committed to its journal so far (0 before it exists)."""
+    paths = list(reports.glob("*/journal.sqlite"))
+    if not paths:
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{paths[0]}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT count(*) FROM rows").fetchone()[0]
+    except sqlite3.OperationalError:  # still being created: no schema, or no WAL files yet
+        return 0
+
+
+def test_kill_9_while_loading_then_resume_plans_the_rest_and_calls_each_once(
+    make_sandbox, tmp_path
+):
     """Killed after 2 of 3 chunks were journalled and some rows called: resume re-reads the
     input (unchanged, by sha256), keeps every journalled row's state, plans the rest, and
-    every phone is called exactly once, or is `unknown` because it was in flight at the kill."""
-    phones = au_mobiles(2500)
+    every phone is called exactly once, except the rows in flight at the kill, which end
+    `unknown` (their call may exist)."""
+    phones = au_mobiles(ROWS)
     source = write_contacts(tmp_path / "contacts.csv", phones)
     reports = tmp_path / "reports"
-    with start_sandbox(SandboxConfig(latency=0.01)) as server:
-        killed = subprocess.run(
-            [sys.executable, "-c", KILL_WHILE_LOADING, str(source), server.base_url,
-             server.api_key, str(reports)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert killed.returncode == -9, killed.stderr
-        (run_dir,) = list(reports.iterdir())
-        with Journal(run_dir / "journal.sqlite") as journal:
-            assert sum(journal.counts().values()) == 2 * CHUNK
-            assert not journal.meta("load_complete")
-        sent_before_resume = len(server.calls())
-        assert 0 < sent_before_resume < 2 * CHUNK
-        done = cli("resume", str(run_dir), key=server.api_key, cwd=tmp_path)
-        assert done.returncode in (0, 1), done.stderr
-        calls = server.calls()
+    server = make_sandbox(latency=0.01)
+    runner = python(KILL_WHILE_LOADING, source, server.base_url, server.api_key, reports,
+                    cwd=tmp_path)  # fmt: skip
+    wait_until(
+        lambda: journalled_rows(reports) == 2 * CHUNK and server.stats()["created"] >= 10,
+        what="two chunks journalled and ten calls created",
+        process=runner,
+    )
+    os.kill(runner.pid, signal.SIGKILL)
+    assert runner.wait(10) == -signal.SIGKILL
+    run_dir = the_run_dir(reports)
+    with Journal(run_dir / "journal.sqlite") as journal:
+        at_kill = journal.counts()
+        assert sum(at_kill.values()) == 2 * CHUNK
+        assert not journal.meta("load_complete")
+    in_flight = at_kill.get("sending", 0)
+    sent_before_resume = len(server.calls())
+    assert 0 < sent_before_resume < 2 * CHUNK
 
-    rows = read_results(Path(run_dir) / "results.csv")
-    assert [int(r["row"]) for r in rows] == list(range(1, 2501))
-    assert Counter(r["outcome"] for r in rows).keys() <= {"scheduled", "unknown"}
+    done = cli("resume", run_dir, key=server.api_key, cwd=tmp_path)
+    assert done.returncode in (0, 1), done.stderr
+    calls = server.calls()
+
+    rows = read_results(run_dir / "results.csv")
+    assert [int(r["row"]) for r in rows] == list(range(1, ROWS + 1))
+    outcomes = Counter(r["outcome"] for r in rows)
+    assert outcomes["scheduled"] == ROWS - in_flight
+    assert outcomes["unknown"] == in_flight
     called = Counter(c["phone_number"] for c in calls)
     assert max(called.values()) == 1
     for row in rows:
         if row["outcome"] == "scheduled":
             assert called[row["phone_e164"]] == 1
-    assert sum(r["outcome"] == "scheduled" for r in rows) >= 2400
-    print(
-        "calls before resume:", sent_before_resume, "outcomes:", Counter(r["outcome"] for r in rows)
-    )

@@ -5,14 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import jsonschema
-import pytest
 import yaml
-from e2e_support import FROM, SCRIPT, RecordingTransport, au_mobiles, read_results, write_contacts
+from e2e_support import (
+    FROM,
+    SAMPLE,
+    SCRIPT,
+    SPEC,
+    RecordingTransport,
+    au_mobiles,
+    read_results,
+    write_contacts,
+)
 
 import batchcall
-from batchcall.sandbox import SandboxConfig, start_sandbox
-
-SPEC = Path(batchcall.__file__).parent / "sandbox" / "openapi.yaml"
 
 
 def _request_schema() -> dict:
@@ -32,16 +37,11 @@ def _request_schema() -> dict:
     return strict(schema)
 
 
-@pytest.fixture(scope="module")
-def server():
-    config = SandboxConfig(limit=20, window=1.0, kind="fixed", headers="on_429")
-    with start_sandbox(config, subprocess=True) as sandbox:
-        yield sandbox
-
-
-def test_clean_file_is_scheduled_exactly_as_the_spec_says(server, tmp_path):
-    """40 clean rows against a hidden 20/s limit: all scheduled, exit 0, bodies per the spec,
-    E.164 phones, and each row's call_id is the one the server created for that row."""
+def test_clean_file_is_scheduled_exactly_as_the_spec_says(make_sandbox, tmp_path):
+    """40 clean rows against a hidden 20/s limit (a sandbox in its own process): all
+    scheduled, exit 0, bodies per the spec, E.164 phones, and each row's call_id is the one
+    the server created for that row."""
+    server = make_sandbox(subprocess=True, limit=20, window=1.0, kind="fixed", headers="on_429")
     phones = au_mobiles(40)
     source = write_contacts(tmp_path / "clean.csv", phones)
     transport = RecordingTransport()
@@ -80,10 +80,14 @@ def test_clean_file_is_scheduled_exactly_as_the_spec_says(server, tmp_path):
 
 
 def test_sample_data_reaches_every_row(tmp_path):
-    """The README's first command: every valid sample row gets a call_id, every invalid one a
-    code, and the run directory is private."""
-    sample = Path(__file__).parents[1] / "sample_data" / "contacts.csv"
-    summary = batchcall.run(sample, sandbox=True, reports_dir=tmp_path / "reports")
+    """The README's first command on the sample as shipped: every valid row gets a call_id,
+    every invalid one a code, 47 and 3 as the README says, and the run directory is private.
+
+    The sample's times are fixed dates, so this is the one test that reads today's date on
+    purpose: it fails once they pass, as the README's promise would, and a year earlier in
+    CI's clock-ahead pass, which is the warning to move them on.
+    """
+    summary = batchcall.run(SAMPLE, sandbox=True, reports_dir=tmp_path / "reports")
     rows = read_results(Path(summary.results_csv))
     assert len(rows) == 50
     for row in rows:
@@ -94,10 +98,9 @@ def test_sample_data_reaches_every_row(tmp_path):
     assert (Path(summary.run_dir).stat().st_mode & 0o777) == 0o700
 
 
-def test_validate_reports_rows_as_valid_and_status_keeps_the_runs_timings(tmp_path):
+def test_validate_reports_rows_as_valid_and_status_keeps_the_runs_timings(sample, tmp_path):
     """A dry run calls sendable rows `valid` (not `pending`) and exits 1 only for invalid
     rows; `status` recounts from the journal and keeps the run's own timings."""
-    sample = Path(__file__).parents[1] / "sample_data" / "contacts.csv"
     summary = batchcall.validate(
         sample, sandbox=False, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "reports"
     )

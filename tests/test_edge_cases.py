@@ -9,32 +9,32 @@ instead of the run stopping with exit 2.
 from __future__ import annotations
 
 import csv
-import os
+import re
 import signal
-import subprocess
-import time
+import textwrap
 from pathlib import Path
 
 import openpyxl
 import pytest
-from click.testing import CliRunner
-from e2e_support import BATCHCALL, FROM, SCRIPT, au_mobiles, read_results, write_contacts
+from e2e_support import (
+    FUTURE_YEAR,
+    SCRIPT,
+    TEAM,
+    au_mobiles,
+    python,
+    read_line,
+    read_results,
+    write_contacts,
+)
 
-from batchcall._cli import main
-
-TEAM = ["--from-number", FROM, "--script-id", SCRIPT]
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing answers there
 ENV = {"VOXWORKS_API_KEY": "sk_test_edge_0123456789"}
 
 
-def batchcall(*args: str, cwd: Path):
-    """Run `batchcall ARGS` in-process from `cwd`, with the key set and no other settings."""
-    before = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, list(args), env=ENV)
-    finally:
-        os.chdir(before)
+@pytest.fixture
+def batchcall(invoke):
+    """`batchcall(ARGS)` runs `batchcall ARGS` in-process from tmp_path, with only the key set."""
+    return lambda *args: invoke(*args, env=ENV)
 
 
 def assert_refused(result, *fragments: str) -> None:
@@ -51,6 +51,7 @@ def assert_refused(result, *fragments: str) -> None:
 
 
 def sheet(path: Path, rows: list[list[str]]) -> Path:
+    """An xlsx workbook whose first sheet holds `rows`."""
     book = openpyxl.Workbook()
     for row in rows:
         book.active.append(row)
@@ -109,11 +110,11 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_unusable_input_files_stop_the_run_before_anything_is_sent(tmp_path, case):
+def test_unusable_input_files_stop_the_run_before_anything_is_sent(batchcall, tmp_path, case):
     """A missing, empty, header-only, mislabelled, binary or undecodable file exits 2 with a
     line that names the file's problem, sends nothing and leaves no run directory behind."""
     path, fragment = bad_files(tmp_path)[case]
-    result = batchcall("run", str(path), *TEAM, "--base-url", NOWHERE, cwd=tmp_path)
+    result = batchcall("run", str(path), *TEAM, "--base-url", NOWHERE)
     assert_refused(result, fragment)
     assert not (tmp_path / "reports").exists()
 
@@ -136,24 +137,24 @@ def test_unusable_input_files_stop_the_run_before_anything_is_sent(tmp_path, cas
         (["--out", "a_file"], ["Cannot create the run directory a_file", "a file is in the way"]),
     ],
 )
-def test_bad_options_exit_2_with_a_line_naming_the_value(tmp_path, extra, fragments):
+def test_bad_options_exit_2_with_a_line_naming_the_value(batchcall, tmp_path, extra, fragments):
     """A wrong option value, a CSV given --sheet or a reports directory that cannot be made
     exits 2 with one line quoting the value, before any request or run directory."""
     contacts = tmp_path / "contacts.csv"
     # An accent makes the file UTF-8 that --encoding ascii cannot read.
-    contacts.write_text("Phone,First Name,Scheduled At\n0412000001,Zoë,02/03/2030 09:30\n")
+    contacts.write_text(
+        f"Phone,First Name,Scheduled At\n0412000001,Zoë,02/03/{FUTURE_YEAR} 09:30\n"
+    )
     (tmp_path / "a_file").write_text("not a directory\n")
-    result = batchcall("run", str(contacts), *TEAM, "--base-url", NOWHERE, *extra, cwd=tmp_path)
+    result = batchcall("run", str(contacts), *TEAM, "--base-url", NOWHERE, *extra)
     assert_refused(result, *fragments)
     assert not (tmp_path / "reports").exists()
 
 
-def test_from_number_that_is_not_a_phone_is_refused(tmp_path):
+def test_from_number_that_is_not_a_phone_is_refused(batchcall, tmp_path):
     """`--from-number notaphone` exits 2 and asks for E.164."""
     contacts = write_contacts(tmp_path / "contacts.csv", au_mobiles(2))
-    result = batchcall(
-        "run", str(contacts), "--from-number", "notaphone", "--script-id", SCRIPT, cwd=tmp_path
-    )
+    result = batchcall("run", str(contacts), "--from-number", "notaphone", "--script-id", SCRIPT)
     assert_refused(result, "--from-number 'notaphone'", "E.164")
 
 
@@ -164,53 +165,51 @@ def test_from_number_that_is_not_a_phone_is_refused(tmp_path):
         ("max_ratee = 3\n", "unknown setting 'max_ratee'"),
     ],
 )
-def test_broken_batchcall_toml_is_named_with_its_problem(tmp_path, toml, fragment):
+def test_broken_batchcall_toml_is_named_with_its_problem(batchcall, tmp_path, toml, fragment):
     """A batchcall.toml with a syntax error or a misspelt key exits 2 and says which."""
     (tmp_path / "batchcall.toml").write_text(toml)
     contacts = write_contacts(tmp_path / "contacts.csv", au_mobiles(2))
-    result = batchcall("validate", str(contacts), *TEAM, cwd=tmp_path)
+    result = batchcall("validate", str(contacts), *TEAM)
     assert_refused(result, fragment)
 
 
-def test_directories_that_are_not_runs_are_refused_by_resume_retry_and_status(tmp_path):
+def test_directories_that_are_not_runs_are_refused_by_resume_retry_and_status(batchcall, tmp_path):
     """resume, retry and status on an empty directory exit 2 and ask whether it is a run."""
     (tmp_path / "empty").mkdir()
     for command in ("resume", "retry", "status"):
-        result = batchcall(command, str(tmp_path / "empty"), cwd=tmp_path)
+        result = batchcall(command, str(tmp_path / "empty"))
         assert_refused(result, "No journal at", "is this a batchcall run directory?")
 
 
-def test_a_validate_directory_is_not_a_run_to_retry_nor_an_out_to_reuse(tmp_path):
+def test_a_validate_directory_is_not_a_run_to_retry_nor_an_out_to_reuse(batchcall, tmp_path):
     """`retry` on a dry run says to start a real one, and `--out` at an existing run points
     to `resume` instead of writing over it."""
     contacts = write_contacts(tmp_path / "contacts.csv", au_mobiles(3))
     dry = tmp_path / "dry"
-    assert (
-        batchcall("validate", str(contacts), *TEAM, "--out", str(dry), cwd=tmp_path).exit_code == 0
-    )
-    assert_refused(batchcall("retry", str(dry), cwd=tmp_path), "is a dry run (validate)")
-    result = batchcall("run", str(contacts), *TEAM, "--out", str(dry), cwd=tmp_path)
+    assert batchcall("validate", str(contacts), *TEAM, "--out", str(dry)).exit_code == 0
+    assert_refused(batchcall("retry", str(dry)), "is a dry run (validate)")
+    result = batchcall("run", str(contacts), *TEAM, "--out", str(dry))
     assert_refused(result, "already holds a run", f"batchcall resume {dry}")
 
 
-def test_a_megabyte_cell_is_read_and_kept_in_the_results(tmp_path):
+def test_a_megabyte_cell_is_read_and_kept_in_the_results(batchcall, tmp_path):
     """A notes cell of 1 MB, beyond the csv module's default cell limit, is read, and passes
     through to results.csv unchanged."""
     phones = au_mobiles(2)
     notes = "n" * 1_000_000
     contacts = tmp_path / "contacts.csv"
     contacts.write_text(f"Phone,Notes\n{phones[0]},{notes}\n{phones[1]},short\n")
-    result = batchcall("validate", str(contacts), *TEAM, "--out", "dry", cwd=tmp_path)
+    result = batchcall("validate", str(contacts), *TEAM, "--out", "dry")
     assert result.exit_code == 0, result.output
     rows = read_results(tmp_path / "dry" / "results.csv")
     assert [(r["outcome"], len(r["Notes"])) for r in rows] == [("valid", 1_000_000), ("valid", 5)]
 
 
-def test_only_failed_on_a_trimmed_results_csv_names_the_missing_columns(tmp_path):
+def test_only_failed_on_a_trimmed_results_csv_names_the_missing_columns(batchcall, tmp_path):
     """A results.csv whose outcome columns were deleted in Excel is refused with --only-failed,
     and the message lists what is missing."""
     contacts = write_contacts(tmp_path / "contacts.csv", au_mobiles(3))
-    batchcall("validate", str(contacts), *TEAM, "--out", "dry", cwd=tmp_path)
+    batchcall("validate", str(contacts), *TEAM, "--out", "dry")
     with (tmp_path / "dry" / "results.csv").open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f))
     drop = {rows[0].index(name) for name in ("outcome", "call_id")}
@@ -226,38 +225,64 @@ def test_only_failed_on_a_trimmed_results_csv_names_the_missing_columns(tmp_path
         NOWHERE,
         "--out",
         "again",
-        cwd=tmp_path,
     )
     assert_refused(result, "lacks its outcome columns (call_id, outcome)")
     assert not (tmp_path / "again").exists()
 
 
+# The real command line, with the loader made to announce, on stdout, that it is one chunk into
+# validating the file, and to wait for a line on stdin before it reads on: the test's Ctrl-C
+# then lands mid-validation on any machine, however fast.
+VALIDATE_HELD_MIDWAY = textwrap.dedent(
+    """
+    import sys
+    from batchcall import _prepare as prepare
+    from batchcall._cli import main
+
+    real = prepare.chunks
+
+    def chunks(planned, size=prepare.CHUNK):
+        for n, chunk in enumerate(real(planned, size)):
+            if n == 1:
+                print("validating", flush=True)
+                sys.stdin.readline()
+            yield chunk
+
+    prepare.chunks = chunks
+    main(args=sys.argv[1:], prog_name="batchcall")
+    """
+)
+
+
 def test_ctrl_c_during_validate_exits_130_without_offering_resume(tmp_path):
-    """Ctrl-C while a big file is validated exits 130 with a line that says nothing was sent
-    and to validate again; it does not point at `resume`, which refuses dry runs."""
+    """Ctrl-C while a big file is being validated exits 130 with a line that says how far
+    validation got, that nothing was sent and to validate again; it does not point at
+    `resume`, which refuses dry runs. The partial report it names holds the rows checked."""
+    rows = 20_000
     contacts = tmp_path / "big.csv"
     with contacts.open("w") as f:
         f.write("Phone,First Name\n")
-        f.writelines(f"+614{10_000_000 + i},N{i}\n" for i in range(400_000))
-    child = subprocess.Popen(
-        [BATCHCALL, "validate", str(contacts), *TEAM, "--out", "dry", "--quiet"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    journal = tmp_path / "dry" / "journal.sqlite"
-    deadline = time.monotonic() + 60
-    while not journal.exists() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        f.writelines(f"+614{10_000_000 + i},N{i}\n" for i in range(rows))
+    child = python(VALIDATE_HELD_MIDWAY, "validate", contacts, *TEAM, "--out", "dry", "--quiet",
+                   cwd=tmp_path)  # fmt: skip
+    assert child.stdout is not None and child.stdin is not None
+    assert read_line(child.stdout) == "validating\n"
     child.send_signal(signal.SIGINT)
-    _out, err = child.communicate(timeout=60)
-    if child.returncode == 0:
-        pytest.skip("validation finished before the signal arrived")
+    child.stdin.write("go on\n")
+    child.stdin.flush()
+    out, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
-    assert "Traceback" not in err
-    assert "nothing was sent" in err and "batchcall validate" in err
-    assert "resume" not in err
+    assert out == ""
+    (message,) = err.splitlines()
+    stopped = re.fullmatch(
+        r"batchcall: Interrupted: validation stopped after (\d+) rows and nothing was sent\. "
+        r"The partial report is in dry; run `batchcall validate` again to check the whole file\.",
+        message,
+    )
+    assert stopped, message
+    checked = int(stopped[1])
+    assert 0 < checked < rows
+    assert len(read_results(tmp_path / "dry" / "results.csv")) == checked
 
 
 @pytest.mark.parametrize("dry_run", [True, False])

@@ -9,24 +9,23 @@ import pytest
 from e2e_support import FROM, SCRIPT, au_mobiles, read_results, write_contacts
 
 import batchcall
-from batchcall.sandbox import SandboxConfig, start_sandbox
 
 
-def _run(tmp_path: Path, retry_ambiguous: bool = False, **faults: float):
+def _run(make_sandbox, tmp_path: Path, retry_ambiguous: bool = False, **faults: float):
+    """80 rows through a sandbox with `faults`: the summary, the calls it made, rows by phone."""
     phones = au_mobiles(80)
     source = write_contacts(tmp_path / "contacts.csv", phones)
-    config = SandboxConfig(seed=11, retry_after_503=0.1, **faults)
-    with start_sandbox(config) as server:
-        summary = batchcall.run(
-            source,
-            from_number=FROM,
-            script_id=SCRIPT,
-            reports_dir=tmp_path / "r",
-            base_url=server.base_url,
-            api_key=server.api_key,
-            retry_ambiguous=retry_ambiguous,
-        )
-        calls = server.calls()
+    server = make_sandbox(seed=11, retry_after_503=0.1, **faults)
+    summary = batchcall.run(
+        source,
+        from_number=FROM,
+        script_id=SCRIPT,
+        reports_dir=tmp_path / "r",
+        base_url=server.base_url,
+        api_key=server.api_key,
+        retry_ambiguous=retry_ambiguous,
+    )
+    calls = server.calls()
     rows = {r["phone_e164"]: r for r in read_results(Path(summary.results_csv))}
     return summary, calls, rows
 
@@ -34,10 +33,10 @@ def _run(tmp_path: Path, retry_ambiguous: bool = False, **faults: float):
 @pytest.mark.parametrize(
     "fault", ["fault_500_before", "fault_500_after", "fault_drop_after", "fault_503"]
 )
-def test_no_created_call_is_ever_reported_failed(tmp_path, fault):
+def test_no_created_call_is_ever_reported_failed(make_sandbox, tmp_path, fault):
     """With 25% of requests hit by one fault, every call that exists belongs to a row that is
     scheduled or unknown, and every scheduled row's call exists."""
-    summary, calls, rows = _run(tmp_path, **{fault: 0.25})
+    summary, calls, rows = _run(make_sandbox, tmp_path, **{fault: 0.25})
     called = Counter(c["phone_number"] for c in calls)
     assert max(called.values()) == 1
     for phone in called:
@@ -60,10 +59,10 @@ def test_no_created_call_is_ever_reported_failed(tmp_path, fault):
         assert summary.counts.get("failed", 0) == 0
 
 
-def test_retry_ambiguous_replays_instead_of_calling_twice(tmp_path):
+def test_retry_ambiguous_replays_instead_of_calling_twice(make_sandbox, tmp_path):
     """--retry-ambiguous re-sends 500-after-create rows with the same Idempotency-Key; the
     server replays the original call, so nobody is called twice and the ids match."""
-    summary, calls, rows = _run(tmp_path, retry_ambiguous=True, fault_500_after=0.3)
+    summary, calls, rows = _run(make_sandbox, tmp_path, retry_ambiguous=True, fault_500_after=0.3)
     assert max(Counter(c["phone_number"] for c in calls).values()) == 1
     by_phone = {c["phone_number"]: c["call_id"] for c in calls}
     for phone, row in rows.items():

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from e2e_support import DATA, FROM, SCRIPT
 
 from batchcall._config import Settings
 from batchcall._errors import InputError
@@ -18,13 +19,13 @@ from batchcall._models import Checked
 from batchcall._plan import plan
 from batchcall._validate import Validator
 
-DATA = Path(__file__).parent / "data"
+# The files' times are fixed (tests/data/make_fixtures.py), so "now" is too: well before them,
+# and after the one row meant to be in the past.
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-FROM = "+61291234567"
-SCRIPT = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
 
 
 def run(path: Path, **options: object) -> dict[int, Checked]:
+    """Load, validate (at NOW) and plan `path` with `options`: each row's outcome by number."""
     settings = Settings(from_number=FROM, script_id=SCRIPT, **options)  # type: ignore[arg-type]
     table = open_table(path, settings)
     validator = Validator(table, settings, now=NOW)
@@ -32,6 +33,7 @@ def run(path: Path, **options: object) -> dict[int, Checked]:
 
 
 def body(checked: Checked) -> dict[str, object]:
+    """The request body this row would send."""
     assert checked.request is not None, checked.error
     return checked.request.body()
 

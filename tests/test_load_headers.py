@@ -44,7 +44,8 @@ def write(tmp_path: Path, data: str | bytes, name: str = "in.csv") -> Path:
 def test_headers_match_fields_whatever_their_case_and_separators(
     tmp_path: Path, header: str, field: str | None
 ) -> None:
-    """Headers match ignoring case, BOM, NBSP and space/-/_ differences, through the aliases."""
+    """Headers match ignoring case, BOM, NBSP and space/-/_ differences, through the aliases;
+    a header that matches no field is named in a warning instead."""
     if field == "phone_number":
         table = open_table(write(tmp_path, f"{header},name\n0429069971,Ann\n"), Settings())
         assert table.fields == {"phone_number": 0}
@@ -52,6 +53,8 @@ def test_headers_match_fields_whatever_their_case_and_separators(
     table = open_table(write(tmp_path, f"phone,{header}\n0429069971,x\n"), Settings())
     assert table.fields == {"phone_number": 0} | ({field: 1} if field else {})
     assert table.unknown == ([] if field else [header])
+    # A header that matches nothing is named in a warning; one that matches is not.
+    assert any(repr(header) in w for w in table.warnings) is (field is None)
 
 
 def test_missing_phone_column_names_what_was_found_and_looked_for(tmp_path: Path) -> None:

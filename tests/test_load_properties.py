@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import phonenumbers
+from e2e_support import FROM, SCRIPT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,9 +21,7 @@ from batchcall._models import Checked
 from batchcall._report import write_results
 from batchcall._validate import Validator
 
-NOW = datetime(2026, 6, 1, tzinfo=UTC)
-FROM = "+61291234567"
-SCRIPT = "a1b2c3d4-e5f6-7890-abcd-ef1234567890"
+NOW = datetime(2026, 6, 1, tzinfo=UTC)  # fixed: the generated times are judged against it
 TYPES = (
     phonenumbers.PhoneNumberType.FIXED_LINE,
     phonenumbers.PhoneNumberType.MOBILE,

@@ -7,20 +7,28 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import struct
 import subprocess
-import sys
 import termios
 from pathlib import Path
 
 import pytest
+import tqdm
+import tqdm.std
+from e2e_support import BATCHCALL, TEAM, scrubbed_env
 
 from batchcall._progress import Bar
-from batchcall.sandbox import SandboxConfig, start_sandbox
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "contacts.csv"
-TEAM = ["--from-number", "+61291234567", "--script-id", "a1b2c3d4-e5f6-7890-abcd-ef1234567890"]
+COLUMNS = 100
+# A frame of the bar as the operator reads it: rows done of the total, elapsed<time left, the
+# rate and the 429s so far.
+FRAME = re.compile(
+    r"batchcall: +(?P<percent>\d+)%\|[^|]*\| +(?P<done>\d+)/(?P<total>\d+) "
+    r"\[(?P<elapsed>\d\d:\d\d)<(?P<left>\d\d:\d\d|\?), +(?P<rate>[\d.]+|\?) calls/s, "
+    r"429s=(?P<throttled>\d+)\]"
+)
 
 
 class FakeTerminal(io.StringIO):
@@ -28,19 +36,27 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_bar_on_a_terminal_shows_rows_of_total_rate_429s_and_eta():
-    """Rows done of the total, the rate, the 429s so far and the time left are all drawn."""
+def frames(drawn: str) -> list[str]:
+    """The frames of a bar, each drawn over the last after a carriage return."""
+    return [f.rstrip("\n") for f in drawn.split("\r") if f.strip()]
+
+
+def test_bar_on_a_terminal_shows_rows_of_total_rate_429s_and_eta(monkeypatch):
+    """4 of 10 rows done in 2 s with two 429s: the bar reads 40%, 4/10, 2 s gone and 3 s left
+    at 2 calls/s, and 429s=2, on tqdm's clock held still between the steps."""
+    now = [1_000.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: now[0])
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # no monitor thread on this clock
     terminal = FakeTerminal()
     bar = Bar.for_stderr("calls", terminal)
     assert bar is not None
     bar.set_total(10)
+    now[0] += 2.0
     bar.advance(4, throttled=2)
     bar.close()
-    last = terminal.getvalue().rstrip("\n").split("\r")[-1]
-    assert "4/10" in last and "40%" in last
-    assert "calls/s" in last
-    assert "429s=2" in last
-    assert "<" in last  # elapsed<remaining
+    assert frames(terminal.getvalue())[-1] == (
+        "batchcall:  40%|####      | 4/10 [00:02<00:03,  2.00 calls/s, 429s=2]"
+    )
 
 
 def test_no_bar_at_all_when_stderr_is_not_a_terminal():
@@ -48,14 +64,14 @@ def test_no_bar_at_all_when_stderr_is_not_a_terminal():
     assert Bar.for_stderr("calls", io.StringIO()) is None
 
 
-def _run_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str, str, int]:
-    """Run batchcall with stderr on a pseudo-terminal (100 columns); return stdout, the
+def _run_on_a_terminal(args: list[str], key: str, cwd: Path) -> tuple[str, str, int]:
+    """Run batchcall with stderr on a pseudo-terminal of COLUMNS columns; return stdout, the
     terminal's bytes and the exit code."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, COLUMNS, 0, 0))
     child = subprocess.Popen(
-        [sys.executable, "-m", "batchcall", *args],
-        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
+        [BATCHCALL, *args], cwd=cwd, env=scrubbed_env(key), stdout=subprocess.PIPE,
+        stderr=slave, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     os.close(slave)
     seen = bytearray()
@@ -79,18 +95,31 @@ def _run_on_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple
 
 
 @pytest.mark.parametrize("quiet", [False, True])
-def test_a_terminal_gets_the_bar_while_stdout_keeps_only_json(tmp_path, quiet):
-    """With stderr on a terminal the operator sees the bar (unless --quiet), and --json still
-    leaves exactly one JSON object on stdout."""
-    with start_sandbox(SandboxConfig(api_key="sk_test_progress_key", latency=0.02)) as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHCALL_", "VOXWORKS_"))}
-        env["VOXWORKS_API_KEY"] = server.api_key
-        args = ["run", str(SAMPLE), "--base-url", server.base_url, *TEAM, "--json"]
-        stdout, terminal, code = _run_on_a_terminal(args + (["-q"] if quiet else []), env, tmp_path)
+def test_a_terminal_gets_the_bar_while_stdout_keeps_only_json(
+    make_sandbox, sample, tmp_path, quiet
+):
+    """With stderr on a terminal the operator sees the bar (unless --quiet): frames that fit
+    the terminal's width, rows done of all 50 never going back, a time left once calls have
+    gone, and a last frame at 50/50 with nothing left and no 429s; --json still leaves
+    exactly one JSON object on stdout."""
+    server = make_sandbox(latency=0.02)
+    args = ["run", str(sample), "--base-url", server.base_url, *TEAM, "--json"]
+    stdout, terminal, code = _run_on_a_terminal(
+        args + (["-q"] if quiet else []), server.api_key, tmp_path
+    )
     assert code == 1
     assert json.loads(stdout)["counts"] == {"scheduled": 47, "invalid": 3}
     if quiet:
         assert terminal == ""
-    else:
-        assert "\r" in terminal
-        assert "50/50" in terminal and "429s=0" in terminal and "calls/s" in terminal
+        return
+    drawn = frames(terminal)
+    assert all(len(frame) <= COLUMNS for frame in drawn), drawn
+    shown = [m.groupdict() for m in map(FRAME.fullmatch, drawn) if m]
+    assert len(shown) == len(drawn), drawn
+    done = [int(s["done"]) for s in shown]
+    assert done == sorted(done)
+    assert {s["total"] for s in shown if s["done"] != "0"} == {"50"}
+    assert any(s["left"] != "?" and int(s["done"]) < 50 for s in shown), drawn
+    last = shown[-1]
+    assert (last["percent"], last["done"], last["total"]) == ("100", "50", "50")
+    assert (last["left"], last["throttled"]) == ("00:00", "0")

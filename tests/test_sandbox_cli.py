@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from e2e_support import read_line, scrubbed_env
 
 from batchcall.sandbox import SandboxConfig, start_sandbox
 from batchcall.sandbox._cli import sandbox_command
@@ -34,28 +34,35 @@ def test_help_shows_a_worked_example_and_the_admin_endpoints():
 
 
 @pytest.mark.parametrize(
-    "args",
-    [["--limit-after", "5"], ["--kind", "leaky"], ["--fault-503", "1.5"], ["--port", "-1"]],
+    ("args", "message"),
+    [
+        (["--limit-after", "5"], "limit_change_at and limit_after go together"),
+        (["--kind", "leaky"], "'--kind': 'leaky' is not one of 'fixed', 'sliding', 'token_b"),
+        (["--fault-503", "1.5"], "'--fault-503': 1.5 is not in the range 0<=x<=1"),
+        (["--port", "-1"], "'--port': -1 is not in the range 0<=x<=65535"),
+    ],
 )
-def test_bad_options_are_usage_errors(args):
-    """Inconsistent or out-of-range settings stop the command with exit 2 before it listens."""
+def test_bad_options_are_usage_errors(args, message):
+    """Inconsistent or out-of-range settings stop the command with exit 2 before it listens,
+    with an error that names the setting and what it may be."""
     result = CliRunner().invoke(sandbox_command, args, env={"VOXWORKS_API_KEY": "k"})
     assert result.exit_code == 2
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert message in error
 
 
 def test_module_entry_point_prints_a_throwaway_key_that_works():
     """Without VOXWORKS_API_KEY the server makes up a key, prints it, and accepts it."""
-    env = {k: v for k, v in os.environ.items() if k != "VOXWORKS_API_KEY"}
     child = subprocess.Popen(
         [sys.executable, "-m", "batchcall.sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
-        env=env,
+        env=scrubbed_env(),
     )
     try:
         assert child.stdout is not None
-        ready = child.stdout.readline()
-        key_line = child.stdout.readline()
+        ready = read_line(child.stdout)
+        key_line = read_line(child.stdout)
         assert ready.startswith(READY_LINE)
         base_url = ready[len(READY_LINE) :].strip()
         assert base_url.startswith("http://127.0.0.1:")

@@ -6,18 +6,15 @@ sent to a live sandbox on loopback; every answer must be one the document allows
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import schemathesis
 import yaml
+from e2e_support import SPEC
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
-import batchcall.sandbox
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
-SPEC = Path(batchcall.sandbox.__file__).with_name("openapi.yaml")
 KEY = "sk_openapi_fuzz"
 
 schema = schemathesis.openapi.from_path(SPEC)

@@ -6,11 +6,9 @@ import csv
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from e2e_support import FROM, SCRIPT, read_results
 
 import batchcall
-from batchcall.sandbox import SandboxConfig, start_sandbox
 
 
 def _first_december_wednesday(after: date) -> date:
@@ -73,13 +71,7 @@ def _write(path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def server():
-    with start_sandbox(SandboxConfig()) as sandbox:
-        yield sandbox
-
-
-def test_deferred_calls_land_on_the_first_allowed_instant(server, tmp_path):
+def test_deferred_calls_land_on_the_first_allowed_instant(sandbox, tmp_path):
     """au-telemarketing, defer: every out-of-window row is sent at exactly the first allowed
     instant in the callee's zone(s); the in-window row is sent unchanged."""
     summary = batchcall.run(
@@ -88,11 +80,11 @@ def test_deferred_calls_land_on_the_first_allowed_instant(server, tmp_path):
         script_id=SCRIPT,
         calling_window="au-telemarketing",
         reports_dir=tmp_path / "r",
-        base_url=server.base_url,
-        api_key=server.api_key,
+        base_url=sandbox.base_url,
+        api_key=sandbox.api_key,
     )
     assert summary.counts == {"scheduled": len(ROWS)}
-    at_server = {c["call_id"]: c["scheduled_time"] for c in server.calls()}
+    at_server = {c["call_id"]: c["scheduled_time"] for c in sandbox.calls()}
     for row, (label, *_, expected) in zip(
         read_results(Path(summary.results_csv)), ROWS, strict=True
     ):
@@ -102,7 +94,7 @@ def test_deferred_calls_land_on_the_first_allowed_instant(server, tmp_path):
         assert (row["time_moved"] == "yes") == (label != "inside the window"), label
 
 
-def test_reject_mode_sends_only_the_rows_inside_the_window(server, tmp_path):
+def test_reject_mode_sends_only_the_rows_inside_the_window(sandbox, tmp_path):
     """--outside-window reject: only the in-window row is sent; the rest are invalid with
     outside_calling_window, and the exit code is 1."""
     summary = batchcall.run(
@@ -112,10 +104,10 @@ def test_reject_mode_sends_only_the_rows_inside_the_window(server, tmp_path):
         calling_window="au-telemarketing",
         outside_window="reject",
         reports_dir=tmp_path / "r",
-        base_url=server.base_url,
-        api_key=server.api_key,
+        base_url=sandbox.base_url,
+        api_key=sandbox.api_key,
     )
     assert summary.exit_code == 1
     assert summary.counts == {"scheduled": 1, "invalid": len(ROWS) - 1}
     assert summary.errors == {"outside_calling_window": len(ROWS) - 1}
-    assert [c["phone_number"] for c in server.calls()] == ["+61292510007"]
+    assert [c["phone_number"] for c in sandbox.calls()] == ["+61292510007"]

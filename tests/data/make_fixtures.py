@@ -17,7 +17,9 @@ HERE = Path(__file__).resolve().parent
 HEADER = [" Phone Number ", "Given Name", "SURNAME", "Call-Time", "policy.number", "Notes"]
 
 # One record per line, as a CRM export would have them; "" lines are the blank records Excel
-# leaves behind. Row numbers in the comments are what results.csv will show.
+# leaves behind. Row numbers in the comments are what results.csv will show. The calls are in
+# March 2030 (FILES_YEAR in tests/e2e_support.py): the loader's tests judge them against a fixed
+# "now", and the end-to-end ones copy the files with that year moved ahead of the clock.
 MESSY: list[list[str]] = [
     ["0429 069 971", "  Zoë ", "O'Brien", "2030-03-02 09:30+11:00", "P-1001", "VIP"],  # 1
     [],  # 2 blank

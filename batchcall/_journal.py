@@ -201,20 +201,29 @@ def _read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
 
 
-def _damaged(path: Path, what: str) -> DamagedJournalError:
-    return DamagedJournalError(
-        f"{path} cannot be used: {what}. It was left exactly as it is. Restore it from a "
-        "backup if you have one (with its -wal file). Otherwise results.csv beside it, if "
-        "there is one, shows each row's outcome as last written: send again only the rows it "
-        "shows failed or pending, never those scheduled, sending or unknown."
+def _damaged(path: Path, what: str, *, unfinished: bool = False) -> DamagedJournalError:
+    advice = (
+        "restore it from a backup if you have one (with its -wal file). Otherwise results.csv "
+        "beside it, if there is one, shows each row's outcome as last written: send again only "
+        "the rows it shows failed or pending, never those scheduled, sending or unknown."
     )
+    if unfinished:
+        # What a run leaves when its disk fills before its first commit: no row was journalled,
+        # so none can have been sent (`sending` is committed before a request leaves).
+        advice = (
+            "If its run stopped as it started (a full disk), nothing was sent from it: remove "
+            f"{path.parent} and start the run again. If it was emptied later, {advice}"
+        )
+    else:
+        advice = advice[0].upper() + advice[1:]
+    return DamagedJournalError(f"{path} cannot be used: {what}. It was left as it is. {advice}")
 
 
 def open_checked(path: Path) -> sqlite3.Connection:
     """A read-only connection to a journal checked whole (SQLite's quick_check, and the tables
     a journal has), or DamagedJournalError; nothing is written to the file either way."""
     if path.stat().st_size == 0:
-        raise _damaged(path, "the file is empty (0 bytes), so it holds no run")
+        raise _damaged(path, "the file is empty (0 bytes)", unfinished=True)
     try:
         db = _read_only(path)
         try:
@@ -228,12 +237,16 @@ def open_checked(path: Path) -> sqlite3.Connection:
             raise _damaged(path, f"SQLite says {exc}: it is truncated or corrupt") from exc
         raise UsageError(f"Cannot read the journal {path}: {exc}.") from exc
     missing = {"meta", "rows"} - tables
-    if problems != ["ok"] or missing:
-        db.close()
-        if problems != ["ok"]:
-            raise _damaged(path, f"SQLite's check found {'; '.join(problems[:3])}")
-        raise _damaged(path, f"it is not a batchcall journal (it has no {' or '.join(missing)})")
-    return db
+    if problems == ["ok"] and not missing:
+        return db
+    db.close()
+    if problems != ["ok"]:
+        raise _damaged(path, f"SQLite's check found {'; '.join(problems[:3])}")
+    if "migrations" in tables or not tables:
+        raise _damaged(path, "it was never fully created (it has no run)", unfinished=True)
+    raise _damaged(
+        path, f"it is not a batchcall journal (it has no {' or '.join(sorted(missing))})"
+    )
 
 
 @contextlib.contextmanager
@@ -275,7 +288,17 @@ def _connect(path: Path, *, create: bool, readonly: bool) -> sqlite3.Connection:
         checked.close()
     # isolation_level=None: we issue BEGIN/COMMIT ourselves so batching is explicit.
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+            raise
+        raise UsageError(
+            f"Cannot write to {path} ({exc}): a run records every row there, so its directory "
+            "must be writable. Copy the run directory somewhere writable and run the command "
+            "there; `batchcall status` reads it where it is."
+        ) from exc
     # FULL: each commit is fsync'd before it returns, `sending` included (see the docstring).
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA busy_timeout=10000")

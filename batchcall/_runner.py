@@ -33,6 +33,7 @@ from ._config import CHANGEABLE, SETTING_KEYS, Options, Settings, argument, read
 from ._dispatch import DEFAULT_WORKERS, Execution, PassOutcome, Progress, SendStats
 from ._errors import (
     AbortedError,
+    BatchCallError,
     DamagedJournalError,
     DiskFullError,
     InputError,
@@ -181,7 +182,7 @@ def _stop(
 ) -> BaseException | None:
     """What the pass's end raises once the reports are written: None when it ran to the end."""
     if outcome.error is not None:
-        if disk_full(outcome.error):
+        if disk_full(outcome.error, run_dir):
             return _disk_full_error(run_dir, outcome.error)
         return outcome.error
     if outcome.abort is not None:
@@ -240,7 +241,7 @@ def _write_reports(run_dir: Path, journal: Journal, summary: Summary) -> None:
     try:
         write_reports(run_dir, journal, summary.to_dict)
     except Exception as exc:
-        if not disk_full(exc):
+        if not disk_full(exc, run_dir):
             raise
         with contextlib.suppress(Exception):
             write_summary(run_dir, summary.to_dict())
@@ -254,15 +255,31 @@ def _write_reports(run_dir: Path, journal: Journal, summary: Summary) -> None:
 # --- disk faults -----------------------------------------------------------------------------
 
 
-def disk_full(exc: BaseException) -> bool:
-    """Whether `exc` says the disk is full: SQLite's SQLITE_FULL, or ENOSPC / EDQUOT."""
+# Less free space than this, and an I/O error on the run directory's disk is the disk being full.
+NEARLY_FULL = 1 << 20
+
+
+def disk_full(exc: BaseException, where: Path) -> bool:
+    """Whether `exc` says the disk holding `where` is full: SQLite's SQLITE_FULL, ENOSPC or
+    EDQUOT, or an SQLite I/O error on a disk with almost no space left."""
     if isinstance(exc, sqlite3.Error):
-        return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        # SQLite reports a WAL index it cannot grow as a disk I/O error, not as SQLITE_FULL.
+        return code == sqlite3.SQLITE_FULL or (
+            code == sqlite3.SQLITE_IOERR and _free(where) < NEARLY_FULL
+        )
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+def _free(where: Path) -> int:
+    try:
+        return shutil.disk_usage(where).free
+    except OSError:
+        return NEARLY_FULL
+
+
 def _disk_of(path: Path) -> str:
-    """The file system holding `path`, as `df` names it: its mount point, device and space."""
+    """The file system holding `path`, as `df` names it: its device, mount point and space."""
     mount = path.resolve()
     while not os.path.ismount(mount):
         mount = mount.parent
@@ -272,22 +289,32 @@ def _disk_of(path: Path) -> str:
             fields = line.split()
             if len(fields) > 1 and fields[1].replace("\\040", " ") == str(mount):
                 device = f"{fields[0]} "  # the last mount there is the one in use
-    try:
-        free = f", {shutil.disk_usage(mount).free // 1024} KiB free"
-    except OSError:
-        free = ""
-    return f"{device}mounted on {mount}{free}"
+    return f"{device}mounted on {mount}, {_free(mount) // 1024} KiB free"
 
 
 def _disk_full_error(run_dir: Path, exc: BaseException, *, also: str = "") -> DiskFullError:
+    full = f"The disk holding {run_dir} is full ({_disk_of(run_dir)}; {exc})."
+    if not _recorded(run_dir):
+        return DiskFullError(
+            f"{full} The run stopped before it was recorded, so nothing was sent. Free some "
+            f"space, remove {run_dir}, and start the run again."
+        )
     return DiskFullError(
-        f"The disk holding {run_dir} is full ({_disk_of(run_dir)}): {exc}. Sending stopped at "
-        "once; no request left without its row journalled as sending first, and every row "
-        f"not sent stays pending. {also + ' ' if also else ''}Free some space (or move the "
-        "whole run directory, journal.sqlite-wal included, to a bigger disk), then continue "
-        f"with: batchcall resume {run_dir}",
+        f"{full} Sending stopped at once; no request left without its row journalled as "
+        f"sending first, and every row not sent stays pending. {also + ' ' if also else ''}"
+        "Free some space (or move the whole run directory, journal.sqlite-wal included, to a "
+        f"bigger disk), then continue with: batchcall resume {run_dir}",
         run_dir=str(run_dir),
     )
+
+
+def _recorded(run_dir: Path) -> bool:
+    """Whether the run's journal holds the run: what `resume` needs to continue it."""
+    try:
+        with Journal(run_dir / "journal.sqlite", readonly=True) as journal:
+            return journal.meta("run_id") is not None and journal.meta("settings") is not None
+    except (BatchCallError, sqlite3.Error, OSError):
+        return False
 
 
 @contextlib.contextmanager
@@ -299,7 +326,7 @@ def _disk_faults(run_dir: Path) -> Iterator[None]:
     except DiskFullError:
         raise
     except Exception as exc:
-        if not disk_full(exc):
+        if not disk_full(exc, run_dir):
             raise
         raise _disk_full_error(run_dir, exc) from exc
 
@@ -538,8 +565,9 @@ def _continue(
             # The run's first commit never made it (a full disk at its very start, say): no
             # row was journalled, so none was sent.
             raise DamagedJournalError(
-                f"{run_dir / 'journal.sqlite'} holds no run: it was never fully created, so "
-                "nothing was sent from it. Remove the directory and start the run again."
+                f"{run_dir / 'journal.sqlite'} holds no run: it was never fully created (its "
+                f"disk filled up as it started?), so nothing was sent from it. Remove {run_dir} "
+                "and start the run again."
             )
         settings, output = _reopen(journal, overrides)
         key = _key(api_key, api_key_file)

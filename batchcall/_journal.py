@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -286,19 +287,16 @@ def _connect(path: Path, *, create: bool, readonly: bool) -> sqlite3.Connection:
         if readonly:
             return checked
         checked.close()
+        # SQLite would quietly open a journal it cannot write read-only, and fail later.
+        if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            raise UsageError(
+                f"Cannot write to {path}: a run records every row there, so it and its "
+                "directory must be writable. Copy the run directory somewhere writable and run "
+                "the command there; `batchcall status` reads it where it is."
+            )
     # isolation_level=None: we issue BEGIN/COMMIT ourselves so batching is explicit.
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.OperationalError as exc:
-        db.close()
-        if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
-            raise
-        raise UsageError(
-            f"Cannot write to {path} ({exc}): a run records every row there, so its directory "
-            "must be writable. Copy the run directory somewhere writable and run the command "
-            "there; `batchcall status` reads it where it is."
-        ) from exc
+    db.execute("PRAGMA journal_mode=WAL")
     # FULL: each commit is fsync'd before it returns, `sending` included (see the docstring).
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA busy_timeout=10000")

@@ -511,8 +511,9 @@ def resume(
 ) -> Summary:
     """Continue an interrupted run: `sending` rows become `unknown`; only `pending` rows go.
 
-    The run keeps its own settings; `overrides` may change only `base_url`, `concurrency` and
-    `max_rate` (and `verbose`), and anything else raises UsageError. So for `retry`.
+    The run keeps its own settings; `overrides` may change only `base_url`, `breaker`,
+    `concurrency` and `max_rate` (and `verbose`), and anything else raises UsageError. So for
+    `retry`.
     """
     return _continue(
         "resume", Path(run_dir), api_key, api_key_file, progress, transport, overrides, requeue=()

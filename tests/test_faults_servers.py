@@ -24,6 +24,7 @@ from e2e_support import FROM, SCRIPT, au_mobiles, cli, read_results, write_conta
 from batchcall._dispatch import Breaker, Decision, Dispatcher
 from batchcall._errors import UnavailableError
 from batchcall._journal import Job, Result
+from batchcall._limiter import NO_REPLY, Gate, Reply
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 KEY = "sk_test_faults_0123456789"
@@ -357,3 +358,27 @@ def test_an_open_breaker_keeps_the_outcome_of_a_row_that_may_have_been_executed(
         1,
         1,
     )
+
+
+def test_the_gate_opens_its_cap_once_a_request_times_out_before_any_answer():
+    """The gate sends its first request alone until an answer says how slow the API is. If
+    that request times out instead, the cap opens as for an API that slow, so the next rows
+    time out side by side rather than one by one; an API that answers is paced as before."""
+    now = [0.0]
+
+    async def no_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def one(gate: Gate, seconds: float, reply: Reply) -> None:
+        async with gate.permit() as permit:
+            now[0] += seconds
+            permit.learn(reply)
+
+    silent = Gate(clock=lambda: now[0], sleep=no_sleep)
+    assert silent.stats()["concurrency"] == 1
+    asyncio.run(one(silent, 2.0, NO_REPLY))  # a 2 s timeout, no answer
+    assert silent.stats()["concurrency"] > 10
+
+    answering = Gate(clock=lambda: now[0], sleep=no_sleep)
+    asyncio.run(one(answering, 0.01, Decision(Result("scheduled", 201), status=201)))
+    assert answering.stats()["concurrency"] <= 3  # rate x 10 ms is small: a few at most

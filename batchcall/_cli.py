@@ -121,13 +121,19 @@ INPUT_OPTIONS = [
     click.option("--out", type=click.Path(path_type=Path), help="Exact run directory to create."),
 ]
 
+BREAKER_HELP = (
+    "Stop starting rows after N requests in a row time out, fail with 5xx or drop "
+    "(default 10; 0 never stops); the rest stay pending for resume."
+)
+
 SEND_OPTIONS = [
     click.option("--base-url", help="API base URL (default https://api.voxworks.ai)."),
     *KEY_OPTIONS,
     click.option("--concurrency", type=int, help="Most requests in flight (default: adaptive)."),
     click.option("--max-rate", type=float, help="Hard ceiling in requests/second."),
     _flag("retry-ambiguous", "Re-send 500/502/504/timeouts with the same Idempotency-Key."),
-    click.option("--timeout", type=float, help="Seconds to wait for one answer (default 30)."),
+    click.option("--timeout", type=float, help="Seconds one request may take in all (default 30)."),
+    click.option("--breaker", type=int, metavar="N", help=BREAKER_HELP),
 ]
 
 
@@ -315,7 +321,8 @@ def main() -> None:
     accident) and rate-adaptive (the API's limit is learned and used in full).
 
     Exit codes: 0 all scheduled, 1 some rows not, 2 bad input or options (nothing sent),
-    3 aborted (e.g. a wrong key; rows stay pending), 130 interrupted (resume it).
+    3 aborted (a wrong key, the API unavailable, a full disk; rows stay pending), 130
+    interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (resume it).
 
     \b
     Quick start, against the embedded sandbox:
@@ -335,7 +342,8 @@ def run(input: Path, sandbox: bool, **options: Any) -> None:
 
     Every row ends with a call_id or a reason, in reports/<input>-<UTC stamp>/results.csv.
     Exit codes: 0 all scheduled, 1 some rows not, 2 bad input or options (nothing sent),
-    3 aborted (e.g. a wrong key; rows stay pending), 130 interrupted (resume it).
+    3 aborted (a wrong key, the API unavailable, a full disk; rows stay pending), 130
+    interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (resume it).
     """
     from . import _runner as runner
 
@@ -394,6 +402,7 @@ CONTINUE_OPTIONS = [
     *KEY_OPTIONS,
     click.option("--concurrency", type=int, help="Most requests in flight."),
     click.option("--max-rate", type=float, help="Hard ceiling in requests/second."),
+    click.option("--breaker", type=int, metavar="N", help=BREAKER_HELP),
     *OUTPUT_OPTIONS,
 ]
 

@@ -59,7 +59,10 @@ class Settings(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=1000)
     max_rate: float | None = Field(default=None, gt=0)
     retry_ambiguous: bool = False
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0)  # each request's whole budget, in seconds
+    # Stop starting rows after this many requests in a row got no clear answer (timeouts,
+    # 5xx, dropped connections); 0 never stops.
+    breaker: int = Field(default=10, ge=0)
     # where results go
     reports_dir: Path = Path("reports")
     out: Path | None = None
@@ -100,9 +103,9 @@ class Output(BaseModel):
 
 OUTPUT_KEYS = frozenset({"json", "quiet", "verbose", "api_key_file"})
 SETTING_KEYS = frozenset(Settings.model_fields)
-# What resume and retry may change: where the API is and how fast to send. Anything else would
-# send the rest of a run differently from its first part.
-CHANGEABLE = frozenset({"base_url", "concurrency", "max_rate"})
+# What resume and retry may change: where the API is, how fast to send, and when to give up on
+# it. Anything else would send the rest of a run differently from its first part.
+CHANGEABLE = frozenset({"base_url", "breaker", "concurrency", "max_rate"})
 # Options given in batchcall.toml that name files are read relative to that file, so a job can
 # run `batchcall --config /etc/batchcall/nightly.toml` from any working directory.
 PATH_KEYS = frozenset({"api_key_file", "reports_dir", "out"})

@@ -2,11 +2,20 @@
 
 The retry policy follows one question: could the server have executed the request?
 - Provably not (429, 503, connect errors, pool timeout): retry, it is safe.
-- Provably yes or no with an answer (201, 400, 404): final.
-- Maybe (500/502/504, read timeout, a connection dropped after sending): `unknown`, never
+- Provably yes or no with an answer (201, 400, 404): final. A 201 is never sent again, even
+  when its body has no usable `call_id` (the row is then `unknown`: the call exists, its id
+  does not reach us).
+- Maybe (500/502/504, a timeout, a connection dropped after sending): `unknown`, never
   retried unless the user opted in with --retry-ambiguous, and then with the same
   Idempotency-Key so a server that honours it replays instead of calling twice.
 - 401: nothing was executed and nothing else will be; abort the whole run.
+
+`--timeout` is each request's whole budget (`asyncio.timeout` around it): httpx's own timeouts
+are per read, so a server trickling one byte a second would hold a row forever. A `Breaker`
+counts answers that say the API is unwell (timeouts, 5xx, dropped connections), across all
+workers: after `--breaker` of them in a row the pass starts no new row (botocore's retry quota
+and Stripe's client have the same shape: stop spending requests on an API that is down). The
+server's messages are stored with the client's API key blanked out, should a server echo it.
 
 `Execution` is one sending pass over a run's journal, made of parts with one job each:
 - `_Loader` commits planned chunks to the journal as they come;
@@ -24,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import random as _random
 import signal
@@ -38,7 +48,7 @@ import httpx
 from pydantic import ValidationError
 
 from ._config import Settings
-from ._errors import AbortedError, AuthError, TlsError
+from ._errors import AbortedError, AuthError, TlsError, UnavailableError
 from ._journal import FINAL, Job, Journal, Result
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
@@ -81,7 +91,7 @@ class Decision:
     result: Result
     status: int | None = None  # None: no answer (a transport error)
     retry: bool = False  # safe to send again: the server provably did not execute it
-    ambiguous: bool = False  # the call may exist
+    ambiguous: bool = False  # the server may or may not have executed it; --retry-ambiguous
     retry_after: float | None = None  # the server's own wait, in seconds
     limit: int | None = None
     remaining: int | None = None
@@ -91,16 +101,32 @@ class Decision:
         return self.status == 429
 
 
-def _message(response: httpx.Response) -> str:
+REDACTED = "***"
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every secret in it blanked out."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _message(response: httpx.Response, secrets: Sequence[str] = ()) -> str:
     try:
-        return ErrorResponse.model_validate_json(response.content).message
+        message = ErrorResponse.model_validate_json(response.content).message
     except ValidationError:
-        text = response.text.strip().replace("\n", " ")
+        # Blanked before it is cut, so no part of a secret can survive the cut.
+        text = redact(response.text.strip().replace("\n", " "), secrets)
         return text[:200] or response.reason_phrase
+    return redact(message, secrets)
 
 
-def classify(response: httpx.Response, *, now: float | None = None) -> Decision:
-    """The decision for an answer; `now` (wall clock) reads an HTTP-date Retry-After."""
+def classify(
+    response: httpx.Response, *, now: float | None = None, secrets: Sequence[str] = ()
+) -> Decision:
+    """The decision for an answer; `now` (wall clock) reads an HTTP-date Retry-After, and
+    `secrets` (the API key) are blanked out of the server's message."""
     status = response.status_code
     limit, remaining = rate_headers(response.headers)
     retry_after = None
@@ -109,7 +135,7 @@ def classify(response: httpx.Response, *, now: float | None = None) -> Decision:
             response.headers.get("Retry-After"), now=time.time() if now is None else now
         )
     return dataclasses.replace(
-        _outcome(response),
+        _outcome(response, secrets),
         status=status,
         limit=limit,
         remaining=remaining,
@@ -117,25 +143,46 @@ def classify(response: httpx.Response, *, now: float | None = None) -> Decision:
     )
 
 
-def _outcome(response: httpx.Response) -> Decision:
+def _created(response: httpx.Response) -> Decision:
+    """A 200/201: the call exists. Scheduled with its call_id, or `unknown` without one; final
+    either way, since sending it again could only call the person twice."""
+    status = response.status_code
+    call_id: object
+    contact_id: str | None
+    try:
+        body = CreateCallResponse.model_validate_json(response.content)
+        call_id, contact_id = body.call_id, body.contact_id
+    except ValidationError:
+        # Not the spec's shape: keep a usable call_id if there is one (the call exists).
+        try:
+            loose = json.loads(response.content)
+        except ValueError:
+            return _created_without_id(status, "unreadable_response", "a body that is not JSON")
+        found = loose if isinstance(loose, dict) else {}
+        call_id = found.get("call_id")
+        contact_id = found.get("contact_id") if isinstance(found.get("contact_id"), str) else None
+    if not isinstance(call_id, str) or not call_id.strip():
+        return _created_without_id(status, "missing_call_id", "no usable call_id")
+    return Decision(Result("scheduled", status, call_id=call_id, contact_id=contact_id))
+
+
+def _created_without_id(status: int, code: str, what: str) -> Decision:
+    return Decision(
+        Result(
+            "unknown",
+            status,
+            error_code=code,
+            error=f"The API answered {status} (created) with {what}: the call exists but its "
+            "id is unknown. Look it up in Voxworks before re-sending; retry --include-unknown "
+            "calls the person again unless the API honours the Idempotency-Key.",
+        )
+    )
+
+
+def _outcome(response: httpx.Response, secrets: Sequence[str] = ()) -> Decision:
     status = response.status_code
     if status in (200, 201):
-        try:
-            body = CreateCallResponse.model_validate_json(response.content)
-        except ValidationError:
-            return Decision(
-                Result(
-                    "unknown",
-                    status,
-                    error_code="unreadable_response",
-                    error="The server accepted the request but its answer could not be read; "
-                    "the call may exist.",
-                ),
-                ambiguous=True,
-            )
-        return Decision(
-            Result("scheduled", status, call_id=body.call_id, contact_id=body.contact_id)
-        )
+        return _created(response)
     if status == 429:
         return Decision(
             Result(
@@ -152,7 +199,7 @@ def _outcome(response: httpx.Response) -> Decision:
                 "failed",
                 status,
                 error_code="unavailable",
-                error=f"The API was unavailable (503): {_message(response)}. Retry later.",
+                error=f"The API was unavailable (503): {_message(response, secrets)}. Retry later.",
             ),
             retry=True,
         )
@@ -168,7 +215,7 @@ def _outcome(response: httpx.Response) -> Decision:
             ambiguous=True,
         )
     code = {400: "rejected", 404: "not_found"}.get(status, f"http_{status}")
-    return Decision(Result("failed", status, error_code=code, error=_message(response)))
+    return Decision(Result("failed", status, error_code=code, error=_message(response, secrets)))
 
 
 def classify_error(exc: httpx.HTTPError) -> Decision:
@@ -194,6 +241,56 @@ def classify_error(exc: httpx.HTTPError) -> Decision:
     )
 
 
+def deadline_passed(timeout: float | None) -> Decision:
+    """No whole answer within `--timeout`: the request may have reached the server."""
+    within = f"within --timeout {timeout:g}s" if timeout else "in time"
+    return Decision(
+        Result(
+            "unknown",
+            error_code="timeout",
+            error=f"No complete answer {within}: the call may or may not exist. Check before "
+            "re-sending (retry --include-unknown).",
+        ),
+        ambiguous=True,
+    )
+
+
+def unwell(decision: Decision) -> bool:
+    """An answer that says the API is not working: none at all (a timeout, a refused or dropped
+    connection) or a 5xx."""
+    return decision.status is None or decision.status >= 500
+
+
+class Breaker:
+    """Opens after `threshold` unwell answers in a row (`unwell`), counted across every worker
+    in the order they come back; any other answer (2xx, 4xx, 429) closes the count again. Zero
+    turns it off. On opening it calls `trip` once, with the answer that opened it.
+
+    An API that is down turns every row sent into it into an `unknown` (a call that may exist)
+    or a burnt retry; stopping early leaves them `pending`, for `resume` once it is back.
+    """
+
+    __slots__ = ("_in_a_row", "_trip", "is_open", "threshold")
+
+    def __init__(self, threshold: int = 0, trip: Callable[[Decision], None] | None = None) -> None:
+        self.threshold = threshold
+        self.is_open = False
+        self._in_a_row = 0
+        self._trip = trip
+
+    def record(self, decision: Decision) -> None:
+        if self.threshold <= 0 or self.is_open:
+            return
+        if not unwell(decision):
+            self._in_a_row = 0
+            return
+        self._in_a_row += 1
+        if self._in_a_row >= self.threshold:
+            self.is_open = True
+            if self._trip is not None:
+                self._trip(decision)
+
+
 class RowLog(Protocol):
     """What the dispatcher needs of the sending pass around a row's first request."""
 
@@ -207,8 +304,17 @@ class RowLog(Protocol):
         ...
 
 
+def _bearer_token(client: httpx.AsyncClient) -> tuple[str, ...]:
+    """The API key the client sends, to blank it out of what servers say; kept nowhere else."""
+    _, _, token = client.headers.get("Authorization", "").partition(" ")
+    return (token.strip(),) if token.strip() else ()
+
+
 class Dispatcher:
-    """Sends rows through one shared gate; all retry decisions live here."""
+    """Sends rows through one shared gate; all retry decisions live here.
+
+    `timeout` bounds each request as a whole; `breaker` is shared by every worker of a pass.
+    """
 
     def __init__(
         self,
@@ -221,10 +327,15 @@ class Dispatcher:
         max_throttled: int = 50,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
+        timeout: float | None = None,
+        breaker: Breaker | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
     ) -> None:
         self._client = client
+        self._secrets = _bearer_token(client)
+        self._timeout = timeout
+        self._breaker = breaker or Breaker()
         self._gate = gate
         self._row_log = row_log
         self._retry_ambiguous = retry_ambiguous
@@ -248,28 +359,36 @@ class Dispatcher:
 
     async def send(self, job: Job) -> tuple[Result, int] | None:
         """Send until final. Returns the row's result and its total attempts, or None when the
-        pass was stopping before the row's first request could leave (it stays `pending`)."""
+        pass was stopping before the row's first request could leave (it stays `pending`).
+
+        Raises UnavailableError when the breaker opened while the row waited to be sent again
+        and nothing it sent can have been executed: the worker puts it back to `pending`."""
         attempts = job.attempts
-        failures = 0
-        throttled = 0
+        failures = throttled = 0
+        executed = False  # could any attempt so far have been executed?
         while True:
             attempts += 1
             exchange = await self._attempt(job, attempts, first=attempts == job.attempts + 1)
             if exchange is None:
                 return None
             decision, pause = exchange
+            self._breaker.record(decision)
+            executed = executed or not decision.retry
             if decision.throttled:
                 throttled += 1
-                if throttled <= self._max_throttled:
-                    # The gate already paused every worker; this row waits its turn.
-                    await self._sleep(pause or 0.0)
-                    continue
-                return decision.result, attempts
-            failures += 1
-            if self._should_retry(decision, failures):
-                await self._sleep(self._sleep_time(decision, failures))
-                continue
-            return decision.result, attempts
+                if throttled > self._max_throttled:
+                    return decision.result, attempts
+                delay = pause or 0.0  # the gate already paused every worker; this row waits
+            else:
+                failures += 1
+                if not self._should_retry(decision, failures):
+                    return decision.result, attempts
+                delay = self._sleep_time(decision, failures)
+            if self._breaker.is_open:
+                if executed:
+                    return decision.result, attempts
+                raise UnavailableError("The API looks unavailable; this row was never executed.")
+            await self._sleep(delay)
 
     async def _attempt(
         self, job: Job, attempts: int, *, first: bool
@@ -282,21 +401,7 @@ class Dispatcher:
                 if self._row_log.stopping:
                     return None
                 self._row_log.mark_sending(job.row, attempts)
-            try:
-                response = await self._client.post(
-                    ENDPOINT, json=job.body, headers={"Idempotency-Key": job.idempotency_key}
-                )
-            except httpx.HTTPError as exc:
-                if _tls_failure(exc):
-                    # Retrying cannot fix a certificate, and it may mean someone is in the
-                    # middle: stop the whole run, as for a 401.
-                    raise TlsError(
-                        f"The TLS certificate of {exc.request.url.host} did not verify "
-                        f"({_tls_failure(exc)}). Nothing was sent; unsent rows stay pending."
-                    ) from exc
-                decision = classify_error(exc)
-            else:
-                decision = classify(response)
+            decision = await self._exchange(job)
             pause = permit.learn(decision)
         if decision.status == 401:
             raise AuthError(
@@ -304,6 +409,26 @@ class Dispatcher:
                 "--api-key-file; unsent rows stay pending for `batchcall resume`."
             )
         return decision, pause
+
+    async def _exchange(self, job: Job) -> Decision:
+        """POST the row once, within the timeout, and classify what came back."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.post(
+                    ENDPOINT, json=job.body, headers={"Idempotency-Key": job.idempotency_key}
+                )
+        except TimeoutError:
+            return deadline_passed(self._timeout)
+        except httpx.HTTPError as exc:
+            if _tls_failure(exc):
+                # Retrying cannot fix a certificate, and it may mean someone is in the middle:
+                # stop the whole run, as for a 401.
+                raise TlsError(
+                    f"The TLS certificate of {exc.request.url.host} did not verify "
+                    f"({_tls_failure(exc)}). Nothing was sent; unsent rows stay pending."
+                ) from exc
+            return classify_error(exc)
+        return classify(response, secrets=self._secrets)
 
 
 # --- one sending pass ------------------------------------------------------------------------
@@ -359,54 +484,68 @@ class PassOutcome:
     requests: int  # requests the gate admitted, every attempt counted (the run's one count)
     throttled: int  # answers that were 429 (the gate's count too)
     limiter: dict[str, Any] | None  # what the gate learned; None when nothing could be sent
-    abort: AbortedError | None  # a 401 or a TLS failure that stopped the pass
-    interrupted: bool  # Ctrl-C or SIGTERM stopped the pass
+    abort: AbortedError | None  # a 401, a TLS failure or the open breaker that stopped the pass
+    interrupted: bool  # Ctrl-C, SIGTERM or SIGHUP stopped the pass
     # Anything else that ended the pass early (the input failing midway, the planning child
     # crashing): the runner raises it once the reports are written.
     error: BaseException | None
+    signal: str | None = None  # the first signal that stopped the pass: SIGINT, SIGTERM, SIGHUP
+
+
+# The signals that stop a pass cleanly. A scheduler's SIGTERM and a closed terminal's SIGHUP
+# get what Ctrl-C gets (reports written, the resume command printed); only the exit code,
+# 128 + the signal's number, tells them apart.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Stopper:
     """One stop for the whole pass, whoever asks for it.
 
-    A first Ctrl-C (or SIGTERM), or an abort, stops new rows from starting and lets those in
-    flight finish. A second Ctrl-C cancels those in flight too (`hard`); they become `unknown`.
+    A first Ctrl-C (or SIGTERM, or SIGHUP), or an abort, stops new rows from starting and lets
+    those in flight finish. A second signal cancels those in flight too (`hard`); they become
+    `unknown`. The first signal and the first abort are the ones reported.
     """
 
     def __init__(self, wake: asyncio.Event) -> None:
         self.stopping = False
-        self.interrupted = False
+        self.signal: str | None = None
         self.hard = False
         self.abort: AbortedError | None = None
         self._wake = wake
         self._tasks: Sequence[asyncio.Task[None]] = ()
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signal is not None
 
     def stop(self) -> None:
         self.stopping = True
         self._wake.set()  # a feeder waiting for the next chunk must stop instead
 
     def abort_with(self, exc: AbortedError) -> None:
-        self.abort = exc
+        if self.abort is None:
+            self.abort = exc
         self.stop()
 
-    def _on_signal(self) -> None:
+    def _on_signal(self, sig: signal.Signals) -> None:
         if self.stopping:
-            # Second Ctrl-C: stop waiting for in-flight requests; they become `unknown`.
+            # A second signal: stop waiting for in-flight requests; they become `unknown`.
             self.hard = True
             for task in self._tasks:
                 task.cancel()
-        self.interrupted = True
+        if self.signal is None:
+            self.signal = sig.name
         self.stop()
 
     @contextlib.contextmanager
     def on_signals(self, tasks: Sequence[asyncio.Task[None]]) -> Iterator[None]:
-        """Stop on SIGINT and SIGTERM while `tasks` run; a hard stop cancels them."""
+        """Stop on SIGINT, SIGTERM and SIGHUP while `tasks` run; a hard stop cancels them."""
         loop = asyncio.get_running_loop()
         self._tasks = tasks
         installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self._on_signal)
+                loop.add_signal_handler(sig, self._on_signal, sig)
                 installed.append(sig)
         try:
             yield
@@ -630,9 +769,13 @@ class Execution:
         tasks = [asyncio.create_task(loader.run())]
         if self._client is not None:
             row_log = _PassLog(self._journal, stopper, stats)
-            dispatcher = Dispatcher(
-                self._client, gate, row_log, retry_ambiguous=settings.retry_ambiguous
+            breaker = Breaker(
+                settings.breaker, lambda last: stopper.abort_with(_unavailable(settings, last))
             )
+            dispatcher = Dispatcher(
+                self._client, gate, row_log, retry_ambiguous=settings.retry_ambiguous,
+                timeout=settings.timeout, breaker=breaker,
+            )  # fmt: skip
             worker = _Worker(
                 self._journal, dispatcher, policy=self._policy, stopper=stopper, stats=stats,
                 display=display,
@@ -647,6 +790,7 @@ class Execution:
             abort=stopper.abort,
             interrupted=stopper.interrupted,
             error=error,
+            signal=stopper.signal,
         )
 
     def _sending(
@@ -684,6 +828,16 @@ class Execution:
                 if stopper.hard:
                     self._journal.recover()
         return error
+
+
+def _unavailable(settings: Settings, last: Decision) -> UnavailableError:
+    seen = f"HTTP {last.status}" if last.status is not None else last.result.error_code
+    return UnavailableError(
+        f"The API at {settings.base_url} looks unavailable: {settings.breaker} requests in a "
+        f"row got no clear answer (timeouts, 5xx or dropped connections; the last: {seen}). "
+        "No new row was started, and every row not sent stays pending (--breaker N sets how "
+        "many failures stop a run; 0 never stops)."
+    )
 
 
 def _log_row(row: int, result: Result) -> None:

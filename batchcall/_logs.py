@@ -11,9 +11,11 @@ phone, since both travel in headers and the body, never in the URL.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -44,12 +46,24 @@ class MaskingFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+class _RunLogHandler(logging.StreamHandler[TextIO]):
+    """run.log's handler. A write that fails for want of space raises to the code that logged,
+    as a journal write would, so the run stops with a clear exit instead of printing logging's
+    traceback and going on without its log."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        failure = sys.exc_info()[1]
+        if isinstance(failure, OSError) and failure.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise failure
+        super().handleError(record)
+
+
 @contextlib.contextmanager
 def run_logging(run_dir: Path, *, verbose: bool = False) -> Iterator[Path]:
     """Attach a run.log handler to the `batchcall` logger for the duration of a run."""
     path = Path(run_dir) / "run.log"
     stream = _open_log(path)
-    handler = logging.StreamHandler(stream)
+    handler = _RunLogHandler(stream)
     handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     loggers = [logging.getLogger("batchcall")]
@@ -66,7 +80,10 @@ def run_logging(run_dir: Path, *, verbose: bool = False) -> Iterator[Path]:
             logger.removeHandler(handler)
             logger.setLevel(level)
         handler.close()
-        stream.close()
+        # A full disk was reported by the write that failed; closing must not raise it again
+        # over whatever the run is ending with.
+        with contextlib.suppress(OSError):
+            stream.close()
 
 
 def _open_log(path: Path) -> TextIO:

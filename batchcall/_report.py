@@ -138,7 +138,8 @@ class Summary:
     counts        rows by outcome (the journal's states; a dry run says "valid" for "pending")
     errors        rows not scheduled, by error code
     exit_code     the process's exit code: 0 every row done, 1 some rows invalid, failed or
-                  unknown, 3 rows left unsent or aborted (401, TLS), 130 interrupted
+                  unknown, 3 rows left unsent or aborted (401, TLS, the breaker, a full
+                  disk), 130 interrupted (143 by SIGTERM, 129 by SIGHUP)
     started_at    when this pass started (UTC, ISO 8601, to the second)
     finished_at   when this pass ended (UTC, ISO 8601, to the second)
     seconds       how long this pass took

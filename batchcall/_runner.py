@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -30,13 +31,23 @@ import httpx
 
 from ._config import CHANGEABLE, SETTING_KEYS, Options, Settings, argument, read_api_key, resolve
 from ._dispatch import DEFAULT_WORKERS, Execution, PassOutcome, Progress, SendStats
-from ._errors import InputError, InterruptedRun, SameInputError, UsageError
+from ._errors import (
+    AbortedError,
+    BatchCallError,
+    DamagedJournalError,
+    DiskFullError,
+    InputError,
+    InterruptedRun,
+    SameInputError,
+    UsageError,
+    interruption,
+)
 from ._journal import Journal
 from ._load import Table, file_sha256, missing_outcome_columns, open_table
 from ._logs import run_logging
 from ._plan import plan
 from ._prepare import Plan, Prepared
-from ._report import Summary, summarise, write_reports
+from ._report import Summary, summarise, write_reports, write_summary
 from ._rundir import RunLock, private_dir
 from ._validate import Validator
 from ._version import __version__
@@ -121,7 +132,10 @@ def _client(
     return httpx.AsyncClient(
         base_url=settings.base_url,
         headers={"Authorization": f"Bearer {api_key}", "User-Agent": f"batchcall/{__version__}"},
-        timeout=httpx.Timeout(settings.timeout, connect=10.0),
+        # httpx's timeouts are per phase and per read; the dispatcher bounds each request as a
+        # whole by `settings.timeout`. A connect timeout shorter than that whole still says
+        # "nothing was sent", so that request can be retried safely.
+        timeout=httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)),
         limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
         transport=transport,
         verify=True,
@@ -153,30 +167,57 @@ async def _execute(
             planned.close()
         if client is not None:
             await client.aclose()
-    summary = _summary(command, run_dir, journal, outcome)
-    write_reports(run_dir, journal, summary.to_dict)
+    stop = _stop(command, run_dir, journal, outcome)
+    summary = _summary(command, run_dir, journal, outcome, stop)
+    _write_reports(run_dir, journal, summary)
     if progress:
         progress.close()
-    if outcome.error is not None:
-        raise outcome.error
-    if outcome.abort is not None:
-        raise type(outcome.abort)(str(outcome.abort), run_dir=str(run_dir))
-    if outcome.interrupted and command == "validate":
-        # A dry run cannot be resumed (`resume` refuses it), so the message must not offer it.
-        raise InterruptedRun(
-            f"Interrupted: validation stopped after {summary.total} rows and nothing was sent. "
-            f"The partial report is in {run_dir}; run `batchcall validate` again to check the "
-            "whole file."
-        )
-    if outcome.interrupted:
-        raise InterruptedRun(
-            f"Interrupted. The journal is intact; continue with: batchcall resume {run_dir}",
-            run_dir=str(run_dir),
-        )
+    if stop is not None:
+        raise stop
     return summary
 
 
-def _summary(command: str, run_dir: Path, journal: Journal, outcome: PassOutcome) -> Summary:
+def _stop(
+    command: str, run_dir: Path, journal: Journal, outcome: PassOutcome
+) -> BaseException | None:
+    """What the pass's end raises once the reports are written: None when it ran to the end."""
+    if outcome.error is not None:
+        if disk_full(outcome.error, run_dir):
+            return _disk_full_error(run_dir, outcome.error)
+        return outcome.error
+    if outcome.abort is not None:
+        return type(outcome.abort)(_then_resume(str(outcome.abort), run_dir), run_dir=str(run_dir))
+    if outcome.signal is None:
+        return None
+    kind = interruption(outcome.signal)
+    if command == "validate":
+        # A dry run cannot be resumed (`resume` refuses it), so the message must not offer it.
+        rows = sum(journal.counts().values())
+        return kind(
+            f"Interrupted ({outcome.signal}): validation stopped after {rows} rows and nothing "
+            f"was sent. The partial report is in {run_dir}; run `batchcall validate` again to "
+            "check the whole file."
+        )
+    return kind(
+        f"Interrupted ({outcome.signal}). The journal is intact; continue with: "
+        f"batchcall resume {run_dir}",
+        run_dir=str(run_dir),
+    )
+
+
+def _then_resume(message: str, run_dir: Path) -> str:
+    """The message, ending with the exact command that continues the run."""
+    command = f"batchcall resume {run_dir}"
+    return message if command in message else f"{message} Then continue with: {command}"
+
+
+def _summary(
+    command: str,
+    run_dir: Path,
+    journal: Journal,
+    outcome: PassOutcome,
+    stop: BaseException | None,
+) -> Summary:
     """The pass's summary; a stopped pass takes the exit code and message of its stop."""
     summary = summarise(
         command,
@@ -187,15 +228,107 @@ def _summary(command: str, run_dir: Path, journal: Journal, outcome: PassOutcome
         throttled=outcome.throttled,
         limiter=outcome.limiter,
     )
-    if outcome.abort is not None:
-        return dataclasses.replace(
-            summary, exit_code=outcome.abort.exit_code, message=str(outcome.abort)
-        )
-    if outcome.interrupted:
-        return dataclasses.replace(
-            summary, exit_code=InterruptedRun.exit_code, message="interrupted"
-        )
+    if isinstance(stop, AbortedError):
+        return dataclasses.replace(summary, exit_code=stop.exit_code, message=str(stop))
+    if isinstance(stop, InterruptedRun):
+        said = "interrupted" if outcome.signal == "SIGINT" else f"interrupted ({outcome.signal})"
+        return dataclasses.replace(summary, exit_code=stop.exit_code, message=said)
     return summary
+
+
+def _write_reports(run_dir: Path, journal: Journal, summary: Summary) -> None:
+    """The run's reports; on a full disk, what fits (summary.json is small), then the error."""
+    try:
+        write_reports(run_dir, journal, summary.to_dict)
+    except Exception as exc:
+        if not disk_full(exc, run_dir):
+            raise
+        with contextlib.suppress(Exception):
+            write_summary(run_dir, summary.to_dict())
+        unwritten = (
+            "results.csv and failed.csv could not be rewritten (they show the run as "
+            "last written; `batchcall status` reads the journal)."
+        )
+        raise _disk_full_error(run_dir, exc, also=unwritten) from exc
+
+
+# --- disk faults -----------------------------------------------------------------------------
+
+
+# Less free space than this, and an I/O error on the run directory's disk is the disk being full.
+NEARLY_FULL = 1 << 20
+
+
+def disk_full(exc: BaseException, where: Path) -> bool:
+    """Whether `exc` says the disk holding `where` is full: SQLite's SQLITE_FULL, ENOSPC or
+    EDQUOT, or an SQLite I/O error on a disk with almost no space left."""
+    if isinstance(exc, sqlite3.Error):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        # SQLite reports a WAL index it cannot grow as a disk I/O error, not as SQLITE_FULL.
+        return code == sqlite3.SQLITE_FULL or (
+            code == sqlite3.SQLITE_IOERR and _free(where) < NEARLY_FULL
+        )
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _free(where: Path) -> int:
+    try:
+        return shutil.disk_usage(where).free
+    except OSError:
+        return NEARLY_FULL
+
+
+def _disk_of(path: Path) -> str:
+    """The file system holding `path`, as `df` names it: its device, mount point and space."""
+    mount = path.resolve()
+    while not os.path.ismount(mount):
+        mount = mount.parent
+    device = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines():
+            fields = line.split()
+            if len(fields) > 1 and fields[1].replace("\\040", " ") == str(mount):
+                device = f"{fields[0]} "  # the last mount there is the one in use
+    return f"{device}mounted on {mount}, {_free(mount) // 1024} KiB free"
+
+
+def _disk_full_error(run_dir: Path, exc: BaseException, *, also: str = "") -> DiskFullError:
+    full = f"The disk holding {run_dir} is full ({_disk_of(run_dir)}; {exc})."
+    if not _recorded(run_dir):
+        return DiskFullError(
+            f"{full} The run stopped before it was recorded, so nothing was sent. Free some "
+            f"space, remove {run_dir}, and start the run again."
+        )
+    return DiskFullError(
+        f"{full} Sending stopped at once; no request left without its row journalled as "
+        f"sending first, and every row not sent stays pending. {also + ' ' if also else ''}"
+        "Free some space (or move the whole run directory, journal.sqlite-wal included, to a "
+        f"bigger disk), then continue with: batchcall resume {run_dir}",
+        run_dir=str(run_dir),
+    )
+
+
+def _recorded(run_dir: Path) -> bool:
+    """Whether the run's journal holds the run: what `resume` needs to continue it."""
+    try:
+        with Journal(run_dir / "journal.sqlite", readonly=True) as journal:
+            return journal.meta("run_id") is not None and journal.meta("settings") is not None
+    except (BatchCallError, sqlite3.Error, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def _disk_faults(run_dir: Path) -> Iterator[None]:
+    """A full disk anywhere in a run (journal, run.log, reports) ends it with DiskFullError,
+    exit 3, never a traceback."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:
+        if not disk_full(exc, run_dir):
+            raise
+        raise _disk_full_error(run_dir, exc) from exc
 
 
 # --- public API ------------------------------------------------------------------------------
@@ -318,6 +451,7 @@ def _start(
     transport: httpx.AsyncBaseTransport | None,
 ) -> Summary:
     with (
+        _disk_faults(run_dir),
         RunLock(run_dir, "validate" if dry_run else "run"),
         Journal(run_dir / "journal.sqlite", create=True) as journal,
         run_logging(run_dir, verbose=verbose),
@@ -377,8 +511,9 @@ def resume(
 ) -> Summary:
     """Continue an interrupted run: `sending` rows become `unknown`; only `pending` rows go.
 
-    The run keeps its own settings; `overrides` may change only `base_url`, `concurrency` and
-    `max_rate` (and `verbose`), and anything else raises UsageError. So for `retry`.
+    The run keeps its own settings; `overrides` may change only `base_url`, `breaker`,
+    `concurrency` and `max_rate` (and `verbose`), and anything else raises UsageError. So for
+    `retry`.
     """
     return _continue(
         "resume", Path(run_dir), api_key, api_key_file, progress, transport, overrides, requeue=()
@@ -420,9 +555,21 @@ def _continue(
     *,
     requeue: tuple[str, ...],
 ) -> Summary:
-    with Journal(run_dir / "journal.sqlite") as journal, RunLock(run_dir, command):
+    with (
+        _disk_faults(run_dir),
+        Journal(run_dir / "journal.sqlite") as journal,
+        RunLock(run_dir, command),
+    ):
         if journal.meta("dry_run"):
             raise UsageError(f"{run_dir} is a dry run (validate); start a real one with `run`.")
+        if journal.meta("run_id") is None or journal.meta("settings") is None:
+            # The run's first commit never made it (a full disk at its very start, say): no
+            # row was journalled, so none was sent.
+            raise DamagedJournalError(
+                f"{run_dir / 'journal.sqlite'} holds no run: it was never fully created (its "
+                f"disk filled up as it started?), so nothing was sent from it. Remove {run_dir} "
+                "and start the run again."
+            )
         settings, output = _reopen(journal, overrides)
         key = _key(api_key, api_key_file)
         with run_logging(run_dir, verbose=output.verbose):
@@ -469,7 +616,8 @@ def status(run_dir: str | os.PathLike[str]) -> Summary:
     """A run's counts by outcome and by error code, read from its journal, with the timings
     and rates of its last pass from summary.json."""
     path = Path(run_dir)
-    with Journal(path / "journal.sqlite") as journal:
+    # Read-only: status never writes to a run, and works on one it may not write to.
+    with Journal(path / "journal.sqlite", readonly=True) as journal:
         current = summarise("status", path, journal, SendStats())
     try:
         last = json.loads((path / "summary.json").read_text(encoding="utf-8"))

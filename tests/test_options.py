@@ -94,7 +94,7 @@ def test_resume_refuses_a_setting_a_run_cannot_change(finished_run: Path) -> Non
         batchcall.resume(finished_run, timeout=5, api_key="key")
     message = str(refused.value)
     assert "'timeout' cannot be changed" in message
-    assert "base_url, concurrency, max_rate and verbose" in message
+    assert "base_url, breaker, concurrency, max_rate and verbose" in message
     assert refused.value.exit_code == 2
     assert (finished_run / "summary.json").read_bytes() == summary
 

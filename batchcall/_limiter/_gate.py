@@ -72,6 +72,9 @@ class Gate:
         self._turn = asyncio.Lock()
         self._freed = asyncio.Event()
         self._latency: float | None = None
+        # The longest a request went without an answer before it gave up (a timeout), while no
+        # answer has come back yet: the latency is at least that.
+        self._unanswered = 0.0
         self._pause_until = -math.inf
         self._throttled = 0
         self._learner = Learner(min(max_rate, MAX_RATE) if max_rate else MAX_RATE)
@@ -117,10 +120,15 @@ class Gate:
         """Concurrency: rate × observed latency plus a small reserve, so a slow API keeps up."""
         if self._fixed_concurrency is not None:
             return self._fixed_concurrency
-        if self._latency is None:
-            return 1  # a cautious start: the first request goes alone and says how much is left
+        latency = self._latency
+        if latency is None:
+            if not self._unanswered:
+                return 1  # a cautious start: the first request goes alone, says what is left
+            # Nothing has answered, and requests are giving up: the cap opens as if they had
+            # answered that slowly, so a silent server's rows time out together, not one by one.
+            latency = self._unanswered
         rate = self._learner.rate(now)
-        return max(2, math.ceil(rate * self._latency * 1.5) + 2)
+        return max(2, math.ceil(rate * latency * 1.5) + 2)
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -146,6 +154,8 @@ class Gate:
                 )
             else:
                 learner.accepted(permit.seq, permit.sent_at, now, reply.remaining)
+        elif self._latency is None:
+            self._unanswered = max(self._unanswered, now - permit.sent_at)
         learner.read_window(now)
         return delay
 

@@ -9,7 +9,6 @@ inference ever touches a phone number.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import itertools
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _csvsafe as csvsafe
+from . import _encodings as encodings
 from ._config import Settings
 from ._errors import InputError
 from ._models import RESULT_COLUMNS, SourceRow
@@ -337,7 +337,8 @@ def _toml_key(name: str) -> str:
 
 
 def _text_records(path: Path, settings: Settings, suffix: str) -> Any:
-    encoding = _detect_encoding(path, settings.encoding)
+    _refuse_workbook(path)
+    encoding = encodings.detect(path, settings.encoding)
     delimiter = _sniff_delimiter(path, encoding, suffix)
     _check_structure(path, encoding, delimiter)
 
@@ -363,6 +364,21 @@ def _text_records(path: Path, settings: Settings, suffix: str) -> Any:
                 ) from exc
 
     return records
+
+
+def _refuse_workbook(path: Path) -> None:
+    """A workbook saved with a text name would decode as some code page; say what it is."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    for magic, what in _SHEET_MAGIC.items():
+        if head.startswith(magic):
+            raise InputError(
+                f"{path} looks binary, not text: it is {what} with a {path.suffix} name. "
+                "Rename it to its real type (.xlsx, .ods or .xls)."
+            )
 
 
 def _check_structure(path: Path, encoding: str, delimiter: str) -> None:
@@ -461,82 +477,6 @@ def _ends_inside_quote(path: Path, encoding: str, delimiter: str, start: int) ->
         except csv.Error as exc:
             return "unexpected end of data" in str(exc)
     return False
-
-
-def _detect_encoding(path: Path, explicit: str | None) -> str:
-    """`--encoding` if given; else UTF-8 (BOM or not) when the whole file decodes; else cp1252.
-
-    Whichever is picked, the whole file is decoded once here, so a bad byte far down stops the
-    run before a run directory exists rather than halfway through the calls.
-    """
-    if explicit:
-        try:
-            codecs.lookup(explicit)
-        except LookupError as exc:
-            raise InputError(
-                f"Unknown --encoding {explicit!r}; use a Python codec name such as utf-8, "
-                "cp1252 or latin-1."
-            ) from exc
-        _check_decodes(path, explicit, hint="Check the --encoding.")
-        return explicit
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
-            for magic, what in _SHEET_MAGIC.items():
-                if head.startswith(magic):
-                    raise InputError(
-                        f"{path} looks binary, not text: it is {what} with a "
-                        f"{path.suffix} name. Rename it to its real type (.xlsx, .ods or .xls)."
-                    )
-            if head.startswith(codecs.BOM_UTF8):
-                _check_decodes(
-                    path, "utf-8-sig", hint="It starts with a UTF-8 BOM but is damaged further on."
-                )
-                return "utf-8-sig"
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    # A cp1252 file is usually valid UTF-8 for thousands of rows before its first accent, so
-    # the whole file is checked.
-    if _first_bad_byte(path, "utf-8") is None:
-        return "utf-8"
-    _check_decodes(
-        path,
-        "cp1252",
-        hint="Is it a binary file? If it is text in another encoding, pass --encoding.",
-    )
-    return "cp1252"
-
-
-def _check_decodes(path: Path, encoding: str, *, hint: str) -> None:
-    bad = _first_bad_byte(path, encoding)
-    if bad is not None:
-        offset, byte = bad
-        raise InputError(
-            f"{path} is not {encoding} text: byte 0x{byte:02x} at offset {offset} does not "
-            f"decode. {hint}"
-        )
-
-
-def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int] | None:
-    """Where the file first fails to decode as `encoding`, or None; at disk speed."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    offset = 0
-    try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(_CHUNK_BYTES):
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as exc:
-                    # exc.object is the decoder's held-back bytes followed by this chunk.
-                    held = len(exc.object) - len(chunk)
-                    return offset - held + exc.start, exc.object[exc.start]
-                offset += len(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return offset, 0
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    return None
 
 
 def _sniff_delimiter(path: Path, encoding: str, suffix: str) -> str:

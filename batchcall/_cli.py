@@ -107,6 +107,11 @@ INPUT_OPTIONS = [
     ),
     _flag("allow-duplicates", "Send rows repeating an earlier phone, script and time."),
     click.option(
+        "--multi-phone",
+        type=click.Choice(["reject", "first"]),
+        help="A phone cell with several numbers: reject the row (default) or call the first.",
+    ),
+    click.option(
         "--calling-window", help="au-telemarketing, au-research, us-tcpa, ca-crtc or a spec."
     ),
     click.option("--holidays", help="Holiday calendar for a custom window, e.g. AU-NSW."),

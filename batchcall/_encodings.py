@@ -219,13 +219,15 @@ def _legacy(path: Path, not_utf8: tuple[int, int] | None) -> str:
     pool = [r for r in clean if set(r.codecs) & WESTERN.keys()] or clean
     if any(_RARE_WESTERN.intersection(r.text) for r in pool):
         pool = clean  # Turkish "ş" and Baltic "Š" read as cp1252's Icelandic "þ" and "Ð"
-    if len(pool) > 1:
-        _score_chaos(sample, pool)
-        cleanest = min(r.chaos for r in pool)
-        pool = [r for r in pool if r.chaos <= cleanest + _CHAOS_TIE]
-    if len(pool) > 1:
+    if len(pool) == 1:
+        return pool[0].codec
+    _score_chaos(sample, pool)
+    cleanest = min(r.chaos for r in pool)
+    best = [r for r in pool if r.chaos <= cleanest + _CHAOS_TIE]
+    if len(best) > 1:
+        # Every clean reading is shown, the messier ones too: the user knows their names.
         raise InputError(_ambiguous(path, pool))
-    return pool[0].codec
+    return best[0].codec
 
 
 def sample_non_ascii(path: Path) -> bytes:

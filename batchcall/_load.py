@@ -696,8 +696,10 @@ def _sniff_delimiter(path: Path, encoding: str, suffix: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"Cannot read {path}: {exc}.") from exc
     if "\x00" in sample:
+        line = _line_of(path, encoding, sample.index("\x00"))
         raise InputError(
-            f"{path} looks binary, not text (is it a spreadsheet saved with a {suffix} name?)."
+            f"{path} looks binary, not text: it holds a NUL byte on line {line} (is it a "
+            f"spreadsheet saved with a {suffix} name?)."
         )
     lines = sample.splitlines()
     if len(sample) == _SNIFF_CHARS and len(lines) > 1:

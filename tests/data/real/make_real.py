@@ -37,7 +37,7 @@ def _padded(header: list[str], values: dict[str, str]) -> list[str]:
     return [values.get(name, "") for name in header]
 
 
-# --- Google Contacts: "Google CSV", UTF-8 without BOM ----------------------------------------------
+# --- Google Contacts: "Google CSV", UTF-8 without BOM ---------------------------------------------
 
 GOOGLE_HEADER = [
     "First Name", "Middle Name", "Last Name", "Phonetic First Name", "Phonetic Middle Name",
@@ -77,7 +77,7 @@ def google_contacts() -> None:
     (HERE / "google_contacts.csv").write_bytes(text.encode("utf-8"))
 
 
-# --- Outlook: File > Export > Comma Separated Values, the ANSI code page (cp1252) -------------------
+# --- Outlook: File > Export > Comma Separated Values, the ANSI code page (cp1252) -----------------
 
 OUTLOOK_HEADER = [
     "Title", "First Name", "Middle Name", "Last Name", "Suffix", "Company", "Department",
@@ -122,7 +122,7 @@ def outlook() -> None:
     (HERE / "outlook.csv").write_bytes(_csv(rows, quote_all=True).encode("cp1252"))
 
 
-# --- Salesforce: Data Export (weekly export's Contact.csv), UTF-8, API names -----------------------
+# --- Salesforce: Data Export (weekly export's Contact.csv), UTF-8, API names ----------------------
 
 SALESFORCE_HEADER = [
     "Id", "IsDeleted", "MasterRecordId", "AccountId", "LastName", "FirstName", "Salutation",
@@ -158,7 +158,7 @@ def salesforce_data_export() -> None:
     (HERE / "salesforce_contact.csv").write_bytes(text.encode("utf-8"))
 
 
-# --- Salesforce: a report's "Export" as CSV (Details Only), ISO-8859-1, with its footer -------------
+# --- Salesforce: a report's "Export" as CSV (Details Only), ISO-8859-1, with its footer -----------
 
 
 def salesforce_report() -> None:
@@ -279,7 +279,7 @@ def excel_mac() -> None:
     (HERE / "excel_mac.csv").write_bytes(_csv(rows, eol="\r").encode("mac_roman"))
 
 
-# --- LibreOffice Calc: .ods; Google Sheets: File > Download > .xlsx --------------------------------
+# --- LibreOffice Calc: .ods; Google Sheets: File > Download > .xlsx -------------------------------
 
 
 def libreoffice_ods() -> None:

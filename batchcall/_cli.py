@@ -96,7 +96,7 @@ INPUT_OPTIONS = [
     click.option("--timezone", help="IANA zone for times written without an offset."),
     click.option("--date-format", help="strftime format for non-ISO times, e.g. %d/%m/%Y %H:%M."),
     click.option("--sheet", help="Worksheet name (spreadsheets; default: the first sheet)."),
-    click.option("--encoding", help="Text encoding of a CSV (default: UTF-8, else cp1252)."),
+    click.option("--encoding", help="Text encoding of a CSV (default: detected, or stop)."),
     click.option(
         "--column",
         "columns",

@@ -4,7 +4,26 @@ CSV, TSV and TXT are read with the csv module, record by record, so a million-ro
 in memory and the first row is ready at once. Spreadsheets (XLSX, XLSM, XLS, ODS) go through
 pandas' calamine engine with `dtype=object`, which hands us the cell values as Excel stored them
 (int, float, datetime, str); `_cell_text` turns each into the text a person sees, so no type
-inference ever touches a phone number.
+inference ever touches a phone number. A text file's encoding is decided first, and never
+guessed silently (see `_encodings`).
+
+Headers are matched to fields in three steps, each documented where it lives:
+
+1. `normalise_header`: the BOM and NBSP go, the name is trimmed, camelCase and API names are
+   split into words (`FirstName`, `MobilePhone`), Salesforce's custom-field suffix `__c` is
+   dropped (`Call_Time__c`), and case, spaces, `-` and `_` stop mattering.
+2. `field_for`: the CRM shapes of a name. Google's `Phone 1 - Value` is `phone 1`, a leading
+   record word goes (Pipedrive's `Person - Phone - Mobile` is `phone mobile`), and `<name> 1`
+   is `<name>`: the first of numbered columns is the contact's; `Phone 2 - Value` is another
+   number and is not taken.
+3. `ALIASES`: the names that mean each field. A phone labelled for another line (`Home Phone`,
+   `Business Phone`, `Person - Phone - Work`) is not the phone. Two columns that both mean one
+   field stop the run, naming both; no column for the phone stops it too, naming the columns
+   whose first `PHONE_SAMPLE_ROWS` rows hold phone numbers and the `--column` that picks one.
+
+A Salesforce report export ends with lines that are not contacts ("Grand Totals (N records)",
+"Confidential Information - Do Not Distribute", the copyright): `find_footer` finds them at the
+end of the file, they are not read, and a warning says so.
 """
 
 from __future__ import annotations

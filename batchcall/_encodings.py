@@ -124,9 +124,10 @@ def detect(path: Path, explicit: str | None) -> str:
         return utf16
     # A cp1252 file is usually valid UTF-8 for thousands of rows before its first accent, so
     # the whole file is checked.
-    if first_bad_byte(path, "utf-8") is None:
+    not_utf8 = first_bad_byte(path, "utf-8")
+    if not_utf8 is None:
         return "utf-8"
-    codec = _legacy(path, first_bad_byte(path, "utf-8"))
+    codec = _legacy(path, not_utf8)
     check_decodes(path, codec, hint=f"It read as {codec} up to here; pass --encoding.")
     return codec
 
@@ -206,7 +207,7 @@ class Reading:
         return self.codecs[0]
 
 
-def _legacy(path: Path, not_utf8: tuple[int, int] | None) -> str:
+def _legacy(path: Path, not_utf8: tuple[int, int]) -> str:
     """The one legacy code page whose reading of the file is clean, or an `InputError`.
 
     `not_utf8` is where the file stopped being UTF-8, for the message when nothing reads it.
@@ -419,11 +420,9 @@ def _ambiguous(path: Path, pool: list[Reading]) -> str:
     )
 
 
-def _no_reading(path: Path, readings: list[Reading], not_utf8: tuple[int, int] | None) -> str:
+def _no_reading(path: Path, readings: list[Reading], not_utf8: tuple[int, int]) -> str:
     known = ", ".join(["UTF-16", *CANDIDATES])
-    where = ""
-    if not_utf8 is not None:
-        where = f" (byte 0x{not_utf8[1]:02x} at offset {not_utf8[0]} does not decode)"
+    where = f" (byte 0x{not_utf8[1]:02x} at offset {not_utf8[0]} does not decode)"
     example = ""
     if readings and readings[0].broken:
         example = f"; as {readings[0].codec} it would read {readings[0].broken[0]!r}"

@@ -96,7 +96,7 @@ INPUT_OPTIONS = [
     click.option("--timezone", help="IANA zone for times written without an offset."),
     click.option("--date-format", help="strftime format for non-ISO times, e.g. %d/%m/%Y %H:%M."),
     click.option("--sheet", help="Worksheet name (spreadsheets; default: the first sheet)."),
-    click.option("--encoding", help="Text encoding of a CSV (default: UTF-8, else cp1252)."),
+    click.option("--encoding", help="Text encoding of a CSV (default: detected, or stop)."),
     click.option(
         "--column",
         "columns",
@@ -106,6 +106,11 @@ INPUT_OPTIONS = [
         help="Map a field to an input column, e.g. --column phone_number=Mobile.",
     ),
     _flag("allow-duplicates", "Send rows repeating an earlier phone, script and time."),
+    click.option(
+        "--multi-phone",
+        type=click.Choice(["reject", "first"]),
+        help="A phone cell with several numbers: reject the row (default) or call the first.",
+    ),
     click.option(
         "--calling-window", help="au-telemarketing, au-research, us-tcpa, ca-crtc or a spec."
     ),

@@ -48,6 +48,8 @@ class Settings(BaseModel):
     timezone: str | None = None
     date_format: str | None = None
     allow_duplicates: bool = False
+    # A phone cell holding several numbers: reject the row, or call the first valid one.
+    multi_phone: Literal["reject", "first"] = "reject"
     # calling windows
     calling_window: str | None = None
     holidays: str | None = None

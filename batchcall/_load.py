@@ -4,24 +4,47 @@ CSV, TSV and TXT are read with the csv module, record by record, so a million-ro
 in memory and the first row is ready at once. Spreadsheets (XLSX, XLSM, XLS, ODS) go through
 pandas' calamine engine with `dtype=object`, which hands us the cell values as Excel stored them
 (int, float, datetime, str); `_cell_text` turns each into the text a person sees, so no type
-inference ever touches a phone number.
+inference ever touches a phone number. A text file's encoding is decided first, and never
+guessed silently (see `_encodings`).
+
+Headers are matched to fields in three steps, each documented where it lives:
+
+1. `normalise_header`: the BOM and NBSP go, the name is trimmed, camelCase and API names are
+   split into words (`FirstName`, `MobilePhone`), Salesforce's custom-field suffix `__c` is
+   dropped (`Call_Time__c`), and case, spaces, `-` and `_` stop mattering.
+2. `field_for`: the CRM shapes of a name. Google's `Phone 1 - Value` is `phone 1`, a leading
+   record word goes (Pipedrive's `Person - Phone - Mobile` is `phone mobile`), and `<name> 1`
+   is `<name>`: the first of numbered columns is the contact's; `Phone 2 - Value` is another
+   number and is not taken.
+3. `ALIASES`: the names that mean each field. A phone labelled for another line (`Home Phone`,
+   `Business Phone`, `Person - Phone - Work`) is not the phone. Two columns that both mean one
+   field stop the run, naming both; no column for the phone stops it too, naming the columns
+   whose first `PHONE_SAMPLE_ROWS` rows hold phone numbers and the `--column` that picks one.
+
+A Salesforce report export ends with lines that are not contacts ("Grand Totals (N records)",
+"Confidential Information - Do Not Distribute", the copyright): `find_footer` finds them at the
+end of the file, they are not read, and a warning says so.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import itertools
 import re
+import shlex
 import zipfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import phonenumbers
 
 from . import _csvsafe as csvsafe
+from . import _encodings as encodings
 from ._config import Settings
 from ._errors import InputError
 from ._models import RESULT_COLUMNS, SourceRow
@@ -30,11 +53,25 @@ TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 SHEET_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
 DELIMITERS = (",", ";", "\t", "|")
 
-# Canonical field -> the header names that mean it, in normalised form (see `normalise_header`).
+# Canonical field -> the header names that mean it, in normalised form (see `normalise_header`
+# and `field_for`). Only a phone that is the contact's own number is here: a column labelled
+# for another line (Home, Business, Work, Other, Fax) is never taken for it.
 ALIASES: dict[str, tuple[str, ...]] = {
-    "phone_number": ("phone number", "phone", "mobile", "tel"),
-    "first_name": ("first name", "firstname", "given name"),
-    "last_name": ("last name", "surname", "family name"),
+    "phone_number": (
+        "phone number",
+        "phone",
+        "mobile",
+        "tel",
+        "telephone",
+        "mobile phone",
+        "phone mobile",
+        "mobile number",
+        "mobile phone number",
+        "cell",
+        "cell phone",
+    ),
+    "first_name": ("first name", "firstname", "given name", "forename"),
+    "last_name": ("last name", "lastname", "surname", "family name"),
     "scheduled_time": ("scheduled time", "scheduled at", "call time"),
     "timezone": ("timezone", "time zone"),
     "from_number": ("from number",),
@@ -48,6 +85,14 @@ _ALIAS_TO_FIELD = {alias: name for name, aliases in ALIASES.items() for alias in
 _RESULTS_MARKERS = frozenset({"row", "outcome", "call id", "error code", "phone e164"})
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
+# camelCase and API names: a word starts at a capital after a small letter or digit
+# (FirstName), or at the last capital of a run followed by a small letter (HTTPServer).
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_CUSTOM_FIELD = re.compile(r"__c$", re.IGNORECASE)  # Salesforce's suffix of custom fields
+# A first word naming the record, as CRMs prefix their columns ("Person - Phone - Mobile").
+_RECORD_WORDS = frozenset({"person", "contact", "lead"})
+# How many rows are looked at for phone numbers when no header names the phone column.
+PHONE_SAMPLE_ROWS = 50
 _SNIFF_CHARS = 64 * 1024
 _CHUNK_BYTES = 1 << 20
 # The csv module's default cap is 128 KiB a cell; a CRM notes column can hold more. The cap stays
@@ -75,9 +120,25 @@ _SHEET_MAGIC = {b"PK\x03\x04": "an XLSX or ODS workbook", b"\xd0\xcf\x11\xe0": "
 
 
 def normalise_header(name: str) -> str:
-    """The form headers are matched in: no BOM/NBSP, trimmed, lower case, `-`/`_`/space alike."""
-    cleaned = name.replace("\ufeff", "").replace("\xa0", " ").strip().lower()
-    return _SEPARATORS.sub(" ", cleaned)
+    """The form headers are matched in: no BOM/NBSP, trimmed, camelCase split into words,
+    Salesforce's `__c` dropped, lower case, `-`/`_`/space alike."""
+    cleaned = name.replace("\ufeff", "").replace("\xa0", " ").strip()
+    cleaned = _CAMEL.sub(" ", _CUSTOM_FIELD.sub("", cleaned)).lower()
+    return _SEPARATORS.sub(" ", cleaned).strip()
+
+
+def field_for(normalised: str) -> str | None:
+    """The field a normalised header names, after the CRM rules of the module docstring:
+    `<name> N - Value` is `<name> N`, a leading record word goes, and `<name> 1` is `<name>`
+    (the first of numbered columns; the second and later ones are other numbers)."""
+    words = normalised.split()
+    if len(words) >= 3 and words[-1] == "value" and words[-2].isdigit():
+        words.pop()
+    if len(words) >= 2 and words[0] in _RECORD_WORDS:
+        words.pop(0)
+    if len(words) >= 2 and words[-1] == "1":
+        words.pop()
+    return _ALIAS_TO_FIELD.get(" ".join(words))
 
 
 # Normalised outcome column -> its name in RESULT_COLUMNS.
@@ -117,6 +178,8 @@ class Table:
     _keep: list[int] = field(repr=False)  # indexes of the pass-through columns in a raw record
     _prior: dict[str, int] = field(repr=False)  # outcome column -> index in a raw record
     has_rows: bool = True  # False when nothing but blank records follow the header
+    # Index (from the top of the file) of the first record of a report footer, which is not read.
+    _footer_at: int | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[SourceRow]:
         """Yield each non-blank record after the header, trimmed and padded to the header width.
@@ -125,9 +188,10 @@ class Table:
         line under the header in the user's spreadsheet.
         """
         records = self._records()
+        kept = records if self._footer_at is None else itertools.islice(records, self._footer_at)
         try:
-            _skip_to_header(records)
-            yield from self._rows(records)
+            _skip_to_header(kept)
+            yield from self._rows(kept)
         finally:
             close = getattr(records, "close", None)
             if close is not None:
@@ -170,17 +234,17 @@ def open_table(path: Path, settings: Settings) -> Table:
                 f"--sheet {settings.sheet!r} was given, but {path} is a text file ({suffix}), "
                 "which has no sheets. Drop --sheet, or give the workbook itself."
             )
-        records = _text_records(path, settings, suffix)
+        source = _text_source(path, settings, suffix)
     elif suffix in SHEET_SUFFIXES:
-        records = _sheet_records(path, settings)
+        source = _sheet_source(path, settings)
     else:
         raise InputError(
             f"Unsupported input file type {suffix or '(none)'!r} for {path}. "
             "Use CSV, TSV, TXT, XLSX, XLSM, XLS or ODS."
         )
-    first = records()
+    first = source.records()
     try:
-        raw_header = _skip_to_header(first)
+        header_at, raw_header = _find_header(first)
         # Looked at now so that a run can refuse a header without rows before it makes a
         # run directory.
         has_rows = raw_header is not None and _skip_to_header(first) is not None
@@ -190,16 +254,87 @@ def open_table(path: Path, settings: Settings) -> Table:
             close()
     if raw_header is None:
         raise InputError(f"{path} has no header row: the file is empty.")
-    table = _map_columns(path, [cell.strip() for cell in raw_header], settings, records)
+    header = [cell.strip() for cell in raw_header]
+    table = _map_columns(path, header, settings, source.records)
     table.has_rows = has_rows
+    table.warnings[:0] = source.notes
+    if source.footer is not None and source.footer.at > header_at:
+        table._footer_at = source.footer.at
+        table.warnings.append(source.footer.warning(header_at))
     return table
 
 
-def _skip_to_header(records: Iterator[list[str]]) -> list[str] | None:
-    for record in records:
+def _find_header(records: Iterator[list[str]]) -> tuple[int, list[str] | None]:
+    """The first non-blank record, and its index from the top."""
+    for index, record in enumerate(records):
         if any(cell.strip() for cell in record):
-            return record
-    return None
+            return index, record
+    return -1, None
+
+
+def _skip_to_header(records: Iterator[list[str]]) -> list[str] | None:
+    return _find_header(records)[1]
+
+
+class _Source(NamedTuple):
+    """An input's records on demand (each call starts from the top), and what to say of it."""
+
+    records: Callable[[], Iterator[list[str]]]
+    footer: Footer | None = None
+    notes: tuple[str, ...] = ()  # warnings about how it was read
+
+
+# --- report footers -----------------------------------------------------------------------------
+
+# The lines Salesforce writes under a report's rows (Lightning: "Grand Totals (N records)";
+# Classic: the report's name, the copyright, the notice, "Generated By: ..." and the company).
+_FOOTER_MARKER = re.compile(
+    r"grand totals? \(\d[\d,.]* records?\)|confidential information - do not distribute"
+    r"|copyright (?:\(c\)|©) ?\d{4}(?:-\d{4})? salesforce\.com",
+    re.IGNORECASE,
+)
+FOOTER_TAIL = 16  # records at the end of a file looked at for a footer
+
+
+@dataclass(frozen=True)
+class Footer:
+    """A report footer at the end of a file: where it starts, and its lines' text."""
+
+    at: int  # index of its first record, counting every record from the top of the file
+    lines: tuple[str, ...]
+
+    def warning(self, header_at: int) -> str:
+        shown = ", ".join(repr(line) for line in self.lines[:3])
+        more = f" and {len(self.lines) - 3} more" if len(self.lines) > 3 else ""
+        return (
+            f"Skipped the report footer at the end of the file (from row {self.at - header_at}: "
+            f"{shown}{more}): it is not a contact, and nothing in it is called."
+        )
+
+
+def find_footer(tail: Iterable[tuple[int, list[str]]]) -> Footer | None:
+    """A Salesforce report footer at the end of the records in `tail` (index, record), if any.
+
+    It is the run of blank and one-cell records that ends the file, from its first blank one,
+    holding at least one of the lines only that footer has. Data rows above the first blank
+    stay rows, even when they hold one cell.
+    """
+    run: list[tuple[int, str]] = []
+    for index, record in reversed(list(tail)):
+        cells = [cell.strip() for cell in record]
+        first = cells[0] if cells else ""
+        if any(cells[1:]) and not _FOOTER_MARKER.match(first):
+            break
+        run.append((index, first))
+    run.reverse()
+    blanks = [i for i, (_, text) in enumerate(run) if not text]
+    if not blanks:
+        return None
+    run = run[blanks[0] :]
+    lines = tuple(text for _, text in run if text)
+    if not any(_FOOTER_MARKER.match(line) for line in lines):
+        return None
+    return Footer(run[0][0], lines)
 
 
 # --- columns ------------------------------------------------------------------------------------
@@ -219,6 +354,8 @@ def _map_columns(path: Path, raw: list[str], settings: Settings, records: Any) -
     columns = _Columns(path, header, [normalised[i] for i in keep])
     columns.map_explicitly(settings.columns)
     columns.match_aliases()
+    if "phone_number" not in columns.fields:
+        raise InputError(_no_phone(path, header, _sample_rows(records, keep), settings))
     warnings: list[str] = []
     if columns.unknown:
         warnings.append(
@@ -284,7 +421,7 @@ class _Columns:
         for index, name in enumerate(self.normalised):
             if index in self.taken:
                 continue
-            target = _ALIAS_TO_FIELD.get(name)
+            target = field_for(name)
             written = self.header[index].strip()
             if target is not None and target in self.fields:
                 self.unknown.append(written)  # the mapping picked another column
@@ -298,13 +435,6 @@ class _Columns:
                     _two_columns(self.path, target, self.header, indexes[0], indexes[1])
                 )
             self.fields[target] = indexes[0]
-        if "phone_number" not in self.fields:
-            looked_for = ", ".join(repr(a) for a in ALIASES["phone_number"])
-            raise InputError(
-                f"{self.path} has no phone column. Columns found: {self.found}. Looked for a "
-                f"header named {looked_for} (any case, with spaces, '-' or '_'), or set "
-                "phone_number in the [columns] mapping of batchcall.toml."
-            )
 
     def _as_object(self, written: str, index: int) -> bool:
         type_, dot, attr = written.partition(".")
@@ -324,9 +454,91 @@ class _Columns:
 def _two_columns(path: Path, target: str, header: list[str], first: int, second: int) -> str:
     return (
         f"{path} has two columns for {target}: {header[first]!r} and {header[second]!r}. "
-        f"batchcall does not guess which one to use: pick one in batchcall.toml, e.g.\n"
+        f"batchcall does not guess which one to use: pick one with "
+        f"{_column_option(target, header[first])}, or in batchcall.toml, e.g.\n"
         f'  [columns]\n  {_toml_key(target)} = "{header[first]}"'
     )
+
+
+def _column_option(target: str, column: str) -> str:
+    """The `--column` option that maps `target` to `column`, quoted for a shell."""
+    return f"--column {shlex.quote(f'{target}={column}')}"
+
+
+def _sample_rows(records: Callable[[], Iterator[list[str]]], keep: list[int]) -> list[list[str]]:
+    """The first `PHONE_SAMPLE_ROWS` non-blank rows under the header, in header order."""
+    opened = records()
+    try:
+        _skip_to_header(opened)
+        rows = (r for r in opened if any(cell.strip() for cell in r))
+        sample = list(itertools.islice(rows, PHONE_SAMPLE_ROWS))
+    finally:
+        close = getattr(opened, "close", None)
+        if close is not None:
+            close()
+    return [[r[i].strip() if i < len(r) else "" for i in keep] for r in sample]
+
+
+def _no_phone(path: Path, header: list[str], rows: list[list[str]], settings: Settings) -> str:
+    """Why no column was taken for phones, and, when some column holds them, how to pick it."""
+    looked_for = ", ".join(repr(a) for a in ALIASES["phone_number"])
+    found = ", ".join(repr(h) for h in header) or "(none)"
+    message = (
+        f"{path} has no phone column. Columns found: {found}. Looked for a header named "
+        f"{looked_for} (any case, with spaces, '-' or '_', camelCase, 'Person - ' or ' 1 - "
+        "Value' around it)."
+    )
+    region = _region_hint(settings)
+    counts = []
+    for index, name in enumerate(header):
+        filled = [row[index] for row in rows if row[index]]
+        phones = sum(1 for cell in filled if _looks_like_phone(cell, region))
+        if filled and phones * 2 >= len(filled):
+            counts.append((phones, len(filled), name))
+    if not counts:
+        return message + " Set phone_number with --column or in the [columns] mapping."
+    shown = ", ".join(f"{name!r} ({phones} of {filled} filled)" for phones, filled, name in counts)
+    best = max(counts, key=lambda c: c[0])[2]
+    return (
+        f"{message} These columns hold phone numbers in the first {len(rows)} rows: {shown}. "
+        f"To call the numbers in {best!r}, run again with\n  "
+        f"{_column_option('phone_number', best)}\n"
+        f'or set phone_number = "{best}" under [columns] in batchcall.toml.'
+    )
+
+
+# Loose on purpose: a cell that could be one or several phone numbers, extensions included.
+_PHONE_SHAPE = re.compile(r"[\d\s+().\-/,;:#xXet]+")
+_DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}")
+
+
+def _looks_like_phone(cell: str, region: str | None) -> bool:
+    """Whether a cell holds a phone number: valid for phonenumbers, or, without a region to
+    read national numbers in, shaped like one (7 to 15 digits, no date)."""
+    first = re.split(r":::|[,;\n]", cell, maxsplit=1)[0].strip()
+    if not _PHONE_SHAPE.fullmatch(cell) or _DATE_LIKE.search(cell):
+        return False
+    try:
+        number = phonenumbers.parse(first, region)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is not None and phonenumbers.is_valid_number(number):
+        return True
+    return region is None and 7 <= sum(c.isdigit() for c in first) <= 15
+
+
+def _region_hint(settings: Settings) -> str | None:
+    """--region, else the country of --from-number: what the validator will read numbers in."""
+    if settings.region:
+        return settings.region.strip().upper()
+    if settings.from_number:
+        try:
+            number = phonenumbers.parse(settings.from_number, None)
+        except phonenumbers.NumberParseException:
+            return None
+        region = phonenumbers.region_code_for_number(number)
+        return None if region in (None, "ZZ", "001") else region
+    return None
 
 
 def _toml_key(name: str) -> str:
@@ -336,10 +548,17 @@ def _toml_key(name: str) -> str:
 # --- text files ---------------------------------------------------------------------------------
 
 
-def _text_records(path: Path, settings: Settings, suffix: str) -> Any:
-    encoding = _detect_encoding(path, settings.encoding)
+def _text_source(path: Path, settings: Settings, suffix: str) -> _Source:
+    _refuse_workbook(path)
+    encoding = encodings.detect(path, settings.encoding)
     delimiter = _sniff_delimiter(path, encoding, suffix)
-    _check_structure(path, encoding, delimiter)
+    footer = _check_structure(path, encoding, delimiter)
+    notes: tuple[str, ...] = ()
+    if not settings.encoding and encoding in encodings.CANDIDATES:
+        notes = (
+            f"{path.name} is not UTF-8; it was read as {encodings.describe(encoding)}. If "
+            "names look wrong in results.csv, pass the right --encoding.",
+        )
 
     def records() -> Iterator[list[str]]:
         # newline="" lets the csv module see quoted line breaks and CRLF as the writer meant them.
@@ -362,10 +581,25 @@ def _text_records(path: Path, settings: Settings, suffix: str) -> Any:
                     f"Cannot read {path} at line {reader.line_num}: {exc}{hint}."
                 ) from exc
 
-    return records
+    return _Source(records, footer, notes)
 
 
-def _check_structure(path: Path, encoding: str, delimiter: str) -> None:
+def _refuse_workbook(path: Path) -> None:
+    """A workbook saved with a text name would decode as some code page; say what it is."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    for magic, what in _SHEET_MAGIC.items():
+        if head.startswith(magic):
+            raise InputError(
+                f"{path} looks binary, not text: it is {what} with a {path.suffix} name. "
+                "Rename it to its real type (.xlsx, .ods or .xls)."
+            )
+
+
+def _check_structure(path: Path, encoding: str, delimiter: str) -> Footer | None:
     """Read the whole file once, before anything is sent, for what would silently lose rows.
 
     The csv module is forgiving: a quote that is never closed turns every later line into one
@@ -374,15 +608,18 @@ def _check_structure(path: Path, encoding: str, delimiter: str) -> None:
     `MAX_CELL_CHARS` stops the run, naming the line where it began; so does a quote still open
     at the end of the file, a NUL anywhere, or a line over `MAX_LINE_CHARS` (found in plain
     text chunks, so a 200 MB line of tiny cells never reaches the csv parser).
+
+    The same pass keeps the last records, to find a report footer (`find_footer`).
     """
     _check_text(path, encoding)
     limit = csv.field_size_limit(MAX_CELL_CHARS)
     try:
-        last = _check_records(path, encoding, delimiter)
+        last, tail = _check_records(path, encoding, delimiter)
     finally:
         csv.field_size_limit(limit)
     if last is not None and _ends_inside_quote(path, encoding, delimiter, last):
         raise InputError(_unclosed(path, last))
+    return find_footer(tail)
 
 
 def _check_text(path: Path, encoding: str) -> None:
@@ -426,23 +663,30 @@ def _line_of(path: Path, encoding: str, position: int) -> int:
     return line
 
 
-def _check_records(path: Path, encoding: str, delimiter: str) -> int | None:
-    """Every record's span; returns the line where the last record began (None: no record)."""
+def _check_records(
+    path: Path, encoding: str, delimiter: str
+) -> tuple[int | None, list[tuple[int, list[str]]]]:
+    """Every record's span. Returns the line where the last record began (None: no record),
+    and the last `FOOTER_TAIL` records with their indexes."""
+    tail: deque[list[str]] = deque(maxlen=FOOTER_TAIL)
+    count = 0
     with path.open(encoding=encoding, newline="", errors="strict") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         start, last = 1, None
         try:
-            for _ in reader:
+            for record in reader:
                 if reader.line_num - start >= MAX_RECORD_LINES:
                     raise InputError(_unclosed(path, start))
                 last, start = start, reader.line_num + 1
+                tail.append(record)
+                count += 1
         except UnicodeDecodeError as exc:
             raise InputError(f"Cannot read {path} as {encoding} text: {exc}.") from exc
         except csv.Error as exc:
             if "field limit" in str(exc):
                 raise InputError(_unclosed(path, start)) from exc
             raise InputError(f"Cannot read {path} at line {reader.line_num}: {exc}.") from exc
-    return last
+    return last, list(enumerate(tail, count - len(tail)))
 
 
 def _unclosed(path: Path, line: int) -> str:
@@ -469,82 +713,6 @@ def _ends_inside_quote(path: Path, encoding: str, delimiter: str, start: int) ->
     return False
 
 
-def _detect_encoding(path: Path, explicit: str | None) -> str:
-    """`--encoding` if given; else UTF-8 (BOM or not) when the whole file decodes; else cp1252.
-
-    Whichever is picked, the whole file is decoded once here, so a bad byte far down stops the
-    run before a run directory exists rather than halfway through the calls.
-    """
-    if explicit:
-        try:
-            codecs.lookup(explicit)
-        except LookupError as exc:
-            raise InputError(
-                f"Unknown --encoding {explicit!r}; use a Python codec name such as utf-8, "
-                "cp1252 or latin-1."
-            ) from exc
-        _check_decodes(path, explicit, hint="Check the --encoding.")
-        return explicit
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
-            for magic, what in _SHEET_MAGIC.items():
-                if head.startswith(magic):
-                    raise InputError(
-                        f"{path} looks binary, not text: it is {what} with a "
-                        f"{path.suffix} name. Rename it to its real type (.xlsx, .ods or .xls)."
-                    )
-            if head.startswith(codecs.BOM_UTF8):
-                _check_decodes(
-                    path, "utf-8-sig", hint="It starts with a UTF-8 BOM but is damaged further on."
-                )
-                return "utf-8-sig"
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    # A cp1252 file is usually valid UTF-8 for thousands of rows before its first accent, so
-    # the whole file is checked.
-    if _first_bad_byte(path, "utf-8") is None:
-        return "utf-8"
-    _check_decodes(
-        path,
-        "cp1252",
-        hint="Is it a binary file? If it is text in another encoding, pass --encoding.",
-    )
-    return "cp1252"
-
-
-def _check_decodes(path: Path, encoding: str, *, hint: str) -> None:
-    bad = _first_bad_byte(path, encoding)
-    if bad is not None:
-        offset, byte = bad
-        raise InputError(
-            f"{path} is not {encoding} text: byte 0x{byte:02x} at offset {offset} does not "
-            f"decode. {hint}"
-        )
-
-
-def _first_bad_byte(path: Path, encoding: str) -> tuple[int, int] | None:
-    """Where the file first fails to decode as `encoding`, or None; at disk speed."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    offset = 0
-    try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(_CHUNK_BYTES):
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as exc:
-                    # exc.object is the decoder's held-back bytes followed by this chunk.
-                    held = len(exc.object) - len(chunk)
-                    return offset - held + exc.start, exc.object[exc.start]
-                offset += len(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return offset, 0
-    except OSError as exc:
-        raise InputError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    return None
-
-
 def _sniff_delimiter(path: Path, encoding: str, suffix: str) -> str:
     """Pick the delimiter that splits the first lines into the same, largest number of cells."""
     try:
@@ -553,8 +721,10 @@ def _sniff_delimiter(path: Path, encoding: str, suffix: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"Cannot read {path}: {exc}.") from exc
     if "\x00" in sample:
+        line = _line_of(path, encoding, sample.index("\x00"))
         raise InputError(
-            f"{path} looks binary, not text (is it a spreadsheet saved with a {suffix} name?)."
+            f"{path} looks binary, not text: it holds a NUL byte on line {line} (is it a "
+            f"spreadsheet saved with a {suffix} name?)."
         )
     lines = sample.splitlines()
     if len(sample) == _SNIFF_CHARS and len(lines) > 1:
@@ -661,7 +831,7 @@ def _column_letters(number: int) -> str:
     return letters
 
 
-def _sheet_records(path: Path, settings: Settings) -> Any:
+def _sheet_source(path: Path, settings: Settings) -> _Source:
     import pandas as pd  # deferred: pandas costs ~0.5 s to import, and CSV runs never need it
 
     _check_workbook(path)
@@ -691,7 +861,8 @@ def _sheet_records(path: Path, settings: Settings) -> Any:
     def records() -> Iterator[list[str]]:
         return iter(rows)
 
-    return records
+    start = max(len(rows) - FOOTER_TAIL, 0)
+    return _Source(records, find_footer(enumerate(rows[start:], start)))
 
 
 def _sheet_hint(path: Path) -> str:

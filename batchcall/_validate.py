@@ -32,6 +32,17 @@ _DAMAGED = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+|\+?\d+[.,]\d+")
 # What a phone cell may hold. Letters are refused: phonenumbers would read `1-800-FLOWERS` or an
 # `ext.` and dial something the sheet did not spell out.
 _PHONE_CHARS = re.compile(r"[0-9+()\-./\s]+")
+# A cell a CRM filled with several numbers: Google's " ::: ", a comma, semicolon, bar, slash or
+# line break between them. Each part must be number-like (`_NUMBER_DIGITS` digits or more),
+# so "089/123456" (a slash inside one number) stays one number.
+_MULTI_SEPARATOR = re.compile(r"\s*(?::::|[,;|/\n\r])\s*")
+_NUMBER_DIGITS = 6
+# A number followed by an extension: "x123", "ext. 5", RFC 3966's ";ext=5", "#5".
+_EXTENSION = re.compile(
+    r"(?P<number>.*?\d[\s)]*?)\s*(?:[,;]?\s*(?:ext(?:ension|n)?\.?|x)\s*:?|;ext=|#)\s*"
+    r"(?P<ext>\d{1,7})",
+    re.IGNORECASE,
+)
 _SLASH_DATE = re.compile(r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}\b")
 _DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 _ISO_EXAMPLE = "2030-03-02 09:30 or 2030-03-02T09:30:00+10:00"
@@ -89,6 +100,7 @@ class Validator:
             self.from_number = parsed
         self.script_id = (settings.script_id or "").strip() or None
         self.policy = _window_policy(settings)
+        self.first_of_many = settings.multi_phone == "first"
         # Campaign files repeat a handful of times over thousands of rows, and `now` is fixed
         # for this validator, so a time cell's answer is worked out once.
         self._when = lru_cache(maxsize=65536)(self._when_uncached)
@@ -184,7 +196,9 @@ class Validator:
         )
 
     def _phone(self, raw: str, from_number: str) -> tuple[str | None, _Problem | None]:
-        return _normalise_phone(raw, self.region or _region_of(from_number))
+        return _normalise_phone(
+            raw, self.region or _region_of(from_number), first_of_many=self.first_of_many
+        )
 
     def _when_uncached(
         self, raw: str, zone_name: str
@@ -220,8 +234,15 @@ class Validator:
         return when, when.strftime(_UTC_FORMAT), None
 
 
-def _normalise_phone(raw: str, region: str | None) -> tuple[str | None, _Problem | None]:
-    """The E.164 form of a phone cell, or its row error."""
+def _normalise_phone(
+    raw: str, region: str | None, *, first_of_many: bool = False
+) -> tuple[str | None, _Problem | None]:
+    """The E.164 form of a phone cell, or its row error.
+
+    The fast path is one parse of a cell of phone characters. Only a cell that fails it is
+    looked at again for an extension or several numbers (`_unusual_phone`), so valid rows pay
+    nothing for those checks.
+    """
     if not raw:
         return None, ("missing_phone", "The phone cell is empty; fill it or delete the row.")
     if _DAMAGED.fullmatch(raw):
@@ -230,23 +251,79 @@ def _normalise_phone(raw: str, region: str | None) -> tuple[str | None, _Problem
             f"Phone {raw!r} looks like a number Excel damaged (scientific notation or a "
             "fraction), so its digits are lost; retype it, and format the column as Text.",
         )
-    if not _PHONE_CHARS.fullmatch(raw):
-        return None, (
-            "invalid_phone",
-            f"Phone {raw!r} is not a phone number: it may hold only digits, spaces, "
-            "+ ( ) - . /; extensions and letters cannot be dialled.",
-        )
+    if _PHONE_CHARS.fullmatch(raw):
+        e164 = _e164(raw, region)
+        if e164 is not None:
+            return e164, None
+    return _unusual_phone(raw, region, first_of_many)
+
+
+def _e164(raw: str, region: str | None) -> str | None:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not is_valid_number(number):
-        if region is None and not raw.startswith("+"):
-            hint = "write it with its country code (+CC …) or pass --region"
-        else:
-            hint = f"check its digits (read with default region {region})"
-        return None, ("invalid_phone", f"Phone {raw!r} is not a valid number; {hint}.")
-    return phonenumbers.format_number(number, _E164), None
+        return None
+    if not is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, _E164)
+
+
+def _unusual_phone(
+    raw: str, region: str | None, first_of_many: bool
+) -> tuple[str | None, _Problem | None]:
+    """The error of a phone cell that is not one plain valid number, or with --multi-phone
+    first, the first valid number of several."""
+    extension = _EXTENSION.fullmatch(raw)
+    if extension is not None and _PHONE_CHARS.fullmatch(extension["number"]):
+        base = _e164(extension["number"], region)
+        if base is not None:
+            return None, (
+                "phone_extension",
+                f"Phone {raw!r} carries extension {extension['ext']}, which the API cannot "
+                f"dial; it would ring {base} only. Move the extension to another column, or "
+                "give the person's direct number.",
+            )
+    parts = [part for part in _MULTI_SEPARATOR.split(raw) if part]
+    if len(parts) > 1 and all(_number_like(part) for part in parts):
+        return _several(raw, parts, region, first_of_many)
+    if not _PHONE_CHARS.fullmatch(raw):
+        letters = "; letters cannot be dialled" if any(c.isalpha() for c in raw) else ""
+        return None, (
+            "invalid_phone",
+            f"Phone {raw!r} is not a phone number: it may hold only digits, spaces, "
+            f"+ ( ) - . /{letters}.",
+        )
+    if region is None and not raw.startswith("+"):
+        hint = "write it with its country code (+CC …) or pass --region"
+    else:
+        hint = f"check its digits (read with default region {region})"
+    return None, ("invalid_phone", f"Phone {raw!r} is not a valid number; {hint}.")
+
+
+def _number_like(part: str) -> bool:
+    return bool(_PHONE_CHARS.fullmatch(part)) and sum(c.isdigit() for c in part) >= _NUMBER_DIGITS
+
+
+def _several(
+    raw: str, parts: list[str], region: str | None, first_of_many: bool
+) -> tuple[str | None, _Problem | None]:
+    valid = [e164 for part in parts if (e164 := _e164(part, region)) is not None]
+    listed = ", ".join(repr(part) for part in parts)
+    if first_of_many and valid:
+        return valid[0], None
+    if first_of_many:
+        return None, (
+            "invalid_phone",
+            f"Phone cell {raw!r} holds {len(parts)} numbers ({listed}), and none is valid.",
+        )
+    if valid:
+        advice = f"Keep one in the cell, or pass --multi-phone first to call {valid[0]}."
+    else:
+        advice = "None of them is a valid number."
+    return None, (
+        "multiple_phones",
+        f"Phone cell {raw!r} holds {len(parts)} numbers ({listed}); a row calls one. {advice}",
+    )
 
 
 # --- phone validity, fast ---------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_phone_is_sent_in_e164(tmp_path: Path, cell: str, options: dict, e164: s
         ("429069971.0", "damaged_phone"),
         ("12345", "invalid_phone"),
         ("1-800-FLOWERS", "invalid_phone"),
-        ("0429069971 ext 12", "invalid_phone"),
+        ("0429069971 ext 12", "phone_extension"),
         ("call me", "invalid_phone"),
         ("+999 1234 5678", "invalid_phone"),
     ],

@@ -69,5 +69,9 @@ def test_kill_9_mid_run_then_resume_calls_everyone_at_most_once(make_sandbox, tm
             assert by_id[row["call_id"]]["phone_number"] == row["phone_e164"]
     for phone in called:
         assert outcome[phone]["outcome"] in ("scheduled", "unknown"), outcome[phone]
+    # Unknown only where the call may exist: in flight at a kill, or an ambiguous answer. How
+    # many were in flight at each kill depends on the machine's load, so the share is loose.
+    maybe = {"interrupted", "server_error", "connection_lost", "timeout", "unreadable_response"}
+    assert all(r["error_code"] in maybe for r in rows if r["outcome"] == "unknown"), rows
     scheduled = sum(r["outcome"] == "scheduled" for r in rows)
-    assert scheduled >= 330, (Counter(r["outcome"] for r in rows), len(calls))
+    assert scheduled >= 280, (Counter(r["outcome"] for r in rows), len(calls))

@@ -275,7 +275,8 @@ def test_ctrl_c_during_validate_exits_130_without_offering_resume(tmp_path):
     assert out == ""
     (message,) = err.splitlines()
     stopped = re.fullmatch(
-        r"batchcall: Interrupted: validation stopped after (\d+) rows and nothing was sent\. "
+        r"batchcall: Interrupted \(SIGINT\): validation stopped after (\d+) rows and nothing was "
+        r"sent\. "
         r"The partial report is in dry; run `batchcall validate` again to check the whole file\.",
         message,
     )

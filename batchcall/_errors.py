@@ -6,7 +6,8 @@
     │       └── SameInputError     exit 2: this file was already run in the reports directory
     ├── AbortedError               exit 3: the run stopped early (401, fatal), rows left pending
     │   ├── AuthError              exit 3: the API rejected the key
-    │   └── TlsError               exit 3: the server's certificate did not verify
+    │   ├── TlsError               exit 3: the server's certificate did not verify
+    │   └── LedgerError            exit 3: the contact ledger could not be read or written
     └── InterruptedRun             exit 130: Ctrl-C; the journal is intact
 
 The CLI turns these into a message and an exit code; the runner never prints.
@@ -55,6 +56,11 @@ class AuthError(AbortedError):
 
 class TlsError(AbortedError):
     """The server's TLS certificate did not verify; retrying cannot help."""
+
+
+class LedgerError(AbortedError):
+    """The contact ledger could not be read or written mid-run: no row may be sent unchecked,
+    so the run stops sending and leaves the rest pending (exit 3)."""
 
 
 class InterruptedRun(BatchCallError):

@@ -17,7 +17,7 @@ import click
 
 from ._config import CHANGEABLE, Options, Output, resolve
 from ._errors import AbortedError, BatchCallError, InterruptedRun
-from ._journal import FAILED_STATES
+from ._journal import FAILED_STATES, SKIPPED_STATES
 from ._report import COUNT_ORDER
 from ._version import __version__
 
@@ -47,6 +47,12 @@ def _columns(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
             raise click.BadParameter(f"{value!r} is not FIELD=COLUMN, e.g. phone_number=Mobile")
         mapping[field.strip()] = column.strip()
     return mapping or None
+
+
+def _listed(ctx: click.Context, param: click.Parameter, values: tuple[Any, ...]) -> Any:
+    # A repeatable option given no times is "not given", so batchcall.toml or the environment
+    # can still set it.
+    return list(values) or None
 
 
 def _refuse_key(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -131,8 +137,41 @@ BREAKER_HELP = (
     "(default 10; 0 never stops); the rest stay pending for resume."
 )
 
+LEDGER_OPTIONS = [
+    click.option(
+        "--ledger",
+        metavar="PATH|URL",
+        help="The contact ledger: a SQLite file or postgresql://... (default: ledger.sqlite in "
+        "your user state directory).",
+    ),
+    click.option("--team", help="The team's name in the ledger (default: a key fingerprint)."),
+    _flag("allow-repeat", "Call again a phone, script and time already in the ledger."),
+    click.option(
+        "--repeat-window",
+        metavar="PERIOD",
+        help="A row with no time repeats a call within this of now (default 24h).",
+    ),
+    click.option(
+        "--max-calls",
+        multiple=True,
+        callback=_listed,
+        metavar="N/PERIOD",
+        help="At most N calls to a phone in any PERIOD, e.g. 3/24h (repeatable).",
+    ),
+    click.option(
+        "--suppress",
+        multiple=True,
+        callback=_listed,
+        type=click.Path(path_type=Path),
+        metavar="FILE",
+        help="Never call the numbers in FILE (repeatable; an unreadable list stops the run).",
+    ),
+]
+
+BASE_URL_OPTION = click.option("--base-url", help="API base URL (default https://api.voxworks.ai).")
+
 SEND_OPTIONS = [
-    click.option("--base-url", help="API base URL (default https://api.voxworks.ai)."),
+    BASE_URL_OPTION,
     *KEY_OPTIONS,
     click.option("--concurrency", type=int, help="Most requests in flight (default: adaptive)."),
     click.option("--max-rate", type=float, help="Hard ceiling in requests/second."),
@@ -159,10 +198,10 @@ def format_summary(data: dict[str, Any]) -> str:
     lines = [f"batchcall {data['command']}: {data['total']} rows in {data['seconds']:.1f}s"]
     for state in COUNT_ORDER:
         if data["counts"].get(state):
-            lines.append(f"  {state:<10} {data['counts'][state]:>8}")
+            lines.append(f"  {state:<18} {data['counts'][state]:>8}")
     if data["errors"]:
         lines.append("  errors by code:")
-        lines += [f"    {code:<24} {n:>6}" for code, n in sorted(data["errors"].items())]
+        lines += [f"    {code:<22} {n:>6}" for code, n in sorted(data["errors"].items())]
     if data.get("requests"):
         rate = f", {data['rate']}/s" if data.get("rate") else ""
         lines.append(f"  requests {data['requests']}, 429s {data['throttled']}{rate}")
@@ -171,6 +210,8 @@ def format_summary(data: dict[str, Any]) -> str:
     lines.append(f"    results.csv   {data['results_csv']}")
     if any(data["counts"].get(s) for s in FAILED_STATES):
         lines.append(f"    to fix:       {data['failed_csv']}")
+    if data.get("skipped_csv") and any(data["counts"].get(s) for s in SKIPPED_STATES):
+        lines.append(f"    skipped:      {data['skipped_csv']}")
     lines.append(f"    summary.json  {run_dir / 'summary.json'}")
     lines.append(f"    run.log       {run_dir / 'run.log'}")
     if data.get("message"):
@@ -287,7 +328,9 @@ class _Group(click.Group):
 
     command_class = _Command
     LAZY: ClassVar[dict[str, tuple[str, str]]] = {
-        "sandbox": ("batchcall.sandbox._cli", "sandbox_command")
+        "sandbox": ("batchcall.sandbox._cli", "sandbox_command"),
+        "suppress": ("batchcall._ledger_cli", "suppress"),
+        "ledger": ("batchcall._ledger_cli", "ledger"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -314,7 +357,11 @@ class _Group(click.Group):
                 formatter.write_dl(rows)
 
 
-LAZY_HELP = {"sandbox": "Run a local server that behaves like the Voxworks API."}
+LAZY_HELP = {
+    "sandbox": "Run a local server that behaves like the Voxworks API.",
+    "suppress": "The team's suppression list: numbers batchcall never calls.",
+    "ledger": "The team's record of every call placed, across runs and machines.",
+}
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -322,8 +369,9 @@ LAZY_HELP = {"sandbox": "Run a local server that behaves like the Voxworks API."
 def main() -> None:
     """Schedule a Voxworks call for every row of a spreadsheet.
 
-    Resumable (a journal records every row), duplicate-safe (nobody is called twice by
-    accident) and rate-adaptive (the API's limit is learned and used in full).
+    Resumable (a journal records every row), duplicate-safe (a team-wide ledger keeps anyone
+    from being called twice, or too often, across runs and machines) and rate-adaptive (the
+    API's limit is learned and used in full).
 
     Exit codes: 0 all scheduled, 1 some rows not, 2 bad input or options (nothing sent),
     3 aborted (a wrong key, the API unavailable, a full disk; rows stay pending), 130
@@ -337,8 +385,12 @@ def main() -> None:
 
 @main.command(epilog=EXAMPLE_RUN)
 @click.argument("input", type=click.Path(path_type=Path))
-@_apply(INPUT_OPTIONS + SEND_OPTIONS + OUTPUT_OPTIONS)
-@_flag("force", "Run even though this exact file was already run in the reports directory.")
+@_apply(INPUT_OPTIONS + LEDGER_OPTIONS + SEND_OPTIONS + OUTPUT_OPTIONS)
+@_flag(
+    "force",
+    "Run even though this exact file was already run in the reports directory; implies "
+    "--allow-repeat.",
+)
 @_flag("only-failed", "Input is a results.csv: send only its failed rows.")
 @_flag("include-unknown", "With --only-failed, also send rows whose outcome is unknown.")
 @click.option("--sandbox", is_flag=True, help="Start an embedded sandbox API and run against it.")
@@ -382,19 +434,26 @@ Examples:
 """
 )
 @click.argument("input", type=click.Path(path_type=Path))
-@_apply(INPUT_OPTIONS + OUTPUT_OPTIONS)
+# validate sends nothing, but the key and API (when given) say whose ledger team it checks.
+@_apply(INPUT_OPTIONS + LEDGER_OPTIONS + [BASE_URL_OPTION, *KEY_OPTIONS] + OUTPUT_OPTIONS)
 def validate(input: Path, **options: Any) -> None:
     """Dry run: read and check INPUT, write the run directory and report, send nothing.
 
     INPUT may be a results.csv or failed.csv that batchcall wrote: its outcome columns are
-    ignored and its rows are checked again. Exit code 1 when any row is invalid.
+    ignored and its rows are checked again. The contact ledger is read, never written: rows
+    it would skip show as suppressed, already_scheduled or frequency_capped. Exit code 1 when
+    any row is invalid.
     """
     from . import _runner as runner
 
     settings, output = _options(_split(options))
     summary = _guard(
         lambda: runner.validate(
-            input, settings=settings, progress=_bar(output, "rows"), verbose=output.verbose
+            input,
+            settings=settings,
+            api_key_file=output.api_key_file,
+            progress=_bar(output, "rows"),
+            verbose=output.verbose,
         ),
         output,
     )
@@ -408,6 +467,11 @@ CONTINUE_OPTIONS = [
     click.option("--concurrency", type=int, help="Most requests in flight."),
     click.option("--max-rate", type=float, help="Hard ceiling in requests/second."),
     click.option("--breaker", type=int, metavar="N", help=BREAKER_HELP),
+    click.option(
+        "--ledger",
+        metavar="PATH|URL",
+        help="The run's ledger, if it moved or its URL had a password (never stored).",
+    ),
     *OUTPUT_OPTIONS,
 ]
 

@@ -20,11 +20,19 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ._errors import UsageError
 
@@ -72,6 +80,49 @@ class Settings(BaseModel):
     # re-runs
     only_failed: bool = False
     include_unknown: bool = False
+    # the contact ledger (`batchcall._ledger`): who the team has called, across runs
+    ledger: str | None = None  # a SQLite file, sqlite:///PATH or postgresql://...; None: default
+    team: str | None = None  # None: the fingerprint of the API key
+    allow_repeat: bool = False
+    repeat_window: timedelta = timedelta(hours=24)
+    max_calls: list[str] = Field(default_factory=list)  # caps as written: "3/24h"
+    suppress: list[Path] = Field(default_factory=list)
+
+    @field_validator("ledger", "team", mode="after")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else value.strip()
+
+    @field_validator("team", mode="after")
+    @classmethod
+    def _team_name(cls, value: str | None) -> str | None:
+        from ._ledger import check_team  # deferred: the ledger package imports this module
+
+        return None if value is None else _usage_to_value(check_team, value)
+
+    @field_validator("repeat_window", mode="before")
+    @classmethod
+    def _period(cls, value: Any) -> Any:
+        # "24h" as a cap's period is written; pydantic reads what the journal stores (PT24H).
+        if isinstance(value, str) and not value.strip().upper().startswith("P"):
+            from ._ledger import parse_period
+
+            return _usage_to_value(parse_period, value)
+        return value
+
+    @field_validator("max_calls", "suppress", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | Path) else value
+
+    @field_validator("max_calls", mode="after")
+    @classmethod
+    def _caps(cls, value: list[str]) -> list[str]:
+        from ._ledger import parse_cap
+
+        for cap in value:
+            _usage_to_value(parse_cap, cap)
+        return value
 
     @model_validator(mode="after")
     def _window_options_need_a_window(self) -> Settings:
@@ -83,8 +134,22 @@ class Settings(BaseModel):
         return self
 
     def recorded(self) -> dict[str, Any]:
-        """The settings as stored in the journal (they hold no secret)."""
-        return self.model_dump(mode="json")
+        """The settings as stored in the journal: they hold no secret, so a ledger URL's
+        password is masked (resume asks for the URL again, or finds it in ~/.pgpass)."""
+        data = self.model_dump(mode="json")
+        if self.ledger is not None and "://" in self.ledger:
+            from ._ledger._open import redact
+
+            data["ledger"] = redact(self.ledger)
+        return data
+
+
+def _usage_to_value(check: Callable[[str], Any], value: str) -> Any:
+    """`check(value)`, its UsageError turned into the ValueError pydantic reports."""
+    try:
+        return check(value)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class Output(BaseModel):
@@ -106,11 +171,15 @@ class Output(BaseModel):
 OUTPUT_KEYS = frozenset({"json", "quiet", "verbose", "api_key_file"})
 SETTING_KEYS = frozenset(Settings.model_fields)
 # What resume and retry may change: where the API is, how fast to send, and when to give up on
-# it. Anything else would send the rest of a run differently from its first part.
-CHANGEABLE = frozenset({"base_url", "breaker", "concurrency", "max_rate"})
+# it. Anything else would send the rest of a run differently from its first part. The ledger's
+# location too: a URL's password is never stored, and a ledger may move.
+CHANGEABLE = frozenset({"base_url", "breaker", "concurrency", "ledger", "max_rate"})
 # Options given in batchcall.toml that name files are read relative to that file, so a job can
 # run `batchcall --config /etc/batchcall/nightly.toml` from any working directory.
-PATH_KEYS = frozenset({"api_key_file", "reports_dir", "out"})
+PATH_KEYS = frozenset({"api_key_file", "reports_dir", "out", "suppress", "ledger"})
+# Options given more than once on the command line, and how the environment separates them:
+# BATCHCALL_MAX_CALLS=3/24h,7/7d and BATCHCALL_SUPPRESS=dnc.csv:optouts.txt (as PATH does).
+LIST_KEYS = {"max_calls": ",", "suppress": os.pathsep}
 
 
 def find_config(
@@ -155,9 +224,19 @@ def read_config(path: Path | None) -> dict[str, Any]:
             f"{known}, and a [columns] table."
         )
     for key in PATH_KEYS & set(out):
-        if isinstance(out[key], str):
-            out[key] = path.parent / Path(out[key]).expanduser()
+        out[key] = _relative_to(path.parent, out[key], keep=key == "ledger")
     return out
+
+
+def _relative_to(directory: Path, value: Any, *, keep: bool) -> Any:
+    """A path written in a config file, read relative to that file; URLs stay as they are.
+    `keep` keeps the value a string (the ledger option holds a path or a URL)."""
+    if isinstance(value, list):
+        return [_relative_to(directory, v, keep=keep) for v in value]
+    if not isinstance(value, str) or "://" in value:
+        return value
+    found = directory / Path(value).expanduser()
+    return str(found) if keep else found
 
 
 def _env_columns(value: str) -> dict[str, str]:
@@ -182,7 +261,12 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
         value = environ.get(variable)
         if value in (None, ""):
             continue
-        out[name] = (_env_columns(value) if name == "columns" else value, variable)
+        if name == "columns":
+            out[name] = (_env_columns(value), variable)
+        elif name in LIST_KEYS:
+            out[name] = ([v.strip() for v in value.split(LIST_KEYS[name]) if v.strip()], variable)
+        else:
+            out[name] = (value, variable)
     return out
 
 

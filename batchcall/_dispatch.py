@@ -22,6 +22,8 @@ server's messages are stored with the client's API key blanked out, should a ser
 - `_feed` streams the journal's `pending` rows to a queue;
 - `_Worker` re-checks a timeless row's calling window (`windows.recheck`), sends the row
   through the `Dispatcher` and records its result;
+- `_PassLog` is the dispatcher's `RowLog`: just before a row's first request leaves it
+  reserves the call in the contact ledger (`guard.Guard`), then commits `sending`;
 - `Stopper` turns Ctrl-C, SIGTERM and aborts (401, TLS) into one stop;
 - `SendStats` times the pass, and the gate counts its requests and 429s.
 So the first request leaves long before a big file is fully read, and memory does not grow with
@@ -48,7 +50,8 @@ import httpx
 from pydantic import ValidationError
 
 from ._config import Settings
-from ._errors import AbortedError, AuthError, TlsError, UnavailableError
+from ._errors import AbortedError, AuthError, LedgerError, TlsError, UnavailableError
+from ._guard import Guard, Skipped
 from ._journal import FINAL, Job, Journal, Result
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
@@ -299,8 +302,12 @@ class RowLog(Protocol):
         """True once the pass is stopping: no new row may leave."""
         ...
 
-    def mark_sending(self, row: int, attempts: int) -> None:
-        """Commit that the row is about to leave (the journal's `pending -> sending`)."""
+    def mark_sending(self, job: Job, attempts: int) -> None:
+        """Commit that the row is about to leave (the journal's `pending -> sending`).
+
+        It may first refuse the row, raising `guard.Skipped` (the row is never sent), or move
+        the call's time, setting `job.body["scheduled_time"]`, which this attempt and every
+        retry of the row send."""
         ...
 
 
@@ -400,7 +407,7 @@ class Dispatcher:
                 # meanwhile starts nothing, and `sending` is committed before a byte leaves.
                 if self._row_log.stopping:
                     return None
-                self._row_log.mark_sending(job.row, attempts)
+                self._row_log.mark_sending(job, attempts)
             decision = await self._exchange(job)
             pause = permit.learn(decision)
         if decision.status == 401:
@@ -555,19 +562,29 @@ class Stopper:
 
 
 class _PassLog:
-    """The dispatcher's `RowLog` in a pass: the journal, the pass's stop, and its timing."""
+    """The dispatcher's `RowLog` in a pass: the ledger's reservation, the journal, the pass's
+    stop, and its timing."""
 
-    def __init__(self, journal: Journal, stopper: Stopper, stats: SendStats) -> None:
+    def __init__(
+        self, journal: Journal, stopper: Stopper, stats: SendStats, guard: Guard | None
+    ) -> None:
         self._journal = journal
         self._stopper = stopper
         self._stats = stats
+        self._guard = guard
 
     @property
     def stopping(self) -> bool:
         return self._stopper.stopping
 
-    def mark_sending(self, row: int, attempts: int) -> None:
-        self._journal.mark_sending(row, attempts)
+    def mark_sending(self, job: Job, attempts: int) -> None:
+        if self._guard is not None:
+            # Inside the permit: the gate's wait may have been long, and a number suppressed
+            # meanwhile must be honoured. The reservation is committed before `sending`, so a
+            # crash between the two leaves a reserved call whose row is pending, which resume
+            # releases.
+            self._guard.reserve(job)
+        self._journal.mark_sending(job.row, attempts)
         self._stats.sent()
 
 
@@ -672,6 +689,7 @@ class _Worker:
         stopper: Stopper,
         stats: SendStats,
         display: _Display,
+        guard: Guard | None = None,
     ) -> None:
         self._journal = journal
         self._dispatcher = dispatcher
@@ -679,6 +697,7 @@ class _Worker:
         self._stopper = stopper
         self._stats = stats
         self._display = display
+        self._guard = guard
         self._zone_column: int | None = journal.meta("timezone_column")
 
     async def run(self, queue: asyncio.Queue[Job | None]) -> None:
@@ -697,19 +716,39 @@ class _Worker:
     async def _send(self, job: Job) -> None:
         try:
             sent = await self._dispatcher.send(job)
+        except Skipped:
+            self._display.finished()  # the ledger refused it; the journal says why
+            return
+        except LedgerError as exc:
+            # The reservation failed, before the row was marked sending: it stays pending,
+            # and no row may leave unchecked.
+            self._stopper.abort_with(exc)
+            return
         except AbortedError as exc:
             # A 401 or a TLS failure: nothing was executed, so the row goes back to
             # pending for `resume`, and no other row is started.
             self._journal.back_to_pending(job.row)
             self._stopper.abort_with(exc)
+            if self._guard is not None:
+                self._ledger(self._guard.release, job.row)
             return
         if sent is None:
             return  # the pass stopped before this row left: it stays pending
         result, attempts = sent
         self._journal.record_result(job.row, result, attempts=attempts)
+        if self._guard is not None:
+            self._ledger(self._guard.settle, job.row, result)
         self._stats.finished()
         _log_row(job.row, result)
         self._display.finished()
+
+    def _ledger(self, action: Callable[..., None], *args: Any) -> None:
+        """Tell the ledger how a row ended; if it cannot be told, stop the pass (`resume`
+        makes the ledger agree with the journal)."""
+        try:
+            action(*args)
+        except LedgerError as exc:
+            self._stopper.abort_with(exc)
 
     def _recheck(self, policy: WindowPolicy, job: Job) -> Job | None:
         """The row as it may leave now, or None when its window refuses it for good."""
@@ -746,6 +785,7 @@ class Execution:
         planned: Prepared | None,
         progress: Progress | None,
         policy: WindowPolicy | None,
+        guard: Guard | None = None,
     ) -> None:
         self._journal = journal
         self._settings = settings
@@ -753,6 +793,7 @@ class Execution:
         self._planned = planned
         self._progress = progress
         self._policy = policy
+        self._guard = guard
 
     async def run(self) -> PassOutcome:
         """Load, feed and send until every row is done or the pass stops. What ended the pass
@@ -768,7 +809,7 @@ class Execution:
         )
         tasks = [asyncio.create_task(loader.run())]
         if self._client is not None:
-            row_log = _PassLog(self._journal, stopper, stats)
+            row_log = _PassLog(self._journal, stopper, stats, self._guard)
             breaker = Breaker(
                 settings.breaker, lambda last: stopper.abort_with(_unavailable(settings, last))
             )
@@ -778,7 +819,7 @@ class Execution:
             )  # fmt: skip
             worker = _Worker(
                 self._journal, dispatcher, policy=self._policy, stopper=stopper, stats=stats,
-                display=display,
+                display=display, guard=self._guard,
             )  # fmt: skip
             tasks += self._sending(worker, loader, rows_ready, stopper)
         error = await self._wait(tasks, stopper)

@@ -9,7 +9,8 @@
     │   ├── AuthError              exit 3: the API rejected the key
     │   ├── TlsError               exit 3: the server's certificate did not verify
     │   ├── UnavailableError       exit 3: the API looks down (the circuit breaker opened)
-    │   └── DiskFullError          exit 3: the disk holding the run directory is full
+    │   ├── DiskFullError          exit 3: the disk holding the run directory is full
+    │   └── LedgerError            exit 3: the contact ledger could not be read or written
     └── InterruptedRun             exit 130: Ctrl-C (SIGINT); the journal is intact
         ├── HungUpRun              exit 129: SIGHUP (the terminal closed)
         └── TerminatedRun          exit 143: SIGTERM (a scheduler or `kill` stopped it)
@@ -77,6 +78,11 @@ class UnavailableError(AbortedError):
 class DiskFullError(AbortedError):
     """The disk holding the run directory filled up: sending stopped at once, and every row
     not sent stays pending for `batchcall resume` once there is space."""
+
+
+class LedgerError(AbortedError):
+    """The contact ledger could not be read or written mid-run: no row may be sent unchecked,
+    so the run stops sending and leaves the rest pending (exit 3)."""
 
 
 class InterruptedRun(BatchCallError):

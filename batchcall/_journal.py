@@ -5,11 +5,13 @@ method per edge) and nowhere re-derived:
 
     pending ──> sending ──> scheduled | failed | unknown      mark_sending, record_result
        ^  │        │
-       │  └──> failed  (refuse_before_send: its calling window closed meanwhile)
+       │  ├──> failed  (refuse_before_send: its calling window closed meanwhile)
+       │  ├──> suppressed | already_scheduled | frequency_capped
+       │  │            (skip_by_policy: the contact ledger refused it just before it left)
        └───────────┘   (back_to_pending: a 401 / TLS failure, the request provably did nothing)
     sending ──> unknown            (recover: the run stopped while it was in flight)
     failed | unknown ──> pending   (requeue: retry, only when the user asks)
-    invalid, duplicate: decided at planning, never sent
+    invalid, duplicate, and the ledger's skips: decided at planning, never sent
 
 What is promised, and how:
 - `sending` is committed before a request leaves, and that commit is on the disk (fsync'd)
@@ -42,22 +44,29 @@ from typing import Any, Literal, NamedTuple, get_args
 
 from ._errors import DamagedJournalError, UsageError
 
+# What the contact ledger's policies skip a row as (the same names as `_ledger.SkipOutcome`):
+# at planning, or just before the row would have left.
+PolicySkip = Literal["suppressed", "already_scheduled", "frequency_capped"]
 # What planning decides for a row, and what a send (or a refusal just before it) ends in.
-PlannedState = Literal["pending", "invalid", "duplicate"]
+PlannedState = Literal["pending", "invalid", "duplicate", PolicySkip]
 ResultState = Literal["scheduled", "failed", "unknown"]
 State = Literal[PlannedState, "sending", ResultState]
 
 STATES: tuple[State, ...] = get_args(State)
+POLICY_SKIPS: frozenset[PolicySkip] = frozenset(get_args(PolicySkip))
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     # pending -> failed: refused before sending (its calling window closed for good meanwhile)
-    "pending": frozenset({"sending", "failed"}),
+    "pending": frozenset({"sending", "failed", *POLICY_SKIPS}),
     "sending": frozenset({"scheduled", "failed", "unknown", "pending"}),
     "failed": frozenset({"pending"}),
     "unknown": frozenset({"pending"}),
     "scheduled": frozenset(),
     "invalid": frozenset(),
     "duplicate": frozenset(),
+    "suppressed": frozenset(),
+    "already_scheduled": frozenset(),
+    "frequency_capped": frozenset(),
 }
 
 # A row in one of these is done for good: nothing will ever send it.
@@ -70,24 +79,24 @@ RETRYABLE: frozenset[State] = frozenset(
 )
 # Rows the user has to look at: they go to failed.csv and make the exit code 1.
 FAILED_STATES: frozenset[State] = frozenset({"invalid", "failed", "unknown"})
+# Rows skipped by a policy, never sent: they go to skipped.csv and leave the exit code alone.
+SKIPPED_STATES: frozenset[State] = frozenset({"duplicate", *POLICY_SKIPS})
 
-_CHECK_STATE = ", ".join(f"'{state}'" for state in STATES)
+# `time_moved` bits: what moved the time a row is sent with away from the time it asked for.
+MOVED_BY_WINDOW = 1
+MOVED_BY_CAP = 2
 
-# Ordered, named migrations; each runs once, in order, inside its own transaction. The CHECK is
-# generated from `State`: a journal made before a new state was added needs a migration that
-# rebuilds `rows` before it can hold that state.
-MIGRATIONS: tuple[tuple[str, str], ...] = (
-    (
-        "m001_initial",
-        f"""
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE rows (
+
+def _rows_table(name: str, states: Iterable[str]) -> str:
+    check = ", ".join(f"'{state}'" for state in states)
+    return f"""
+        CREATE TABLE {name} (
             row INTEGER PRIMARY KEY,
             cells TEXT NOT NULL,
             request TEXT,
             phone_e164 TEXT,
             idempotency_key TEXT,
-            state TEXT NOT NULL CHECK (state IN ({_CHECK_STATE})),
+            state TEXT NOT NULL CHECK (state IN ({check})),
             call_id TEXT,
             contact_id TEXT,
             http_status INTEGER,
@@ -98,7 +107,36 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             time_moved INTEGER NOT NULL DEFAULT 0,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
-        );
+        )"""
+
+
+_ROW_COLUMNS = (
+    "row, cells, request, phone_e164, idempotency_key, state, call_id, contact_id, http_status,"
+    " error_code, error, attempts, scheduled_time_sent, time_moved, created_at, updated_at"
+)
+# The states of the first journals, before the contact ledger's skips.
+_M001_STATES = ("pending", "invalid", "duplicate", "sending", "scheduled", "failed", "unknown")
+
+# Ordered, named migrations; each runs once, in order, inside its own transaction. SQLite cannot
+# change a CHECK, so a migration that adds a state rebuilds `rows` (copied into a new table,
+# which takes the old one's name); each earlier migration keeps the states of its day, and the
+# latest rebuild's CHECK is generated from `State`, so a stray state can never be stored.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "m001_initial",
+        f"""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        {_rows_table("rows", _M001_STATES)};
+        CREATE INDEX rows_by_state ON rows (state, row);
+        """,
+    ),
+    (
+        "m002_policy_skips",
+        f"""
+        {_rows_table("rows_m002", STATES)};
+        INSERT INTO rows_m002 ({_ROW_COLUMNS}) SELECT {_ROW_COLUMNS} FROM rows;
+        DROP TABLE rows;
+        ALTER TABLE rows_m002 RENAME TO rows;
         CREATE INDEX rows_by_state ON rows (state, row);
         """,
     ),
@@ -125,7 +163,7 @@ class PlannedRow(NamedTuple):
     error_code: str | None
     error: str | None
     scheduled_time_sent: str | None  # the time as sent (UTC "...Z"), or None for "now"
-    time_moved: int  # 1 when a calling window moved the time
+    time_moved: int  # MOVED_BY_WINDOW | MOVED_BY_CAP: what moved the time, if anything
 
 
 _INSERT_PLANNED = (
@@ -170,7 +208,22 @@ class ReportRow:
     attempts: int
     phone_e164: str | None
     scheduled_time_sent: str | None
-    time_moved: int  # 1 when a calling window moved the time, as stored
+    time_moved: int  # MOVED_BY_WINDOW | MOVED_BY_CAP, as stored
+
+
+def _retime(
+    db: sqlite3.Connection, row: int, sent: str | None, bit: int, moved: bool, request: str = ""
+) -> None:
+    """Set the time a pending row is sent with, and set or clear what moved it (a `time_moved`
+    bit); `request`, when given, replaces the row's request."""
+    # Clearing a bit touches only the rows that have it: most rows have nothing to undo.
+    op, only = (f"| {bit}", "") if moved else (f"& ~{bit}", f" AND time_moved & {bit}")
+    db.execute(
+        f"UPDATE rows SET scheduled_time_sent = ?, time_moved = time_moved {op},"
+        " request = CASE WHEN ? = '' THEN request ELSE ? END, updated_at = ?"
+        f" WHERE row = ? AND state = 'pending'{only}",
+        (sent, request, request, _now(), row),
+    )
 
 
 class IllegalTransition(RuntimeError):
@@ -348,11 +401,14 @@ class Journal:
 
     def replan(self, row: int, body: dict[str, Any]) -> None:
         """A pending row's request changed before it left (a calling window moved its time)."""
-        self._db.execute(
-            "UPDATE rows SET request = ?, scheduled_time_sent = ?, time_moved = 1, updated_at = ?"
-            " WHERE row = ? AND state = 'pending'",
-            (json.dumps(body, ensure_ascii=False), body.get("scheduled_time"), _now(), row),
-        )
+        request = json.dumps(body, ensure_ascii=False)
+        _retime(self._db, row, body.get("scheduled_time"), MOVED_BY_WINDOW, True, request)
+
+    def retime_by_cap(self, row: int, scheduled_time: str | None, *, deferred: bool) -> None:
+        """The time a pending row's call is sent with, as the frequency caps leave it: moved
+        (`deferred`), or back at its own time (a deferral the plan expected did not happen).
+        The request keeps the time the row asked for, which the ledger matches re-runs against."""
+        _retime(self._db, row, scheduled_time, MOVED_BY_CAP, deferred)
 
     # --- sending: one method per edge -----------------------------------------------------------
 
@@ -389,6 +445,11 @@ class Journal:
     def refuse_before_send(self, row: int, error_code: str, error: str) -> None:
         """pending -> failed: the row may not leave (its calling window closed for good)."""
         self._move(row, "pending", "failed", http_status=None, error_code=error_code, error=error)
+
+    def skip_by_policy(self, row: int, outcome: PolicySkip, message: str) -> None:
+        """pending -> suppressed | already_scheduled | frequency_capped: the contact ledger
+        refused the row just before it would have left; `message` says why."""
+        self._move(row, "pending", outcome, error_code=outcome, error=message)
 
     def _move(self, row: int, edge_from: State, to: State, **fields: Any) -> None:
         """Move one row along the edge `edge_from -> to` of the state machine, and commit."""
@@ -459,6 +520,12 @@ class Journal:
                 " AND state != 'scheduled' GROUP BY error_code ORDER BY count(*) DESC"
             ).fetchall()
         )
+
+    def answers(self, rows: Iterable[int]) -> dict[int, tuple[State, str | None]]:
+        """The state and call_id of each of `rows` that the journal has."""
+        sql = "SELECT row, state, call_id FROM rows WHERE row IN (SELECT value FROM json_each(?))"
+        found = self._db.execute(sql, (json.dumps(list(rows)),))
+        return {row: (state, call_id) for row, state, call_id in found}
 
     def report_rows(self) -> Iterator[ReportRow]:
         cursor = self._db.execute(

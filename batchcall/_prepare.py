@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import signal
 import traceback
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from multiprocessing.connection import Connection
@@ -93,12 +93,21 @@ def _child(planned: Iterable[Checked], conn: Connection) -> None:
         conn.close()
 
 
-class Prepared:
-    """Chunks of planned rows, from this process or a child. Iterate once; `close()`."""
+Check = Callable[[list[PlannedRow]], list[PlannedRow]]
 
-    def __init__(self, plan: Plan, *, size_hint: int) -> None:
+
+class Prepared:
+    """Chunks of planned rows, from this process or a child. Iterate once; `close()`.
+
+    `check`, when given, is applied to each chunk in this process as it arrives: the contact
+    ledger's early answer (`guard.Guard.check`), which must not run in the child, since a
+    database connection must never cross a fork.
+    """
+
+    def __init__(self, plan: Plan, *, size_hint: int, check: Check | None = None) -> None:
         self._planned = plan.rows
         self.policy = plan.policy
+        self._check = check
         self._process: Any = None
         self._conn: Connection | None = None
         if size_hint >= CHILD_MIN_BYTES and "fork" in multiprocessing.get_all_start_methods():
@@ -115,6 +124,10 @@ class Prepared:
         return self._process is not None
 
     async def __aiter__(self) -> AsyncIterator[list[PlannedRow]]:
+        async for chunk in self._chunks():
+            yield chunk if self._check is None else self._check(chunk)
+
+    async def _chunks(self) -> AsyncIterator[list[PlannedRow]]:
         if self._conn is None:
             for chunk in chunks(self._planned):
                 yield chunk

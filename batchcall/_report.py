@@ -1,5 +1,5 @@
-"""Reports, always rebuilt from the journal: results.csv, failed.csv and the run's Summary
-(summary.json, and what --json prints).
+"""Reports, always rebuilt from the journal: results.csv, failed.csv, skipped.csv and the run's
+Summary (summary.json, and what --json prints).
 
 Each file is written to a temporary name in the run directory and renamed over the old one, so
 a reader (or a crash) never sees half a report.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from ._csvsafe import neutralise, neutralise_all
-from ._journal import FAILED_STATES, UNFINISHED, Journal, ReportRow, State
+from ._journal import FAILED_STATES, SKIPPED_STATES, UNFINISHED, Journal, ReportRow, State
 from ._models import RESULT_COLUMNS
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ def atomic_writer(path: Path, *, newline: str | None = None):  # type: ignore[no
         raise
 
 
+REPORT_FILES = ("results.csv", "failed.csv", "skipped.csv")
 # In a dry run nothing is sent, so a row the journal holds as `pending` is simply valid.
 DRY_RUN_NAMES: dict[State, str] = {"pending": "valid"}
 
@@ -50,6 +51,9 @@ COUNT_ORDER: tuple[State | Literal["valid"], ...] = (
     "valid",
     "pending",
     "duplicate",
+    "already_scheduled",
+    "suppressed",
+    "frequency_capped",
     "invalid",
     "failed",
     "unknown",
@@ -83,21 +87,25 @@ def write_results(
     *,
     dry_run: bool = False,
 ) -> tuple[Path, Path]:
-    """Write results.csv (every row) and failed.csv (the rows to fix and run again)."""
-    results, failed = run_dir / "results.csv", run_dir / "failed.csv"
+    """Write results.csv (every row), failed.csv (the rows to fix and run again) and
+    skipped.csv (the rows a policy skipped: duplicates, and the contact ledger's skips);
+    returns the first two."""
+    results, failed, skipped = (run_dir / name for name in REPORT_FILES)
     columns = [neutralise(h) for h in header] + list(RESULT_COLUMNS)
     # utf-8-sig: Excel opens a BOM-less UTF-8 CSV as cp1252 and garbles non-ASCII names.
     with (
         atomic_writer(results, newline="") as out_all,
         atomic_writer(failed, newline="") as out_bad,
+        atomic_writer(skipped, newline="") as out_skipped,
     ):
-        _bom(out_all)
-        _bom(out_bad)
         # Every cell quoted: no list separator (`,`, `;`, tab) can split a formula out of one.
-        all_writer = csv.writer(out_all, quoting=csv.QUOTE_ALL)
-        bad_writer = csv.writer(out_bad, quoting=csv.QUOTE_ALL)
-        all_writer.writerow(columns)
-        bad_writer.writerow(columns)
+        writers = [
+            csv.writer(handle, quoting=csv.QUOTE_ALL) for handle in (out_all, out_bad, out_skipped)
+        ]
+        for handle, writer in zip((out_all, out_bad, out_skipped), writers, strict=True):
+            _bom(handle)
+            writer.writerow(columns)
+        all_writer, bad_writer, skipped_writer = writers
         width = len(header)
         names = DRY_RUN_NAMES if dry_run else {}
         for r in rows:
@@ -105,6 +113,8 @@ def write_results(
             all_writer.writerow(line)
             if r.state in FAILED_STATES:
                 bad_writer.writerow(line)
+            elif r.state in SKIPPED_STATES:
+                skipped_writer.writerow(line)
     return results, failed
 
 
@@ -137,9 +147,10 @@ class Summary:
     total         rows in the journal
     counts        rows by outcome (the journal's states; a dry run says "valid" for "pending")
     errors        rows not scheduled, by error code
-    exit_code     the process's exit code: 0 every row done, 1 some rows invalid, failed or
-                  unknown, 3 rows left unsent or aborted (401, TLS, the breaker, a full
-                  disk), 130 interrupted (143 by SIGTERM, 129 by SIGHUP)
+    exit_code     the process's exit code: 0 every row done (scheduled, or skipped by a
+                  policy), 1 some rows invalid, failed or unknown, 3 rows left unsent or
+                  aborted (401, TLS, the breaker, a full disk, the ledger), 130 interrupted
+                  (143 by SIGTERM, 129 by SIGHUP)
     started_at    when this pass started (UTC, ISO 8601, to the second)
     finished_at   when this pass ended (UTC, ISO 8601, to the second)
     seconds       how long this pass took
@@ -150,6 +161,8 @@ class Summary:
                   nothing could be sent
     results_csv   the path of results.csv: every row, in input order, with its outcome
     failed_csv    the path of failed.csv: the invalid, failed and unknown rows, to fix and rerun
+    skipped_csv   the path of skipped.csv: the rows skipped by a policy (duplicate, and the
+                  contact ledger's suppressed, already_scheduled and frequency_capped)
     message       why the run stopped early (an abort's message, or "interrupted"), else None
     """
 
@@ -169,6 +182,7 @@ class Summary:
     limiter: dict[str, Any] = field(default_factory=dict)
     results_csv: str | None = None
     failed_csv: str | None = None
+    skipped_csv: str | None = None
     message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,4 +231,5 @@ def summarise(
         limiter=limiter or {},
         results_csv=str(run_dir / "results.csv"),
         failed_csv=str(run_dir / "failed.csv"),
+        skipped_csv=str(run_dir / "skipped.csv"),
     )

@@ -8,6 +8,12 @@ while workers send the `pending` rows already there, and a big input is planned 
 child (`prepare`). So the first request leaves long before a big file is fully read, and memory
 does not grow with the file. A pass hands back one `PassOutcome`, from which the run's `Summary`
 is built once.
+
+The contact ledger is opened once per run, before the run directory is made (a bad location,
+like an unreadable `--suppress` list, stops the run with exit 2 and nothing written), and
+closed when the run ends. `guard.Guard` is how the run uses it: an early answer for each
+planned chunk, and a reservation just before each request leaves. `resume` and `retry` make it
+agree with the journal again (`Guard.reconcile`) before they send anything.
 """
 
 from __future__ import annotations
@@ -38,11 +44,14 @@ from ._errors import (
     DiskFullError,
     InputError,
     InterruptedRun,
+    LedgerError,
     SameInputError,
     UsageError,
     interruption,
 )
+from ._guard import Guard, list_region, load_lists, policy_for
 from ._journal import Journal
+from ._ledger import Ledger, SuppressionList, open_ledger, team_fingerprint
 from ._load import Table, file_sha256, missing_outcome_columns, open_table
 from ._logs import run_logging
 from ._plan import plan
@@ -152,14 +161,14 @@ async def _execute(
     planned: Prepared | None,
     progress: Progress | None,
     transport: httpx.AsyncBaseTransport | None,
+    guard: Guard,
 ) -> Summary:
-    # With nothing left to plan there is no validator, so this pass builds the policy itself.
-    policy = planned.policy if planned is not None else WindowPolicy.from_settings(settings)
     workers = settings.concurrency or DEFAULT_WORKERS
     client = None if api_key is None else _client(settings, api_key, transport, workers)
     execution = Execution(
-        journal, settings, client=client, planned=planned, progress=progress, policy=policy
-    )
+        journal, settings, client=client, planned=planned, progress=progress,
+        policy=guard.window, guard=guard,
+    )  # fmt: skip
     try:
         outcome = await execution.run()
     finally:
@@ -167,6 +176,7 @@ async def _execute(
             planned.close()
         if client is not None:
             await client.aclose()
+    _settle_leftovers(guard)
     stop = _stop(command, run_dir, journal, outcome)
     summary = _summary(command, run_dir, journal, outcome, stop)
     _write_reports(run_dir, journal, summary)
@@ -177,6 +187,15 @@ async def _execute(
     return summary
 
 
+def _settle_leftovers(guard: Guard) -> None:
+    """After a pass nothing is in flight: a call still reserved was caught mid-flight by a
+    hard stop (its row is now `unknown`), and the ledger is told so."""
+    try:
+        guard.reconcile()
+    except LedgerError as exc:
+        log.warning("the ledger could not be brought up to date (resume will): %s", exc)
+
+
 def _stop(
     command: str, run_dir: Path, journal: Journal, outcome: PassOutcome
 ) -> BaseException | None:
@@ -184,6 +203,10 @@ def _stop(
     if outcome.error is not None:
         if disk_full(outcome.error, run_dir):
             return _disk_full_error(run_dir, outcome.error)
+        if isinstance(outcome.error, AbortedError):
+            # The ledger failing while a chunk was checked: the rest is planned by `resume`.
+            message = _then_resume(str(outcome.error), run_dir)
+            return type(outcome.error)(message, run_dir=str(run_dir))
         return outcome.error
     if outcome.abort is not None:
         return type(outcome.abort)(_then_resume(str(outcome.abort), run_dir), run_dir=str(run_dir))
@@ -387,40 +410,68 @@ def run(
     api_key_file = api_key_file or output.api_key_file
     path = Path(input)
     with _sandbox_target(settings, sandbox) as (settings, sandbox_key):
-        key = None if dry_run else _key(api_key or sandbox_key, api_key_file)
+        given = api_key or sandbox_key
+        key = None if dry_run else _key(given, api_key_file)
         table = open_table(path, settings)
         if not table.has_rows:
             raise InputError(
                 f"{path} has a header row but no data rows under it: there is nothing to call."
             )
         planned = _planned(table, settings)
+        lists = load_lists(settings.suppress, list_region(settings))
         sha256 = file_sha256(path)
         if not dry_run and not sandbox and not settings.force:
-            previous = _previous_run(settings.reports_dir, sha256)
-            if previous is not None:
-                raise SameInputError(
-                    f"{path.name} was already run in {previous}. Nothing was sent. To re-send "
-                    f"its failed rows use `batchcall retry {previous}`; to run it again anyway "
-                    "pass --force.",
-                    previous_run=str(previous),
-                )
-        run_dir = _new_run_dir(settings, path.stem)
-        try:
-            return _start(
+            _refuse_same_input(path, settings, sha256)
+        team = _team(settings, key if not dry_run else _dry_run_key(given, api_key_file))
+        with open_ledger(settings.ledger, team=team, sandbox=sandbox) as ledger:
+            run_dir = _new_run_dir(settings, path.stem)
+            return _start_or_forget(
                 run_dir, path, table, planned, settings, sha256, key, dry_run=dry_run,
                 sandbox=sandbox, verbose=verbose, progress=progress, transport=transport,
+                ledger=ledger, lists=lists,
             )  # fmt: skip
-        except KeyboardInterrupt:
-            # Ctrl-C before the run's own handler was in place: nothing planned, nothing sent.
-            if _forget_if_empty(run_dir):
-                then = f"continue with: batchcall resume {run_dir}"
-            else:
-                then = (
-                    f"nothing was kept. Run `batchcall {'validate' if dry_run else 'run'}` again."
-                )
-            raise InterruptedRun(
-                f"Interrupted before any row was planned; nothing was sent, and {then}"
-            ) from None
+
+
+def _refuse_same_input(path: Path, settings: Settings, sha256: str) -> None:
+    """The same-file guard: the fast first answer, before the ledger's row by row one."""
+    previous = _previous_run(settings.reports_dir, sha256)
+    if previous is not None:
+        raise SameInputError(
+            f"{path.name} was already run in {previous}. Nothing was sent. To re-send "
+            f"its failed rows use `batchcall retry {previous}`; to run it again anyway "
+            "pass --force.",
+            previous_run=str(previous),
+        )
+
+
+def _team(settings: Settings, key: str | None) -> str:
+    """The run's team in the ledger: `--team`, else the fingerprint of the key (a dry run
+    without one: of the API's address alone)."""
+    return settings.team or team_fingerprint(settings.base_url, key or "")
+
+
+def _dry_run_key(api_key: str | None, api_key_file: str | os.PathLike[str] | None) -> str | None:
+    """A dry run sends nothing, but with a key at hand it checks the ledger as that key's team."""
+    if api_key or api_key_file:
+        return _key(api_key, api_key_file)
+    return os.environ.get("VOXWORKS_API_KEY", "").strip() or None
+
+
+def _start_or_forget(
+    run_dir: Path, path: Path, *args: Any, dry_run: bool, **kwargs: Any
+) -> Summary:
+    """`_start`, removing the run directory again on a Ctrl-C that came before any row."""
+    try:
+        return _start(run_dir, path, *args, dry_run=dry_run, **kwargs)
+    except KeyboardInterrupt:
+        # Ctrl-C before the run's own handler was in place: nothing planned, nothing sent.
+        if _forget_if_empty(run_dir):
+            then = f"continue with: batchcall resume {run_dir}"
+        else:
+            then = f"nothing was kept. Run `batchcall {'validate' if dry_run else 'run'}` again."
+        raise InterruptedRun(
+            f"Interrupted before any row was planned; nothing was sent, and {then}"
+        ) from None
 
 
 def _forget_if_empty(run_dir: Path) -> bool:
@@ -449,6 +500,8 @@ def _start(
     verbose: bool,
     progress: Progress | None,
     transport: httpx.AsyncBaseTransport | None,
+    ledger: Ledger,
+    lists: SuppressionList | None,
 ) -> Summary:
     with (
         _disk_faults(run_dir),
@@ -456,8 +509,12 @@ def _start(
         Journal(run_dir / "journal.sqlite", create=True) as journal,
         run_logging(run_dir, verbose=verbose),
     ):
+        run_id = uuid.uuid4().hex[:16]
         journal.set_meta(
-            run_id=uuid.uuid4().hex[:16],
+            run_id=run_id,
+            # The run as the ledger names it to any later run it blocks: where to look.
+            ledger_run_id=f"{run_dir.name}/{run_id}",
+            ledger_team=ledger.team,
             input=str(path.resolve()),
             input_sha256=sha256,
             settings=settings.recorded(),
@@ -471,6 +528,9 @@ def _start(
         for warning in table.warnings:
             log.warning("%s", warning)
         log.info("run %s of %s (sha256 %s)", run_dir.name, path.name, sha256)
+        log.info("ledger %s, team %s", ledger.where, ledger.team)
+        guard = _guard(ledger, journal, settings, lists, planned.policy)
+        prepared = Prepared(planned, size_hint=path.stat().st_size, check=guard.check)
         return asyncio.run(
             _execute(
                 "validate" if dry_run else "run",
@@ -478,11 +538,28 @@ def _start(
                 journal,
                 settings,
                 api_key=key,
-                planned=Prepared(planned, size_hint=path.stat().st_size),
+                planned=prepared,
                 progress=progress,
                 transport=transport,
+                guard=guard,
             )
         )
+
+
+def _guard(
+    ledger: Ledger,
+    journal: Journal,
+    settings: Settings,
+    lists: SuppressionList | None,
+    window: WindowPolicy | None,
+) -> Guard:
+    return Guard(
+        ledger,
+        policy_for(settings, lists),
+        journal,
+        run_id=journal.meta("ledger_run_id"),
+        window=window,
+    )
 
 
 def validate(input: str | os.PathLike[str], **kwargs: Any) -> Summary:
@@ -572,31 +649,51 @@ def _continue(
             )
         settings, output = _reopen(journal, overrides)
         key = _key(api_key, api_key_file)
-        with run_logging(run_dir, verbose=output.verbose):
+        lists = load_lists(settings.suppress, list_region(settings))
+        with (
+            run_logging(run_dir, verbose=output.verbose),
+            _run_ledger(run_dir, journal, settings, key) as ledger,
+        ):
             recovered = journal.recover()
             if recovered:
                 log.warning(
                     "%d rows were in flight when the run stopped; marked unknown", recovered
                 )
-            planned = _replan(journal, settings)
+            plan = _replan(journal, settings)
+            window = plan.policy if plan is not None else WindowPolicy.from_settings(settings)
+            guard = _guard(ledger, journal, settings, lists, window)
+            unknown = guard.reconcile()
+            if unknown:
+                log.warning("%d calls reserved in the ledger had no answer: unknown", unknown)
             if requeue:
                 n = journal.requeue(requeue)
                 log.info("%s: %d rows (%s) queued again", command, n, ", ".join(requeue))
-            return asyncio.run(
-                _execute(
-                    command,
-                    run_dir,
-                    journal,
-                    settings,
-                    api_key=key,
-                    planned=planned,
-                    progress=progress,
-                    transport=transport,
-                )
-            )
+            prepared = None
+            if plan is not None:
+                size = Path(journal.meta("input")).stat().st_size
+                prepared = Prepared(plan, size_hint=size, check=guard.check)
+            passing = _execute(
+                command, run_dir, journal, settings, api_key=key, planned=prepared,
+                progress=progress, transport=transport, guard=guard,
+            )  # fmt: skip
+            return asyncio.run(passing)
 
 
-def _replan(journal: Journal, settings: Settings) -> Prepared | None:
+def _run_ledger(run_dir: Path, journal: Journal, settings: Settings, key: str) -> Ledger:
+    """The ledger a continued run started with, as the team it started as."""
+    if settings.ledger is not None and "***" in settings.ledger:
+        raise UsageError(
+            f"The run's ledger {settings.ledger} was given with a password, which batchcall "
+            "never stores. Pass --ledger URL again, or put the password in ~/.pgpass or "
+            "PGPASSWORD."
+        )
+    if journal.meta("ledger_run_id") is None:  # a run started before the ledger was wired in
+        journal.set_meta(ledger_run_id=f"{run_dir.name}/{journal.meta('run_id')}")
+    team = journal.meta("ledger_team") or _team(settings, key)
+    return open_ledger(settings.ledger, team=team, sandbox=bool(journal.meta("sandbox")))
+
+
+def _replan(journal: Journal, settings: Settings) -> Plan | None:
     """The rest of the input, when the run stopped while it was still being read."""
     if journal.meta("load_complete"):
         return None
@@ -607,9 +704,7 @@ def _replan(journal: Journal, settings: Settings) -> Prepared | None:
             f"The run stopped before reading all of {source}, and that file is gone or "
             "has changed, so the rest cannot be planned safely."
         )
-    return Prepared(
-        _planned(open_table(source, settings), settings), size_hint=source.stat().st_size
-    )
+    return _planned(open_table(source, settings), settings)
 
 
 def status(run_dir: str | os.PathLike[str]) -> Summary:

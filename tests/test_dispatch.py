@@ -43,8 +43,8 @@ class FakeRowLog:
         self.stopping = stopping
         self.marks: list[tuple[int, int]] = []
 
-    def mark_sending(self, row: int, attempts: int) -> None:
-        self.marks.append((row, attempts))
+    def mark_sending(self, job: Job, attempts: int) -> None:
+        self.marks.append((job.row, attempts))
 
 
 class FakeGate:

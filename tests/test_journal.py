@@ -9,6 +9,8 @@ import pytest
 from batchcall._journal import (
     FAILED_STATES,
     FINAL,
+    MIGRATIONS,
+    MOVED_BY_CAP,
     RETRYABLE,
     STATES,
     TRANSITIONS,
@@ -197,7 +199,14 @@ def test_requeue_refuses_rows_in_flight_or_done_for_good(journal):
 def test_the_state_sets_follow_the_state_machine():
     """The named sets are derived from one vocabulary and agree with the transitions."""
     assert set(TRANSITIONS) == set(STATES)
-    assert {"scheduled", "invalid", "duplicate"} == FINAL
+    assert {
+        "scheduled",
+        "invalid",
+        "duplicate",
+        "suppressed",
+        "already_scheduled",
+        "frequency_capped",
+    } == FINAL
     assert {"failed", "unknown"} == RETRYABLE
     assert set(STATES) == UNFINISHED | FAILED_STATES | FINAL
     assert all(to in STATES for edges in TRANSITIONS.values() for to in edges)
@@ -206,7 +215,7 @@ def test_the_state_sets_follow_the_state_machine():
 def test_the_journal_refuses_a_state_outside_the_vocabulary(journal):
     """The table's CHECK is generated from the same states: a stray one cannot be stored."""
     with pytest.raises(sqlite3.IntegrityError):
-        journal._db.execute("UPDATE rows SET state = 'suppressed' WHERE row = 1")
+        journal._db.execute("UPDATE rows SET state = 'bogus' WHERE row = 1")
 
 
 def test_migrations_are_named_and_run_once(tmp_path):
@@ -215,4 +224,64 @@ def test_migrations_are_named_and_run_once(tmp_path):
     Journal(path, create=True).close()
     with Journal(path) as again:
         names = [n for (n,) in again._db.execute("SELECT name FROM migrations")]
-    assert names == ["m001_initial"]
+    assert names == ["m001_initial", "m002_policy_skips"]
+
+
+def test_a_journal_from_before_the_ledger_is_migrated_and_keeps_its_rows(tmp_path):
+    """A run directory written before the ledger's skips existed opens with every row intact
+    (and resumable), and can then hold the new states; its old CHECK is rebuilt, since SQLite
+    cannot alter one."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    db.execute("BEGIN")
+    for statement in MIGRATIONS[0][1].split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("INSERT INTO migrations VALUES ('m001_initial', 'then')")
+    db.execute("COMMIT")
+    rows = [encode(_checked(1)), encode(_checked(2)), encode(_checked(3, "invalid"))]
+    db.executemany(
+        "INSERT INTO rows (row, cells, request, phone_e164, state, error_code, error,"
+        " scheduled_time_sent, time_moved, idempotency_key, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'k', 'then', 'then')",
+        rows,
+    )
+    with pytest.raises(sqlite3.IntegrityError):  # the old table refuses the new states
+        db.execute("UPDATE rows SET state = 'suppressed' WHERE row = 1")
+    db.close()
+    with Journal(path) as journal:
+        assert journal.counts() == {"pending": 2, "invalid": 1}
+        journal.skip_by_policy(1, "suppressed", "on the list")
+        assert _row(journal, 1).state == "suppressed"
+        assert _row(journal, 1).error == "on the list"
+        assert [job.row for job in journal.pending()] == [2]
+
+
+def test_the_ledger_skips_a_pending_row_before_it_leaves(journal):
+    """`skip_by_policy` ends a pending row as the ledger's outcome, with its message, and only
+    a pending one: a row in flight has already left."""
+    journal.skip_by_policy(1, "already_scheduled", "run r row 9 (call_id c9)")
+    row = _row(journal, 1)
+    assert (row.state, row.error_code, row.error) == (
+        "already_scheduled",
+        "already_scheduled",
+        "run r row 9 (call_id c9)",
+    )
+    journal.mark_sending(2, 1)
+    with pytest.raises(IllegalTransition):
+        journal.skip_by_policy(2, "suppressed", "too late")
+
+
+def test_a_cap_moves_the_time_sent_and_keeps_the_time_asked(journal):
+    """A cap's deferral changes the time the row is sent with (and `time_moved`), never its
+    request, which keeps the time the row asked for; undoing it restores the time."""
+    request = journal.pending()[0].body
+    journal.retime_by_cap(1, "2031-03-05T09:00:00Z", deferred=True)
+    row = _row(journal, 1)
+    assert (row.scheduled_time_sent, row.time_moved) == ("2031-03-05T09:00:00Z", MOVED_BY_CAP)
+    assert journal.pending()[0].body == request
+    journal.retime_by_cap(1, None, deferred=False)
+    assert (_row(journal, 1).scheduled_time_sent, _row(journal, 1).time_moved) == (None, 0)
+    journal.retime_by_cap(2, "ignored", deferred=False)  # nothing deferred: nothing touched
+    assert _row(journal, 2).scheduled_time_sent is None

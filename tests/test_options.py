@@ -35,7 +35,8 @@ def created(request: httpx.Request) -> httpx.Response:
 
 @pytest.fixture
 def finished_run(tmp_path: Path) -> Path:
-    """A finished run of two contacts, made against a mock API."""
+    """A finished run of two contacts, made against a mock API, with a ledger of its own (every
+    test here uses the same key, so one shared ledger would skip the second test's calls)."""
     contacts = tmp_path / "contacts.csv"
     contacts.write_text("phone\n0429069971\n0429069972\n", encoding="utf-8")
     summary = batchcall.run(
@@ -44,10 +45,11 @@ def finished_run(tmp_path: Path) -> Path:
         script_id=SCRIPT,
         base_url="https://api.test",
         out=tmp_path / "run",
+        ledger=str(tmp_path / "ledger.sqlite"),
         api_key="key",
         transport=httpx.MockTransport(created),
     )
-    assert summary.exit_code == 0
+    assert (summary.exit_code, summary.counts) == (0, {"scheduled": 2})
     return Path(summary.run_dir)
 
 
@@ -94,7 +96,7 @@ def test_resume_refuses_a_setting_a_run_cannot_change(finished_run: Path) -> Non
         batchcall.resume(finished_run, timeout=5, api_key="key")
     message = str(refused.value)
     assert "'timeout' cannot be changed" in message
-    assert "base_url, breaker, concurrency, max_rate and verbose" in message
+    assert "base_url, breaker, concurrency, ledger, max_rate and verbose" in message
     assert refused.value.exit_code == 2
     assert (finished_run / "summary.json").read_bytes() == summary
 

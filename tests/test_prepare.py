@@ -31,8 +31,8 @@ def test_a_child_process_plans_exactly_what_this_process_would(tmp_path, monkeyp
     started = []
     real = prepare.Prepared.__init__
 
-    def spy(self, planned, *, size_hint):
-        real(self, planned, size_hint=size_hint)
+    def spy(self, planned, *, size_hint, check=None):
+        real(self, planned, size_hint=size_hint, check=check)
         started.append(self.in_child)
 
     monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 0)

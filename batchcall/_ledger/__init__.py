@@ -35,6 +35,7 @@ atomic. A sandbox run opens a ledger of its own, so a demo never blocks a real c
 
 from __future__ import annotations
 
+from .._errors import LedgerError
 from ._ledger import Ledger
 from ._model import (
     OUTCOMES,
@@ -49,9 +50,9 @@ from ._model import (
     Verdict,
     Window,
     parse_cap,
+    parse_period,
 )
 from ._open import check_team, default_path, open_ledger, team_fingerprint
-from ._store import LedgerError
 from ._suppress import SuppressionList, parse_expiry
 
 __all__ = [
@@ -74,5 +75,6 @@ __all__ = [
     "open_ledger",
     "parse_cap",
     "parse_expiry",
+    "parse_period",
     "team_fingerprint",
 ]

@@ -112,6 +112,16 @@ class Ledger:
             )
         )
 
+    def reserved(self, run_id: str) -> list[int]:
+        """The rows of `run_id` whose calls are still `reserved`: in flight, or caught in
+        flight when the run stopped."""
+        rows = self._store.query(
+            "SELECT row_no FROM ledger_calls WHERE team = ? AND run_id = ?"
+            " AND outcome = 'reserved' ORDER BY row_no",
+            (self.team, run_id),
+        )
+        return [row for (row,) in rows]
+
     def resolve_reserved(self, run_id: str) -> int:
         """After a crash: a call still `reserved` may have been created, so it is `unknown`
         (and keeps counting as placed). Returns how many there were."""

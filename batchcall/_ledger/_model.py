@@ -66,6 +66,7 @@ class Cap:
 
 
 _CAP = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*", re.IGNORECASE)
+_PERIOD = re.compile(r"\s*(\d*)\s*([a-z]+)\s*", re.IGNORECASE)
 _UNITS = {
     "m": timedelta(minutes=1),
     "min": timedelta(minutes=1),
@@ -90,6 +91,21 @@ def parse_cap(text: str) -> Cap:
     if period > timedelta(days=366):
         raise UsageError(f"Frequency cap {text!r}: the period may be at most a year (366d).")
     return Cap(n, period)
+
+
+def parse_period(text: str) -> timedelta:
+    """`24h` → 24 hours, as a cap's period is written (units m, h, d, w; `d` is one day)."""
+    found = _PERIOD.fullmatch(text)
+    if found is None or found.group(2).lower() not in _UNITS:
+        raise UsageError(
+            f"Period {text!r} is not COUNT UNIT; write e.g. 24h, 90m or 7d (units m, h, d, w)."
+        )
+    period = int(found.group(1) or 1) * _UNITS[found.group(2).lower()]
+    if not period:
+        raise UsageError(f"Period {text!r} is empty; write e.g. 24h, 90m or 7d.")
+    if period > timedelta(days=366):
+        raise UsageError(f"Period {text!r} may be at most a year (366d).")
+    return period
 
 
 def _period_text(period: timedelta) -> str:

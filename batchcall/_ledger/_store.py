@@ -23,13 +23,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .._errors import AbortedError, UsageError
-
-
-class LedgerError(AbortedError):
-    """The ledger could not be read or written mid-run: no row may be sent unchecked, so the
-    run stops sending and leaves the rest pending (exit 3)."""
-
+from .._errors import LedgerError, UsageError
 
 # Placeholders per query stay well under SQLite's oldest variable limit (999).
 BATCH = 900

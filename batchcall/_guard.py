@@ -1,0 +1,220 @@
+"""The contact ledger (`batchcall._ledger`) as one run sees it: the policy the run's settings
+ask for, the plan's early answer, and the reservation just before each request leaves.
+
+Planning. `Guard.check` takes each chunk of planned rows as the parent process receives it
+(from the forked planning child, or from planning in-process) and asks `Ledger.check` about its
+pending rows at once. A row the ledger would skip becomes `suppressed`, `already_scheduled` or
+`frequency_capped`, with the ledger's message; a row a cap would defer keeps its request, which
+holds the time it asked for, and shows the deferred time as the time it is sent with. The check
+runs in the parent, never in the child: no database connection crosses a fork, and the parent,
+which mostly waits for the child, has the spare CPU (see benchmarks/README.md, "ledger.py").
+
+Sending. On a row's first attempt, inside the gate's permit and before the journal's
+`mark_sending`, `Guard.reserve` checks the row again and reserves its call in one ledger
+transaction: the answer that counts. A skip ends the row there (`Skipped`, never sent); a
+deferral sets the request's `scheduled_time` to the instant the caps allow. The row's own
+requested time is what is reserved, never a time an earlier verdict moved it to, so a re-run
+of the row matches it in the ledger. The answer then settles the call (`scheduled` and `unknown`
+keep counting, `failed` frees it); a row that goes back to `pending` releases it; and after a
+crash `reconcile` makes the ledger agree with the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import phonenumbers
+
+from ._config import Settings
+from ._journal import MOVED_BY_CAP, Job, Journal, PlannedRow, PolicySkip, Result
+from ._ledger import Call, Ledger, Policy, SuppressionList, Verdict, Window, parse_cap
+from ._ledger._model import iso
+from ._windows import WindowPolicy
+
+log = logging.getLogger("batchcall")
+
+ANSWERED = frozenset({"scheduled", "failed", "unknown"})
+
+
+class Skipped(Exception):
+    """The ledger refused a row just before it would have left; the journal says why."""
+
+
+def policy_for(settings: Settings, lists: SuppressionList | None) -> Policy:
+    """The ledger policy `settings` ask for. `--force` and `--allow-duplicates` lift the repeat
+    guard too: both say, for this run, "call again what was called before"."""
+    return Policy(
+        allow_repeat=settings.allow_repeat or settings.force or settings.allow_duplicates,
+        repeat_window=settings.repeat_window,
+        caps=tuple(parse_cap(cap) for cap in settings.max_calls),
+        over_cap=settings.outside_window,
+        max_defer_days=settings.max_defer_days,
+        suppress=lists if lists else None,
+    )
+
+
+def load_lists(paths: Sequence[Path], region: str | None) -> SuppressionList | None:
+    """The run's `--suppress` lists, read in full (a UsageError naming the file and line if
+    any of it is not a number), or None when there are none."""
+    return SuppressionList.load(paths, region=region) if paths else None
+
+
+def list_region(settings: Settings) -> str | None:
+    """The default region for national numbers in a list, as for the input's phones:
+    `--region`, else the country of `--from-number`."""
+    if settings.region:
+        return settings.region
+    if settings.from_number:
+        try:
+            number = phonenumbers.parse(settings.from_number, None)
+        except phonenumbers.NumberParseException:
+            return None
+        region = phonenumbers.region_code_for_number(number)
+        return None if region in (None, "ZZ", "001") else region
+    return None
+
+
+def _instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _skip_outcome(verdict: Verdict) -> PolicySkip:
+    if verdict.outcome is None:  # a bug guard: every skip names its outcome
+        raise ValueError(f"the ledger skipped a call without an outcome: {verdict.message}")
+    return verdict.outcome
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Guard:
+    """One run's view of the ledger. `run_id` names the run in the ledger (and so in the
+    messages of any later run it blocks)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        policy: Policy,
+        journal: Journal,
+        *,
+        run_id: str,
+        window: WindowPolicy | None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        self.run_id = run_id
+        self._journal = journal
+        self.window = window
+        self._clock = clock
+        self._zone_column: int | None = journal.meta("timezone_column")
+
+    # --- planning -------------------------------------------------------------------------------
+
+    def check(self, chunk: list[PlannedRow]) -> list[PlannedRow]:
+        """The chunk with the ledger's early answer for each pending row."""
+        todo = [(i, r) for i, r in enumerate(chunk) if r.state == "pending" and r.request]
+        if not todo:
+            return chunk
+        calls = [
+            Call(
+                r.phone_e164 or "",
+                json.loads(r.request or "{}")["script_id"],
+                _instant(r.scheduled_time_sent),
+                self.run_id,
+                r.row,
+            )
+            for _, r in todo
+        ]
+        cells = {r.row: r.cells for _, r in todo}
+        allowed = self._allowed(lambda row: self._zone_in(json.loads(cells[row])))
+        verdicts = self.ledger.check(calls, self.policy, now=self._clock(), allowed=allowed)
+        out = list(chunk)
+        for (i, r), verdict in zip(todo, verdicts, strict=True):
+            if verdict.action == "skip":
+                skip = _skip_outcome(verdict)
+                out[i] = r._replace(state=skip, error_code=skip, error=verdict.message)
+            elif verdict.action == "defer" and verdict.ring_at is not None:
+                out[i] = r._replace(
+                    scheduled_time_sent=iso(verdict.ring_at),
+                    time_moved=r.time_moved | MOVED_BY_CAP,
+                )
+        return out
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def reserve(self, job: Job) -> None:
+        """Reserve the row's call just before it leaves. Raises `Skipped` when the ledger
+        refuses it (the journal records why); on a deferral, sets `job.body`'s time, which
+        this attempt and every retry of the row then send."""
+        body = job.body
+        asked = body.get("scheduled_time")
+        phone, script = body["contact"]["phone_number"], body["script_id"]
+        call = Call(phone, script, _instant(asked), self.run_id, job.row)
+        verdict = self.ledger.reserve(
+            call, self.policy, now=self._clock(), allowed=self._allowed(self._zone_of)
+        )
+        if verdict.action == "skip":
+            outcome = _skip_outcome(verdict)
+            self._journal.skip_by_policy(job.row, outcome, verdict.message)
+            log.info("row %d %s before sending: %s", job.row, outcome, verdict.message)
+            raise Skipped(verdict.message)
+        if verdict.action == "defer" and verdict.ring_at is not None:
+            body["scheduled_time"] = iso(verdict.ring_at)
+            self._journal.retime_by_cap(job.row, body["scheduled_time"], deferred=True)
+            log.info("row %d: %s", job.row, verdict.message)
+        else:
+            self._journal.retime_by_cap(job.row, asked, deferred=False)
+
+    def settle(self, row: int, result: Result) -> None:
+        """Record the row's answer: `scheduled` and `unknown` keep counting, `failed` frees it."""
+        self.ledger.settle(self.run_id, row, result.state, result.call_id)
+
+    def release(self, row: int) -> None:
+        """The row is pending again and its request provably did nothing: forget its call."""
+        self.ledger.release(self.run_id, row)
+
+    def reconcile(self) -> int:
+        """After a crash, make the ledger agree with the journal (after `journal.recover()`):
+        a reserved call whose row has its answer is settled with it, one whose row is still
+        pending never left and is released, and any other stays counted, as `unknown`.
+        Returns how many became `unknown`."""
+        reserved = self.ledger.reserved(self.run_id)
+        for row, (state, call_id) in self._journal.answers(reserved).items():
+            if state in ANSWERED:
+                self.ledger.settle(self.run_id, row, state, call_id)
+            elif state == "pending":
+                self.ledger.release(self.run_id, row)
+        return self.ledger.resolve_reserved(self.run_id)
+
+    # --- the calling window, for a deferral ------------------------------------------------------
+
+    def _allowed(self, zone_of: Callable[[int], str | None]) -> Window | None:
+        """The calling window as the ledger asks it: the first allowed instant at or after t
+        for a call, so that a deferral never lands outside the window."""
+        window = self.window
+        if window is None:
+            return None
+
+        def allowed(call: Call, t: datetime) -> datetime | None:
+            try:
+                names = window.zone_names(call.phone, zone_of(call.row))
+            except ValueError:  # an unknown zone: validation already refused such a row
+                return None
+            return window.first_allowed(names, t) if names else None
+
+        return allowed
+
+    def _zone_of(self, row: int) -> str | None:
+        return self._zone_in(self._journal.cells(row))
+
+    def _zone_in(self, cells: Sequence[str]) -> str | None:
+        col = self._zone_column
+        if col is None or col >= len(cells):
+            return None
+        return cells[col].strip() or None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -185,6 +186,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=sorted(SNIPPETS), action="append")
     args = parser.parse_args()
+    # The runs call the same phones again and again: give them a throwaway contact ledger, never
+    # the user's own (children inherit it).
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="batchcall-bench-state-")
     path = DATA / f"contacts_{args.rows}.csv"
     if not path.exists():
         print(f"generating {path} ...", file=sys.stderr)

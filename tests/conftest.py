@@ -43,11 +43,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process runs read os.environ: take every batchcall and Voxworks setting out of it."""
+def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """In-process runs read os.environ: take every batchcall and Voxworks setting out of it.
+
+    The default contact ledger lives in the user's state directory: each test gets its own
+    (XDG_STATE_HOME, which its children inherit), so no test's calls block another's, and the
+    suite never writes into the developer's real ledger.
+    """
     for name in list(os.environ):
         if name.startswith(SCRUBBED_PREFIXES):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
 @pytest.fixture

@@ -143,13 +143,13 @@ def _suppressed(call: Call, hit: Suppression) -> str:
         source = f"the team's list in the ledger ({hit.source}, {iso(hit.added_at)})"
     reason = f": {hit.reason}" if hit.reason else ""
     until = f" (until {iso(hit.expires_at)})" if hit.expires_at else ""
-    return f"{call.phone} is suppressed by {source}{reason}{until}; not sent."
+    return f"Phone {call.phone} is suppressed by {source}{reason}{until}; not sent."
 
 
 def _repeated(call: Call, earlier: Placed) -> str:
     when = f"at {iso(call.ring_at)}" if call.ring_at else "to ring now"
     return (
-        f"{call.phone} with script {call.script_id} {when} was already placed: "
+        f"A call to {call.phone} with script {call.script_id} {when} was already placed: "
         f"{earlier.describe()}. Not sent; pass --allow-repeat to call again anyway."
     )
 

@@ -27,12 +27,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import phonenumbers
-
 from ._config import Settings
 from ._journal import MOVED_BY_CAP, Job, Journal, PlannedRow, PolicySkip, Result
 from ._ledger import Call, Ledger, Policy, SuppressionList, Verdict, Window, parse_cap
 from ._ledger._model import iso
+from ._load import default_region
 from ._windows import WindowPolicy
 
 log = logging.getLogger("batchcall")
@@ -64,18 +63,8 @@ def load_lists(paths: Sequence[Path], region: str | None) -> SuppressionList | N
 
 
 def list_region(settings: Settings) -> str | None:
-    """The default region for national numbers in a list, as for the input's phones:
-    `--region`, else the country of `--from-number`."""
-    if settings.region:
-        return settings.region
-    if settings.from_number:
-        try:
-            number = phonenumbers.parse(settings.from_number, None)
-        except phonenumbers.NumberParseException:
-            return None
-        region = phonenumbers.region_code_for_number(number)
-        return None if region in (None, "ZZ", "001") else region
-    return None
+    """The default region for national numbers in a list, as for the input's phones."""
+    return default_region(settings)
 
 
 def _instant(text: str | None) -> datetime | None:

@@ -488,7 +488,7 @@ def _no_phone(path: Path, header: list[str], rows: list[list[str]], settings: Se
         f"{looked_for} (any case, with spaces, '-' or '_', camelCase, 'Person - ' or ' 1 - "
         "Value' around it)."
     )
-    region = _region_hint(settings)
+    region = default_region(settings)
     counts = []
     for index, name in enumerate(header):
         filled = [row[index] for row in rows if row[index]]
@@ -527,7 +527,7 @@ def _looks_like_phone(cell: str, region: str | None) -> bool:
     return region is None and 7 <= sum(c.isdigit() for c in first) <= 15
 
 
-def _region_hint(settings: Settings) -> str | None:
+def default_region(settings: Settings) -> str | None:
     """--region, else the country of --from-number: what the validator will read numbers in."""
     if settings.region:
         return settings.region.strip().upper()

@@ -196,8 +196,8 @@ async def _execute(
 
 
 def _settle_leftovers(guard: Guard) -> None:
-    """After a pass nothing is in flight: a call still reserved was caught mid-flight by a
-    hard stop (its row is now `unknown`), and the ledger is told so."""
+    """After a pass nothing is in flight: the last answers are written, and a call still
+    reserved was caught mid-flight by a hard stop (its row is now `unknown`)."""
     try:
         guard.reconcile()
     except LedgerError as exc:
@@ -423,6 +423,8 @@ def _guard(
     settings: Settings,
     lists: SuppressionList | None,
     window: WindowPolicy | None,
+    *,
+    continued: bool = False,
 ) -> Guard:
     return Guard(
         ledger,
@@ -430,6 +432,7 @@ def _guard(
         journal,
         run_id=journal.meta("ledger_run_id"),
         window=window,
+        continued=continued,
     )
 
 
@@ -519,7 +522,7 @@ def _continue(
                 )
             plan = _replan(journal, settings)
             window = plan.policy if plan is not None else WindowPolicy.from_settings(settings)
-            guard = _guard(ledger, journal, settings, lists, window)
+            guard = _guard(ledger, journal, settings, lists, window, continued=True)
             unknown = guard.reconcile()
             if unknown:
                 log.warning("%d calls reserved in the ledger had no answer: unknown", unknown)

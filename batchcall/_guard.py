@@ -17,12 +17,20 @@ requested time is what is reserved, never a time an earlier verdict moved it to,
 of the row matches it in the ledger. The answer then settles the call (`scheduled` and `unknown`
 keep counting, `failed` frees it); a row that goes back to `pending` releases it; and after a
 crash `reconcile` makes the ledger agree with the journal.
+
+Answers are written to the ledger in batches (`SETTLE_BATCH` rows, or after `SETTLE_EVERY`
+seconds, and when the pass ends): a commit costs 50 to 110 µs here, the update itself 8 µs. A
+call not yet settled is still `reserved`, which counts exactly as `scheduled` and `unknown` do,
+and one lost in a crash is settled from the journal by `reconcile`; so the only effect of the
+delay is that a `failed` call frees its place a moment later.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +45,8 @@ from ._windows import WindowPolicy
 log = logging.getLogger("batchcall")
 
 ANSWERED = frozenset({"scheduled", "failed", "unknown"})
+SETTLE_BATCH = 100
+SETTLE_EVERY = 1.0  # seconds
 
 
 class Skipped(Exception):
@@ -67,8 +77,30 @@ def list_region(settings: Settings) -> str | None:
     return default_region(settings)
 
 
+@functools.lru_cache(maxsize=4096)
 def _instant(text: str | None) -> datetime | None:
+    # Campaign files repeat a handful of times over thousands of rows.
     return None if text is None else datetime.fromisoformat(text)
+
+
+_LEADS = '{"from_number":"'
+_SCRIPT = '","script_id":"'
+
+
+def _script_of(request: str) -> str:
+    """A planned request's script_id. The body is pydantic's JSON of `CreatePhoneCallRequest`,
+    which starts with `from_number` (an E.164 number: no quote or escape) and then
+    `script_id`, so the value is found by position; parsing the whole body cost a third of
+    the plan-time check. Any other shape, or a value with an escape, is parsed in full."""
+    if request.startswith(_LEADS):
+        at = request.find('"', len(_LEADS))
+        if request.startswith(_SCRIPT, at):
+            start = at + len(_SCRIPT)
+            end = request.find('"', start)
+            value = request[start:end]
+            if end > start and "\\" not in value:
+                return value
+    return str(json.loads(request)["script_id"])
 
 
 def _skip_outcome(verdict: Verdict) -> PolicySkip:
@@ -93,6 +125,7 @@ class Guard:
         *,
         run_id: str,
         window: WindowPolicy | None,
+        continued: bool = False,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.ledger = ledger
@@ -102,6 +135,11 @@ class Guard:
         self.window = window
         self._clock = clock
         self._zone_column: int | None = journal.meta("timezone_column")
+        # Whether a pending row may show a deferral the plan expected: then each reservation
+        # that lets a row ring at its own time must undo it. A continued run cannot know.
+        self._plan_deferred = continued
+        self._answers: list[tuple[int, str, str | None]] = []
+        self._flushed = time.monotonic()
 
     # --- planning -------------------------------------------------------------------------------
 
@@ -113,7 +151,7 @@ class Guard:
         calls = [
             Call(
                 r.phone_e164 or "",
-                json.loads(r.request or "{}")["script_id"],
+                _script_of(r.request or "{}"),
                 _instant(r.scheduled_time_sent),
                 self.run_id,
                 r.row,
@@ -129,6 +167,7 @@ class Guard:
                 skip = _skip_outcome(verdict)
                 out[i] = r._replace(state=skip, error_code=skip, error=verdict.message)
             elif verdict.action == "defer" and verdict.ring_at is not None:
+                self._plan_deferred = True
                 out[i] = r._replace(
                     scheduled_time_sent=iso(verdict.ring_at),
                     time_moved=r.time_moved | MOVED_BY_CAP,
@@ -157,12 +196,22 @@ class Guard:
             body["scheduled_time"] = iso(verdict.ring_at)
             self._journal.retime_by_cap(job.row, body["scheduled_time"], deferred=True)
             log.info("row %d: %s", job.row, verdict.message)
-        else:
+        elif self._plan_deferred:
             self._journal.retime_by_cap(job.row, asked, deferred=False)
 
     def settle(self, row: int, result: Result) -> None:
-        """Record the row's answer: `scheduled` and `unknown` keep counting, `failed` frees it."""
-        self.ledger.settle(self.run_id, row, result.state, result.call_id)
+        """Record the row's answer (in the next batch): `scheduled` and `unknown` keep
+        counting, `failed` frees the call's place."""
+        self._answers.append((row, result.state, result.call_id))
+        if len(self._answers) >= SETTLE_BATCH or time.monotonic() - self._flushed >= SETTLE_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the answers not yet in the ledger, in one transaction."""
+        answers, self._answers = self._answers, []
+        self._flushed = time.monotonic()
+        if answers:
+            self.ledger.settle_all(self.run_id, answers)
 
     def release(self, row: int) -> None:
         """The row is pending again and its request provably did nothing: forget its call."""
@@ -173,13 +222,16 @@ class Guard:
         a reserved call whose row has its answer is settled with it, one whose row is still
         pending never left and is released, and any other stays counted, as `unknown`.
         Returns how many became `unknown`."""
-        reserved = self.ledger.reserved(self.run_id)
-        for row, (state, call_id) in self._journal.answers(reserved).items():
+        self.flush()
+        unknown = 0
+        answers = self._journal.answers(self.ledger.reserved(self.run_id))
+        for row, (state, call_id) in answers.items():
             if state in ANSWERED:
                 self.ledger.settle(self.run_id, row, state, call_id)
+                unknown += state == "unknown"
             elif state == "pending":
                 self.ledger.release(self.run_id, row)
-        return self.ledger.resolve_reserved(self.run_id)
+        return unknown + self.ledger.resolve_reserved(self.run_id)
 
     # --- the calling window, for a deferral ------------------------------------------------------
 

@@ -188,8 +188,8 @@ async def _execute(
 
 
 def _settle_leftovers(guard: Guard) -> None:
-    """After a pass nothing is in flight: a call still reserved was caught mid-flight by a
-    hard stop (its row is now `unknown`), and the ledger is told so."""
+    """After a pass nothing is in flight: the last answers are written, and a call still
+    reserved was caught mid-flight by a hard stop (its row is now `unknown`)."""
     try:
         guard.reconcile()
     except LedgerError as exc:
@@ -552,6 +552,8 @@ def _guard(
     settings: Settings,
     lists: SuppressionList | None,
     window: WindowPolicy | None,
+    *,
+    continued: bool = False,
 ) -> Guard:
     return Guard(
         ledger,
@@ -559,6 +561,7 @@ def _guard(
         journal,
         run_id=journal.meta("ledger_run_id"),
         window=window,
+        continued=continued,
     )
 
 
@@ -661,7 +664,7 @@ def _continue(
                 )
             plan = _replan(journal, settings)
             window = plan.policy if plan is not None else WindowPolicy.from_settings(settings)
-            guard = _guard(ledger, journal, settings, lists, window)
+            guard = _guard(ledger, journal, settings, lists, window, continued=True)
             unknown = guard.reconcile()
             if unknown:
                 log.warning("%d calls reserved in the ledger had no answer: unknown", unknown)

@@ -193,7 +193,7 @@ def time_journal(directory: Path, count: int) -> dict[str, tuple[float, float]]:
 
         def both(i: int) -> None:
             journal.mark_sending(i + 1, 1)
-            journal.record(i + 1, result, attempts=1)
+            journal.record_result(i + 1, result, attempts=1)
 
         return {"journal mark_sending + record (baseline)": per_call(both, count)}
 

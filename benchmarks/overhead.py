@@ -4,9 +4,11 @@
 
 Both clients run in their own child process against the same sandbox (itself a child process,
 unlimited, no latency), so `RUSAGE_CHILDREN` gives each client's CPU alone. batchcall does the
-whole job (read the CSV, validate, plan, journal every state, send, write the reports); the
-baseline only posts prebuilt bodies with the same concurrency. The ratio is the price of the
-journal and the checks.
+whole job (read the CSV, validate, plan, check every row against the contact ledger, journal
+every state, reserve and settle every call in the ledger, send, write the reports); the baseline
+only posts prebuilt bodies with the same concurrency. The ratio is the price of the journal, the
+ledger and the checks. batchcall's ledger is a temporary SQLite file (`--ledger`), shared by the
+repeats as a team's would be, and never the user's own.
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ def main() -> None:
         ]
         (work / "bodies.json").write_text(json.dumps(bodies))
         with start_sandbox(SandboxConfig(), subprocess=True) as server:
-            env = dict(os.environ, VOXWORKS_API_KEY=server.api_key)
+            env = dict(
+                os.environ, VOXWORKS_API_KEY=server.api_key, XDG_STATE_HOME=str(work / "state")
+            )
             ours.append(
                 _cpu_of(
                     [
@@ -95,6 +99,8 @@ def main() -> None:
                         str(CONCURRENCY),
                         "--reports-dir",
                         str(work / "reports"),
+                        "--ledger",
+                        str(work / "ledger.sqlite"),
                         "--quiet",
                     ],
                     env,

@@ -94,12 +94,17 @@ class Ledger:
     def settle(self, run_id: str, row: int, outcome: str, call_id: str | None = None) -> bool:
         """Record the answer to a reserved call: `scheduled`, `unknown` or `failed` (which then
         no longer counts as placed). False when the row has no call in the ledger."""
-        if outcome not in SETTLED:
-            raise ValueError(f"outcome {outcome!r} is not one of {sorted(SETTLED)}")
-        sql = "UPDATE ledger_calls SET outcome = ?, call_id = ? WHERE team = ? AND run_id = ?"
-        return bool(
-            self._store.execute(sql + " AND row_no = ?", (outcome, call_id, self.team, run_id, row))
-        )
+        _check_settled(outcome)
+        return bool(self._store.execute(_SETTLE, (outcome, call_id, self.team, run_id, row)))
+
+    def settle_all(self, run_id: str, answers: Sequence[tuple[int, str, str | None]]) -> None:
+        """`settle` for many rows of a run, given as (row, outcome, call_id), in one
+        transaction: a commit costs far more than the update it makes durable."""
+        for _, outcome, _ in answers:
+            _check_settled(outcome)
+        rows = [(outcome, call_id, self.team, run_id, row) for row, outcome, call_id in answers]
+        with self._store.atomic():
+            self._store.executemany(_SETTLE, rows)
 
     def release(self, run_id: str, row: int) -> bool:
         """Forget a reservation whose request provably never left (the row is pending again)."""
@@ -217,6 +222,16 @@ class Ledger:
     def suppressions(self) -> list[Suppression]:
         """The team's list, expired entries included (`Suppression.active` tells them apart)."""
         return self._tables.suppressions()
+
+
+_SETTLE = (
+    "UPDATE ledger_calls SET outcome = ?, call_id = ? WHERE team = ? AND run_id = ? AND row_no = ?"
+)
+
+
+def _check_settled(outcome: str) -> None:
+    if outcome not in SETTLED:
+        raise ValueError(f"outcome {outcome!r} is not one of {sorted(SETTLED)}")
 
 
 def _since(calls: Sequence[Call], policy: Policy, now: datetime) -> datetime:

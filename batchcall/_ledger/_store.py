@@ -99,6 +99,10 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA secure_delete=ON")
+            # Every reservation is a commit; a checkpoint (two fsyncs) every 1,000 WAL pages,
+            # SQLite's default, cost 70 µs of each commit's 115 µs here. Every 8,000 pages
+            # (a WAL of up to 32 MB) brings a commit to about 50 µs.
+            self._db.execute("PRAGMA wal_autocheckpoint=8000")
             # The plan-time check probes the phone index all over a big ledger: a larger page
             # cache than SQLite's 2 MB default keeps its inner pages in memory.
             self._db.execute("PRAGMA cache_size=-32768")

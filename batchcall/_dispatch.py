@@ -52,7 +52,7 @@ from pydantic import ValidationError
 from ._config import Settings
 from ._errors import AbortedError, AuthError, LedgerError, TlsError, UnavailableError
 from ._guard import Guard, Skipped
-from ._journal import FINAL, Job, Journal, Result
+from ._journal import ANSWER_DELAY, FINAL, Job, Journal, Result
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
 from ._prepare import Prepared
@@ -605,6 +605,36 @@ class _Display:
             self._progress.advance(1, throttled=self._gate.throttled)
 
 
+class _AnswerCommits:
+    """Commits the answers that no `sending` mark has carried to the disk within ANSWER_DELAY
+    (a pause after a 429, the last rows of a pass). A commit that fails stops the pass."""
+
+    def __init__(self, journal: Journal, stopper: Stopper) -> None:
+        self._journal = journal
+        self._stopper = stopper
+        self._timer: asyncio.TimerHandle | None = None
+        self.error: Exception | None = None
+
+    def soon(self) -> None:
+        if self._timer is None and self._journal.uncommitted:
+            self._timer = asyncio.get_running_loop().call_later(ANSWER_DELAY, self._commit)
+
+    def _commit(self) -> None:
+        self._timer = None
+        try:
+            self._journal.commit()
+        except Exception as exc:
+            self.error = self.error or exc
+            self._stopper.stop()
+
+    def final(self) -> Exception | None:
+        """Commit what is left at the pass's end; the first failure of any commit, if any."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._commit()
+        return self.error
+
+
 class _Loader:
     """Commits planned chunks to the journal as they come, and wakes the feeder for each."""
 
@@ -689,9 +719,11 @@ class _Worker:
         stopper: Stopper,
         stats: SendStats,
         display: _Display,
+        commits: _AnswerCommits,
         guard: Guard | None = None,
     ) -> None:
         self._journal = journal
+        self._commits = commits
         self._dispatcher = dispatcher
         self._policy = policy
         self._stopper = stopper
@@ -736,6 +768,7 @@ class _Worker:
             return  # the pass stopped before this row left: it stays pending
         result, attempts = sent
         self._journal.record_result(job.row, result, attempts=attempts)
+        self._commits.soon()
         if self._guard is not None:
             self._ledger(self._guard.settle, job.row, result)
         self._stats.finished()
@@ -808,6 +841,7 @@ class Execution:
             self._journal, self._planned, display=display, stopper=stopper, rows_ready=rows_ready
         )
         tasks = [asyncio.create_task(loader.run())]
+        commits = _AnswerCommits(self._journal, stopper)
         if self._client is not None:
             row_log = _PassLog(self._journal, stopper, stats, self._guard)
             breaker = Breaker(
@@ -819,10 +853,12 @@ class Execution:
             )  # fmt: skip
             worker = _Worker(
                 self._journal, dispatcher, policy=self._policy, stopper=stopper, stats=stats,
-                display=display, guard=self._guard,
+                display=display, commits=commits, guard=self._guard,
             )  # fmt: skip
             tasks += self._sending(worker, loader, rows_ready, stopper)
         error = await self._wait(tasks, stopper)
+        late = commits.final()  # always: the last answers must reach the disk
+        error = error or late
         return PassOutcome(
             stats=stats,
             requests=gate.requests,
@@ -883,7 +919,9 @@ def _unavailable(settings: Settings, last: Decision) -> UnavailableError:
 
 def _log_row(row: int, result: Result) -> None:
     if result.state == "scheduled":
-        log.info("row %d scheduled call_id=%s", row, result.call_id)
+        # results.csv has every call_id; a line per call in run.log only with --verbose (a
+        # logging record costs as much as the journal's write of the row).
+        log.debug("row %d scheduled call_id=%s", row, result.call_id)
     else:
         log.info(
             "row %d %s http=%s %s: %s",

@@ -19,9 +19,15 @@ What is promised, and how:
   neither a `kill -9` nor a power cut at any instant can turn a row whose request left back
   into `pending`: each row is either provably unsent (`pending`) or possibly sent (`sending`,
   which `resume` turns into `unknown`). Measured in `benchmarks/overhead.py`: the syncs cost
-  about 0.1 ms of CPU a commit, a few percent of a row's cost end to end.
-- Every other transition is durable by the same rule. A commit lost anyway (a disk that lies
-  about its cache) falls back to an earlier, still-safe state.
+  about 0.1 ms of CPU a commit.
+- An answer (`record_result`) is written at once but committed with the next `sending` mark,
+  or by `commit()`, which a pass calls within `ANSWER_DELAY` of the first answer waiting and at
+  its end: one fsync carries many answers, and a row costs one sync, not two. A `kill -9`
+  before that commit leaves the row `sending`, which `resume` turns into `unknown` (its
+  Idempotency-Key kept, so a retry is answered with the call it made): never a row lost or
+  sent twice, only an answer to look up again.
+- Every other transition is committed when its method returns, by the same rule. A commit lost
+  anyway (a disk that lies about its cache) falls back to an earlier, still-safe state.
 - A journal is checked before anything touches it: an empty, truncated or corrupt file, or one
   that is not a batchcall journal, is refused (`DamagedJournalError`) and left exactly as it
   is, never migrated or rewritten. `readonly=True` (for `status`) never writes at all, and
@@ -226,6 +232,10 @@ def _retime(
     )
 
 
+# How long an answer may wait, uncommitted, for a `sending` commit to carry it to the disk.
+ANSWER_DELAY = 0.05
+
+
 class IllegalTransition(RuntimeError):
     """A bug guard: the code tried to move a row along an edge the state machine lacks."""
 
@@ -357,158 +367,10 @@ def _connect(path: Path, *, create: bool, readonly: bool) -> sqlite3.Connection:
     return db
 
 
-class Journal:
-    """One run's journal. `create` makes a new one; otherwise the file is checked first
-    (`open_checked`), and `readonly` keeps to the checked read-only connection."""
+class _Reads:
+    """What a journal answers: counts, answers and the rows for the reports."""
 
-    def __init__(self, path: Path, *, create: bool = False, readonly: bool = False) -> None:
-        self.path = path
-        self._db = _connect(path, create=create, readonly=readonly)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # --- run settings -------------------------------------------------------------------------
-
-    def set_meta(self, **values: Any) -> None:
-        """Store run settings, all or none."""
-        with _transaction(self._db):
-            self._db.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [(k, json.dumps(v)) for k, v in values.items()],
-            )
-
-    def meta(self, key: str, default: Any = None) -> Any:
-        found = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if found is None else json.loads(found[0])
-
-    # --- planning -------------------------------------------------------------------------------
-
-    def add_rows(self, rows: Iterable[PlannedRow], *, run_id: str) -> int:
-        """Insert planned rows in one transaction. Rows already present are left untouched, so
-        re-planning an input after a crash never resets a row."""
-        now = _now()
-        values = [(*r, f"{run_id}-{r.row}", now, now) for r in rows]
-        with _transaction(self._db):
-            self._db.executemany(_INSERT_PLANNED, values)
-        return len(values)
-
-    def replan(self, row: int, body: dict[str, Any]) -> None:
-        """A pending row's request changed before it left (a calling window moved its time)."""
-        request = json.dumps(body, ensure_ascii=False)
-        _retime(self._db, row, body.get("scheduled_time"), MOVED_BY_WINDOW, True, request)
-
-    def retime_by_cap(self, row: int, scheduled_time: str | None, *, deferred: bool) -> None:
-        """The time a pending row's call is sent with, as the frequency caps leave it: moved
-        (`deferred`), or back at its own time (a deferral the plan expected did not happen).
-        The request keeps the time the row asked for, which the ledger matches re-runs against."""
-        _retime(self._db, row, scheduled_time, MOVED_BY_CAP, deferred)
-
-    # --- sending: one method per edge -----------------------------------------------------------
-
-    def pending(self, *, after: int = 0, limit: int = 500) -> list[Job]:
-        cursor = self._db.execute(
-            "SELECT row, request, idempotency_key, attempts FROM rows"
-            " WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
-            (after, limit),
-        )
-        return [Job(row, json.loads(req), key, attempts) for row, req, key, attempts in cursor]
-
-    def mark_sending(self, row: int, attempts: int) -> None:
-        """pending -> sending: committed after the gate admits the request, before it leaves."""
-        self._move(row, "pending", "sending", attempts=attempts)
-
-    def record_result(self, row: int, result: Result, *, attempts: int) -> None:
-        """sending -> scheduled | failed | unknown: what the request's answer (or lack) said."""
-        self._move(
-            row,
-            "sending",
-            result.state,
-            http_status=result.http_status,
-            call_id=result.call_id,
-            contact_id=result.contact_id,
-            error_code=result.error_code,
-            error=result.error,
-            attempts=attempts,
-        )
-
-    def back_to_pending(self, row: int) -> None:
-        """sending -> pending: the request provably did nothing (a 401, a TLS failure)."""
-        self._move(row, "sending", "pending")
-
-    def refuse_before_send(self, row: int, error_code: str, error: str) -> None:
-        """pending -> failed: the row may not leave (its calling window closed for good)."""
-        self._move(row, "pending", "failed", http_status=None, error_code=error_code, error=error)
-
-    def skip_by_policy(self, row: int, outcome: PolicySkip, message: str) -> None:
-        """pending -> suppressed | already_scheduled | frequency_capped: the contact ledger
-        refused the row just before it would have left; `message` says why."""
-        self._move(row, "pending", outcome, error_code=outcome, error=message)
-
-    def _move(self, row: int, edge_from: State, to: State, **fields: Any) -> None:
-        """Move one row along the edge `edge_from -> to` of the state machine, and commit."""
-        if to not in TRANSITIONS[edge_from]:
-            raise IllegalTransition(f"row {row}: the state machine has no edge {edge_from} -> {to}")
-        sets = "".join(f", {name} = ?" for name in fields)
-        # One statement that checks the state as it moves it: no read, and no race with it.
-        cursor = self._db.execute(
-            f"UPDATE rows SET state = ?, updated_at = ?{sets} WHERE row = ? AND state = ?",
-            (to, _now(), *fields.values(), row, edge_from),
-        )
-        if cursor.rowcount != 1:
-            found = self._db.execute("SELECT state FROM rows WHERE row = ?", (row,)).fetchone()
-            state = "missing" if found is None else found[0]
-            raise IllegalTransition(f"row {row} is {state}, not {edge_from}: cannot go to {to}")
-
-    def cells(self, row: int) -> list[str]:
-        found = self._db.execute("SELECT cells FROM rows WHERE row = ?", (row,)).fetchone()
-        return [] if found is None else json.loads(found[0])
-
-    # --- recovery and re-runs -------------------------------------------------------------------
-
-    def recover(self) -> int:
-        """sending -> unknown, for every row: after a crash or a hard stop, a row caught in
-        flight may have been created. Returns how many rows it moved."""
-        cursor = self._db.execute(
-            "UPDATE rows SET state = 'unknown', error_code = 'interrupted', error = ?,"
-            " updated_at = ? WHERE state = 'sending'",
-            (
-                "The run stopped while this request was in flight; the call may exist. Check it, "
-                "or re-send it with `batchcall retry DIR --include-unknown`.",
-                _now(),
-            ),
-        )
-        return cursor.rowcount
-
-    def requeue(self, states: Iterable[str]) -> int:
-        """failed | unknown -> pending, for every row in `states`: the user asked to retry them.
-        Returns how many rows it moved."""
-        wanted = set(states)
-        if not wanted <= RETRYABLE:
-            raise IllegalTransition(f"rows in {sorted(wanted - RETRYABLE)} cannot be queued again")
-        if not wanted:
-            return 0
-        marks = ",".join("?" for _ in wanted)
-        # A failed row provably created nothing, so it gets a fresh Idempotency-Key: a server
-        # that stored its error answer under the old key must not replay that error. An
-        # unknown row keeps its key, so a server that did create the call replays it instead.
-        cursor = self._db.execute(
-            "UPDATE rows SET state = 'pending', error_code = NULL, error = NULL,"
-            " http_status = NULL, updated_at = ?,"
-            " idempotency_key = CASE WHEN state = 'failed'"
-            "   THEN idempotency_key || '-r' || attempts ELSE idempotency_key END"
-            f" WHERE state IN ({marks})",
-            (_now(), *wanted),
-        )
-        return cursor.rowcount
-
-    # --- reading --------------------------------------------------------------------------------
+    _db: sqlite3.Connection
 
     def counts(self) -> dict[State, int]:
         return dict(self._db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
@@ -534,3 +396,191 @@ class Journal:
         )
         for row, cells, *outcome in cursor:
             yield ReportRow(row, json.loads(cells), *outcome)
+
+
+class Journal(_Reads):
+    """One run's journal. `create` makes a new one; otherwise the file is checked first
+    (`open_checked`), and `readonly` keeps to the checked read-only connection."""
+
+    def __init__(self, path: Path, *, create: bool = False, readonly: bool = False) -> None:
+        self.path = path
+        self._db = _connect(path, create=create, readonly=readonly)
+
+    def close(self) -> None:
+        try:
+            self.commit()
+        finally:
+            self._db.close()
+
+    def commit(self) -> None:
+        """Commit the answers written but not yet committed (see the module docstring)."""
+        if not self._db.in_transaction:
+            return
+        try:
+            self._db.execute("COMMIT")
+        except BaseException:
+            # A full disk can fail the COMMIT itself; the answers then fall back to `sending`.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    @property
+    def uncommitted(self) -> bool:
+        """Answers are waiting for a commit."""
+        return self._db.in_transaction
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- run settings -------------------------------------------------------------------------
+
+    def set_meta(self, **values: Any) -> None:
+        """Store run settings, all or none."""
+        self.commit()
+        with _transaction(self._db):
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        found = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if found is None else json.loads(found[0])
+
+    # --- planning -------------------------------------------------------------------------------
+
+    def add_rows(self, rows: Iterable[PlannedRow], *, run_id: str) -> int:
+        """Insert planned rows in one transaction. Rows already present are left untouched, so
+        re-planning an input after a crash never resets a row."""
+        now = _now()
+        values = [(*r, f"{run_id}-{r.row}", now, now) for r in rows]
+        self.commit()
+        with _transaction(self._db):
+            self._db.executemany(_INSERT_PLANNED, values)
+        return len(values)
+
+    def replan(self, row: int, body: dict[str, Any]) -> None:
+        """A pending row's request changed before it left (a calling window moved its time)."""
+        request = json.dumps(body, ensure_ascii=False)
+        _retime(self._db, row, body.get("scheduled_time"), MOVED_BY_WINDOW, True, request)
+        self.commit()
+
+    def retime_by_cap(self, row: int, scheduled_time: str | None, *, deferred: bool) -> None:
+        """The time a pending row's call is sent with, as the frequency caps leave it: moved
+        (`deferred`), or back at its own time (a deferral the plan expected did not happen).
+        The request keeps the time the row asked for, which the ledger matches re-runs against."""
+        # Just before the row's `sending` mark, which commits it (a row skipped instead is
+        # committed by its skip).
+        _retime(self._db, row, scheduled_time, MOVED_BY_CAP, deferred)
+
+    # --- sending: one method per edge -----------------------------------------------------------
+
+    def pending(self, *, after: int = 0, limit: int = 500) -> list[Job]:
+        cursor = self._db.execute(
+            "SELECT row, request, idempotency_key, attempts FROM rows"
+            " WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
+            (after, limit),
+        )
+        return [Job(row, json.loads(req), key, attempts) for row, req, key, attempts in cursor]
+
+    def mark_sending(self, row: int, attempts: int) -> None:
+        """pending -> sending: committed after the gate admits the request, before it leaves."""
+        self._move(row, "pending", "sending", attempts=attempts)
+
+    def record_result(self, row: int, result: Result, *, attempts: int) -> None:
+        """sending -> scheduled | failed | unknown: what the request's answer (or lack) said.
+        Committed with the next `sending` mark or `commit()`, not before it returns."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+        self._move(
+            row,
+            "sending",
+            result.state,
+            commit=False,
+            http_status=result.http_status,
+            call_id=result.call_id,
+            contact_id=result.contact_id,
+            error_code=result.error_code,
+            error=result.error,
+            attempts=attempts,
+        )
+
+    def back_to_pending(self, row: int) -> None:
+        """sending -> pending: the request provably did nothing (a 401, a TLS failure)."""
+        self._move(row, "sending", "pending")
+
+    def refuse_before_send(self, row: int, error_code: str, error: str) -> None:
+        """pending -> failed: the row may not leave (its calling window closed for good)."""
+        self._move(row, "pending", "failed", http_status=None, error_code=error_code, error=error)
+
+    def skip_by_policy(self, row: int, outcome: PolicySkip, message: str) -> None:
+        """pending -> suppressed | already_scheduled | frequency_capped: the contact ledger
+        refused the row just before it would have left; `message` says why."""
+        self._move(row, "pending", outcome, error_code=outcome, error=message)
+
+    def _move(
+        self, row: int, edge_from: State, to: State, *, commit: bool = True, **fields: Any
+    ) -> None:
+        """Move one row along the edge `edge_from -> to` of the state machine, and commit
+        (with any answers waiting) unless told not to."""
+        if to not in TRANSITIONS[edge_from]:
+            raise IllegalTransition(f"row {row}: the state machine has no edge {edge_from} -> {to}")
+        sets = "".join(f", {name} = ?" for name in fields)
+        # One statement that checks the state as it moves it: no read, and no race with it.
+        cursor = self._db.execute(
+            f"UPDATE rows SET state = ?, updated_at = ?{sets} WHERE row = ? AND state = ?",
+            (to, _now(), *fields.values(), row, edge_from),
+        )
+        if cursor.rowcount != 1:
+            found = self._db.execute("SELECT state FROM rows WHERE row = ?", (row,)).fetchone()
+            state = "missing" if found is None else found[0]
+            raise IllegalTransition(f"row {row} is {state}, not {edge_from}: cannot go to {to}")
+        if commit:
+            self.commit()
+
+    def cells(self, row: int) -> list[str]:
+        found = self._db.execute("SELECT cells FROM rows WHERE row = ?", (row,)).fetchone()
+        return [] if found is None else json.loads(found[0])
+
+    # --- recovery and re-runs -------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """sending -> unknown, for every row: after a crash or a hard stop, a row caught in
+        flight may have been created. Returns how many rows it moved."""
+        cursor = self._db.execute(
+            "UPDATE rows SET state = 'unknown', error_code = 'interrupted', error = ?,"
+            " updated_at = ? WHERE state = 'sending'",
+            (
+                "The run stopped while this request was in flight; the call may exist. Check it, "
+                "or re-send it with `batchcall retry DIR --include-unknown`.",
+                _now(),
+            ),
+        )
+        self.commit()
+        return cursor.rowcount
+
+    def requeue(self, states: Iterable[str]) -> int:
+        """failed | unknown -> pending, for every row in `states`: the user asked to retry them.
+        Returns how many rows it moved."""
+        wanted = set(states)
+        if not wanted <= RETRYABLE:
+            raise IllegalTransition(f"rows in {sorted(wanted - RETRYABLE)} cannot be queued again")
+        if not wanted:
+            return 0
+        marks = ",".join("?" for _ in wanted)
+        # A failed row provably created nothing, so it gets a fresh Idempotency-Key: a server
+        # that stored its error answer under the old key must not replay that error. An
+        # unknown row keeps its key, so a server that did create the call replays it instead.
+        cursor = self._db.execute(
+            "UPDATE rows SET state = 'pending', error_code = NULL, error = NULL,"
+            " http_status = NULL, updated_at = ?,"
+            " idempotency_key = CASE WHEN state = 'failed'"
+            "   THEN idempotency_key || '-r' || attempts ELSE idempotency_key END"
+            f" WHERE state IN ({marks})",
+            (_now(), *wanted),
+        )
+        self.commit()
+        return cursor.rowcount

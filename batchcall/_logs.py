@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -51,6 +52,30 @@ class _RunLogHandler(logging.StreamHandler[TextIO]):
     as a journal write would, so the run stops with a clear exit instead of printing logging's
     traceback and going on without its log."""
 
+    # A write to the OS per line would cost a syscall per row; a line waits in our buffer at
+    # most this long (a warning not at all). A kill -9 can lose that much of the log, never a
+    # row's state: that is the journal's.
+    FLUSH_EVERY = 0.5
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._flushed = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._urgent = record.levelno >= logging.WARNING
+        super().emit(record)
+
+    def flush(self) -> None:
+        now = time.monotonic()
+        if getattr(self, "_urgent", True) or now - self._flushed >= self.FLUSH_EVERY:
+            self._flushed = now
+            super().flush()
+
+    def close(self) -> None:
+        self._urgent = True
+        self.flush()
+        super().close()
+
     def handleError(self, record: logging.LogRecord) -> None:
         failure = sys.exc_info()[1]
         if isinstance(failure, OSError) and failure.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -71,7 +96,8 @@ def run_logging(run_dir: Path, *, verbose: bool = False) -> Iterator[Path]:
         loggers.append(logging.getLogger("httpx"))
     previous = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.setLevel(logging.DEBUG if logger.name == "batchcall" else logging.INFO)
+        # Not DEBUG unless asked: a record the handler would drop is then never even made.
+        logger.setLevel(logging.DEBUG if verbose and logger.name == "batchcall" else logging.INFO)
         logger.addHandler(handler)
     try:
         yield path

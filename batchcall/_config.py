@@ -15,7 +15,6 @@ The API key is deliberately not a setting: it comes only from `VOXWORKS_API_KEY`
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import tomllib
@@ -363,6 +362,8 @@ def _check_names(given: Mapping[str, Any], allowed: Collection[str]) -> None:
 
 
 def _closest(key: str, choices: Collection[str]) -> str | None:
+    import difflib  # only for a mistyped key
+
     close = difflib.get_close_matches(key, sorted(choices), n=1)
     return close[0] if close else None
 

@@ -340,6 +340,8 @@ class Dispatcher:
         random: Callable[[], float] = _random.random,
     ) -> None:
         self._client = client
+        # Joined to the base URL once: httpx would parse and merge it again for every request.
+        self._url = client.build_request("POST", ENDPOINT).url
         self._secrets = _bearer_token(client)
         self._timeout = timeout
         self._breaker = breaker or Breaker()
@@ -422,7 +424,7 @@ class Dispatcher:
         try:
             async with asyncio.timeout(self._timeout):
                 response = await self._client.post(
-                    ENDPOINT, json=job.body, headers={"Idempotency-Key": job.idempotency_key}
+                    self._url, json=job.body, headers={"Idempotency-Key": job.idempotency_key}
                 )
         except TimeoutError:
             return deadline_passed(self._timeout)

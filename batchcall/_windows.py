@@ -18,16 +18,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import holidays as holidays_lib
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
 from ._config import Settings
 from ._errors import UsageError
 from ._zones import ZONE_CELL, UnknownZone, parse_zone
+
+if TYPE_CHECKING:
+    import holidays as holidays_lib
 
 OUTSIDE_CALLING_WINDOW = "outside_calling_window"
 UNKNOWN_TIMEZONE = "unknown_timezone"
@@ -433,6 +435,10 @@ def _known_sorted(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _calendar(code: str) -> holidays_lib.HolidayBase:
+    # Imported here: its hundreds of calendars cost a tenth of a second at every start, and
+    # most runs never look at one.
+    import holidays as holidays_lib
+
     country, _, subdiv = code.strip().partition("-")
     try:
         return holidays_lib.country_holidays(country.upper(), subdiv=subdiv or None)

@@ -17,6 +17,10 @@ row), and `settle` records the answer; both on the 1M-call ledger, for calls to 
 and to phones already on record. The baseline is what the sender already writes per row: the
 journal's `mark_sending` and `record`. Figures are per call, median and 99th percentile.
 
+End to end. `batchcall validate` of the same file, as a user runs it (a fresh process, the run
+directory, journal and reports written), with `--ledger` an empty ledger (the baseline) and
+then a copy of the 1M-call ledger with its 100k suppressions. The target: at most 1.5x.
+
 The SQLite ledger is built once into benchmarks/_data/ (about a minute) and copied for each
 run; `--postgres URL` also measures a PostgreSQL ledger (built into that database each run).
 """
@@ -24,8 +28,10 @@ run; `--postgres URL` also measures a PostgreSQL ledger (built into that databas
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -233,6 +239,39 @@ def report(name: str, path: Path, ledger: Ledger, args: argparse.Namespace) -> N
         print(f"{what:<46} {median:10.0f} {p99:8.0f}")
 
 
+def time_cli_validate(path: Path, ledger: Path, scratch: Path) -> float:
+    """Wall seconds of `batchcall validate path --ledger ledger`, in a fresh process."""
+    cli = str(Path(sys.executable).with_name("batchcall"))
+    env = dict(os.environ, XDG_STATE_HOME=str(scratch / "state"))
+    started = time.perf_counter()
+    subprocess.run(
+        [cli, "validate", str(path), "--from-number", FROM, "--script-id", SCRIPT,
+         "--timezone", "Australia/Sydney", "--reports-dir", str(scratch / "reports"),
+         "--ledger", str(ledger), "--team", TEAM, "--quiet"],
+        env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def cli_report(path: Path, cached: Path, args: argparse.Namespace) -> None:
+    """`batchcall validate` end to end, without and with the big ledger, alternated."""
+    bases, withs = [], []
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        for i in range(args.repeat):
+            empty, full = scratch / f"empty{i}.sqlite", scratch / f"full{i}.sqlite"
+            shutil.copyfile(cached, full)
+            bases.append(time_cli_validate(path, empty, scratch))
+            withs.append(time_cli_validate(path, full, scratch))
+            full.unlink()
+    base, with_ledger = statistics.median(bases), statistics.median(withs)
+    print(f"\n== batchcall validate, end to end (median of {args.repeat})")
+    print(f"{'':<46} {'seconds':>8} {'vs base':>8}")
+    print(f"{'empty ledger (baseline)':<46} {base:8.1f} {1:8.2f}x")
+    label = f"{args.ledger_calls:,} calls + {args.suppressed:,} suppressed"
+    print(f"{label:<46} {with_ledger:8.1f} {with_ledger / base:8.2f}x   (target <= 1.5x)")
+
+
 def sqlite_report(path: Path, args: argparse.Namespace) -> None:
     cached = DATA / f"ledger_{args.ledger_calls}_{args.suppressed}_{args.rows}.sqlite"
     if not cached.exists():
@@ -245,6 +284,7 @@ def sqlite_report(path: Path, args: argparse.Namespace) -> None:
         shutil.copyfile(cached, copy)
         with open_ledger(copy, team=TEAM) as ledger:
             report("SQLite", path, ledger, args)
+    cli_report(path, cached, args)
 
 
 def main() -> None:

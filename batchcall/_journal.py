@@ -23,9 +23,8 @@ What is promised, and how:
 - An answer (`record_result`) is written at once but committed with the next `sending` mark,
   or by `commit()`, which a pass calls within `ANSWER_DELAY` of the first answer waiting and at
   its end: one fsync carries many answers, and a row costs one sync, not two. A `kill -9`
-  before that commit leaves the row `sending`, which `resume` turns into `unknown` (its
-  Idempotency-Key kept, so a retry is answered with the call it made): never a row lost or
-  sent twice, only an answer to look up again.
+  before that commit leaves the row `sending`, which `resume` turns into `unknown`, as for a
+  row caught in flight: never a row lost or sent twice, only a call_id to look up.
 - Every other transition is committed when its method returns, by the same rule. A commit lost
   anyway (a disk that lies about its cache) falls back to an earlier, still-safe state.
 - A journal is checked before anything touches it: an empty, truncated or corrupt file, or one

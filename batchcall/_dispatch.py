@@ -51,7 +51,7 @@ from pydantic import ValidationError
 
 from ._config import Settings
 from ._errors import AbortedError, AuthError, LedgerError, TlsError, UnavailableError
-from ._guard import Guard, Skipped
+from ._guard import Guard, Skipped, row_cell
 from ._journal import FINAL, Job, Journal, Result
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
@@ -699,6 +699,7 @@ class _Worker:
         self._display = display
         self._guard = guard
         self._zone_column: int | None = journal.meta("timezone_column")
+        self._state_column: int | None = journal.meta("state_column")
 
     async def run(self, queue: asyncio.Queue[Job | None]) -> None:
         while (job := await queue.get()) is not None:
@@ -752,7 +753,14 @@ class _Worker:
 
     def _recheck(self, policy: WindowPolicy, job: Job) -> Job | None:
         """The row as it may leave now, or None when its window refuses it for good."""
-        checked = recheck(policy, job.body, zone=self._zone(job.row), now=datetime.now(UTC))
+        cells = self._journal.cells(job.row)
+        checked = recheck(
+            policy,
+            job.body,
+            zone=row_cell(cells, self._zone_column),
+            state=row_cell(cells, self._state_column),
+            now=datetime.now(UTC),
+        )
         if isinstance(checked, Placement):
             code, error = checked.error_code or "", checked.error or ""
             self._journal.refuse_before_send(job.row, code, error)
@@ -763,14 +771,6 @@ class _Worker:
             self._journal.replan(job.row, checked)
             return dataclasses.replace(job, body=checked)
         return job
-
-    def _zone(self, row: int) -> str | None:
-        """The row's timezone cell, if the input has that column and the cell is not blank."""
-        col = self._zone_column
-        if col is None:
-            return None
-        cells = self._journal.cells(row)
-        return (cells[col].strip() or None) if col < len(cells) else None
 
 
 class Execution:

@@ -135,6 +135,7 @@ class Guard:
         self.window = window
         self._clock = clock
         self._zone_column: int | None = journal.meta("timezone_column")
+        self._state_column: int | None = journal.meta("state_column")
         # Whether a pending row may show a deferral the plan expected: then each reservation
         # that lets a row ring at its own time must undo it. A continued run cannot know.
         self._plan_deferred = continued
@@ -159,7 +160,7 @@ class Guard:
             for _, r in todo
         ]
         cells = {r.row: r.cells for _, r in todo}
-        allowed = self._allowed(lambda row: self._zone_in(json.loads(cells[row])))
+        allowed = self._allowed(lambda row: json.loads(cells[row]))
         verdicts = self.ledger.check(calls, self.policy, now=self._clock(), allowed=allowed)
         out = list(chunk)
         for (i, r), verdict in zip(todo, verdicts, strict=True):
@@ -185,7 +186,7 @@ class Guard:
         phone, script = body["contact"]["phone_number"], body["script_id"]
         call = Call(phone, script, _instant(asked), self.run_id, job.row)
         verdict = self.ledger.reserve(
-            call, self.policy, now=self._clock(), allowed=self._allowed(self._zone_of)
+            call, self.policy, now=self._clock(), allowed=self._allowed(self._journal.cells)
         )
         if verdict.action == "skip":
             outcome = _skip_outcome(verdict)
@@ -235,27 +236,27 @@ class Guard:
 
     # --- the calling window, for a deferral ------------------------------------------------------
 
-    def _allowed(self, zone_of: Callable[[int], str | None]) -> Window | None:
+    def _allowed(self, cells_of: Callable[[int], Sequence[str]]) -> Window | None:
         """The calling window as the ledger asks it: the first allowed instant at or after t
-        for a call, so that a deferral never lands outside the window."""
+        for a call, so that a deferral never lands outside the window (nor the states' rules)."""
         window = self.window
         if window is None:
             return None
 
         def allowed(call: Call, t: datetime) -> datetime | None:
+            cells = cells_of(call.row)
             try:
-                names = window.zone_names(call.phone, zone_of(call.row))
-            except ValueError:  # an unknown zone: validation already refused such a row
+                zone = row_cell(cells, self._zone_column)
+                zones, layer = window.key_for(call.phone, zone, row_cell(cells, self._state_column))
+            except ValueError:  # an unknown zone or state: validation already refused the row
                 return None
-            return window.first_allowed(names, t) if names else None
+            return window.first_allowed(zones, t, layer) if zones else None
 
         return allowed
 
-    def _zone_of(self, row: int) -> str | None:
-        return self._zone_in(self._journal.cells(row))
 
-    def _zone_in(self, cells: Sequence[str]) -> str | None:
-        col = self._zone_column
-        if col is None or col >= len(cells):
-            return None
-        return cells[col].strip() or None
+def row_cell(cells: Sequence[str], col: int | None) -> str | None:
+    """A row's cell of an optional column (timezone, state), None when absent or blank."""
+    if col is None or col >= len(cells):
+        return None
+    return cells[col].strip() or None

@@ -520,6 +520,7 @@ def _start(
             settings=settings.recorded(),
             header=table.header,
             timezone_column=table.fields.get("timezone"),
+            state_column=table.fields.get("state"),
             dry_run=dry_run,
             sandbox=sandbox,
             load_complete=False,

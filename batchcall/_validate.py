@@ -75,6 +75,7 @@ class Validator:
         self._last_at = fields.get("last_name")
         self._time_at = fields.get("scheduled_time")
         self._zone_at = fields.get("timezone")
+        self._state_at = fields.get("state")
         self._from_at = fields.get("from_number")
         self._script_at = fields.get("script_id")
         self._objects = sorted(table.objects.items(), key=lambda item: item[1])
@@ -162,8 +163,13 @@ class Validator:
         when, sent, problem = self._when(raw_time, row_zone_name) if raw_time else _NO_TIME
         if problem is not None or self.policy is None:
             return sent, False, problem
+        row_state = cells[self._state_at] if self._state_at is not None else None
         placement = self.policy.place(
-            when, phone_e164=phone, row_timezone=row_zone_name or None, now=self.now
+            when,
+            phone_e164=phone,
+            row_timezone=row_zone_name or None,
+            row_state=row_state or None,
+            now=self.now,
         )
         if placement.error_code is not None:
             return None, False, (placement.error_code, placement.error or "")

@@ -27,19 +27,21 @@ delay is that a `failed` call frees its place a moment later.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ._config import Settings
 from ._journal import MOVED_BY_CAP, Job, Journal, PlannedRow, PolicySkip, Result
-from ._ledger import Call, Ledger, Policy, SuppressionList, Verdict, Window, parse_cap
+from ._ledger import Call, Cap, Ledger, Policy, SuppressionList, Verdict, Window, parse_cap
 from ._ledger._model import iso
 from ._load import default_region
+from ._us_states import StateRule
 from ._windows import WindowPolicy
 
 log = logging.getLogger("batchcall")
@@ -161,7 +163,8 @@ class Guard:
         ]
         cells = {r.row: r.cells for _, r in todo}
         allowed = self._allowed(lambda row: json.loads(cells[row]))
-        verdicts = self.ledger.check(calls, self.policy, now=self._clock(), allowed=allowed)
+        policy = self._policy_for(lambda row: json.loads(cells[row]))
+        verdicts = self.ledger.check(calls, policy, now=self._clock(), allowed=allowed)
         out = list(chunk)
         for (i, r), verdict in zip(todo, verdicts, strict=True):
             if verdict.action == "skip":
@@ -185,8 +188,9 @@ class Guard:
         asked = body.get("scheduled_time")
         phone, script = body["contact"]["phone_number"], body["script_id"]
         call = Call(phone, script, _instant(asked), self.run_id, job.row)
+        cells_of = self._journal.cells
         verdict = self.ledger.reserve(
-            call, self.policy, now=self._clock(), allowed=self._allowed(self._journal.cells)
+            call, self._policy_for(cells_of), now=self._clock(), allowed=self._allowed(cells_of)
         )
         if verdict.action == "skip":
             outcome = _skip_outcome(verdict)
@@ -234,7 +238,26 @@ class Guard:
                 self.ledger.release(self.run_id, row)
         return unknown + self.ledger.resolve_reserved(self.run_id)
 
-    # --- the calling window, for a deferral ------------------------------------------------------
+    # --- the calling window: a deferral's landing, and the states' caps ---------------------------
+
+    def _policy_for(self, cells_of: Callable[[int], Sequence[str]]) -> Policy:
+        """The run's policy, with the caps of each callee's state (`us-tcpa`) on top."""
+        window = self.window
+        rules = None if window is None else window.state_rules
+        if window is None or not rules:
+            return self.policy
+        column = self._state_column
+
+        def caps_for(call: Call) -> tuple[Cap, ...]:
+            try:
+                states = window.states_for(call.phone, row_cell(cells_of(call.row), column))
+            except ValueError:  # a bad state cell: validation already refused the row
+                return ()
+            return state_caps(rules, states)
+
+        return dataclasses.replace(
+            self.policy, caps_for=caps_for, caps_for_period=_longest_cap(rules)
+        )
 
     def _allowed(self, cells_of: Callable[[int], Sequence[str]]) -> Window | None:
         """The calling window as the ledger asks it: the first allowed instant at or after t
@@ -253,6 +276,24 @@ class Guard:
             return window.first_allowed(zones, t, layer) if zones else None
 
         return allowed
+
+
+@functools.lru_cache(maxsize=1024)
+def _state_caps(rules: tuple[StateRule, ...]) -> tuple[Cap, ...]:
+    return tuple(
+        Cap(rule.cap[0], timedelta(hours=rule.cap[1]), rule=rule.cap_label())
+        for rule in rules
+        if rule.cap is not None
+    )
+
+
+def state_caps(rules: Mapping[str, StateRule], states: tuple[str, ...]) -> tuple[Cap, ...]:
+    """The frequency caps the laws of `states` set, each naming its law."""
+    return _state_caps(tuple(rules[s] for s in states if s in rules))
+
+
+def _longest_cap(rules: Mapping[str, StateRule]) -> timedelta:
+    return max((timedelta(hours=r.cap[1]) for r in rules.values() if r.cap), default=timedelta(0))
 
 
 def row_cell(cells: Sequence[str], col: int | None) -> str | None:

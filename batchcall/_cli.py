@@ -338,6 +338,7 @@ class _Group(click.Group):
         "sandbox": ("batchcall.sandbox._cli", "sandbox_command"),
         "suppress": ("batchcall._ledger_cli", "suppress"),
         "ledger": ("batchcall._ledger_cli", "ledger"),
+        "windows": ("batchcall._windows_cli", "windows"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -368,6 +369,7 @@ LAZY_HELP = {
     "sandbox": "Run a local server that behaves like the Voxworks API.",
     "suppress": "The team's suppression list: numbers batchcall never calls.",
     "ledger": "The team's record of every call placed, across runs and machines.",
+    "windows": "Calling windows: the hours and rules each contact is called under.",
 }
 
 

@@ -53,10 +53,11 @@ from ._config import Settings
 from ._errors import AbortedError, AuthError, LedgerError, TlsError, UnavailableError
 from ._guard import Guard, Skipped, row_cell
 from ._journal import FINAL, Job, Journal, Result
+from ._ledger._model import iso
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
 from ._prepare import Prepared
-from ._windows import Placement, WindowPolicy, recheck
+from ._windows import WindowPolicy, placement_now
 
 log = logging.getLogger("batchcall")
 
@@ -754,22 +755,25 @@ class _Worker:
     def _recheck(self, policy: WindowPolicy, job: Job) -> Job | None:
         """The row as it may leave now, or None when its window refuses it for good."""
         cells = self._journal.cells(job.row)
-        checked = recheck(
+        placed = placement_now(
             policy,
             job.body,
             zone=row_cell(cells, self._zone_column),
             state=row_cell(cells, self._state_column),
             now=datetime.now(UTC),
         )
-        if isinstance(checked, Placement):
-            code, error = checked.error_code or "", checked.error or ""
-            self._journal.refuse_before_send(job.row, code, error)
+        if placed is None:
+            return job
+        if placed.error_code is not None:
+            code, error = placed.error_code, placed.error or ""
+            self._journal.refuse_before_send(job.row, code, error, placed.rule)
             log.info("row %d failed before sending, %s: %s", job.row, code, error)
             self._display.finished()
             return None
-        if checked is not job.body:
-            self._journal.replan(job.row, checked)
-            return dataclasses.replace(job, body=checked)
+        if placed.moved and placed.when is not None:
+            body = {**job.body, "scheduled_time": iso(placed.when)}
+            self._journal.replan(job.row, body, placed.rule)
+            return dataclasses.replace(job, body=body)
         return job
 
 

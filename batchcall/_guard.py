@@ -169,12 +169,16 @@ class Guard:
         for (i, r), verdict in zip(todo, verdicts, strict=True):
             if verdict.action == "skip":
                 skip = _skip_outcome(verdict)
-                out[i] = r._replace(state=skip, error_code=skip, error=verdict.message)
+                rule = verdict.rule or r.window_rule
+                out[i] = r._replace(
+                    state=skip, error_code=skip, error=verdict.message, window_rule=rule
+                )
             elif verdict.action == "defer" and verdict.ring_at is not None:
                 self._plan_deferred = True
                 out[i] = r._replace(
                     scheduled_time_sent=iso(verdict.ring_at),
                     time_moved=r.time_moved | MOVED_BY_CAP,
+                    window_rule=_then(r.window_rule, verdict.rule),
                 )
         return out
 
@@ -194,12 +198,14 @@ class Guard:
         )
         if verdict.action == "skip":
             outcome = _skip_outcome(verdict)
-            self._journal.skip_by_policy(job.row, outcome, verdict.message)
+            self._journal.skip_by_policy(job.row, outcome, verdict.message, verdict.rule)
             log.info("row %d %s before sending: %s", job.row, outcome, verdict.message)
             raise Skipped(verdict.message)
         if verdict.action == "defer" and verdict.ring_at is not None:
             body["scheduled_time"] = iso(verdict.ring_at)
-            self._journal.retime_by_cap(job.row, body["scheduled_time"], deferred=True)
+            self._journal.retime_by_cap(
+                job.row, body["scheduled_time"], deferred=True, rule=verdict.rule
+            )
             log.info("row %d: %s", job.row, verdict.message)
         elif self._plan_deferred:
             self._journal.retime_by_cap(job.row, asked, deferred=False)
@@ -294,6 +300,14 @@ def state_caps(rules: Mapping[str, StateRule], states: tuple[str, ...]) -> tuple
 
 def _longest_cap(rules: Mapping[str, StateRule]) -> timedelta:
     return max((timedelta(hours=r.cap[1]) for r in rules.values() if r.cap), default=timedelta(0))
+
+
+def _then(window_rule: str | None, cap_rule: str | None) -> str | None:
+    """A row's rule once a cap moved it too: the window's, then the cap's (as the journal
+    writes it, so that undoing the cap's part finds it)."""
+    if cap_rule is None:
+        return window_rule
+    return cap_rule if window_rule is None else f"{window_rule}; then {cap_rule}"
 
 
 def row_cell(cells: Sequence[str], col: int | None) -> str | None:

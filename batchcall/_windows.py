@@ -27,7 +27,7 @@ from phonenumbers import timezone as phone_timezone
 
 from ._config import Settings
 from ._errors import UsageError
-from ._states import UnknownState, contact_states
+from ._states import STATE_NAMES, UnknownState, contact_states
 from ._us_states import US_STATE_RULES, StateRule
 from ._zones import ZONE_CELL, UnknownZone, parse_zone
 
@@ -467,6 +467,25 @@ class _LayerBook:
         return len(self.layers) - 1
 
 
+def allowed_intervals(
+    policy: WindowPolicy, key: ContactKey, lo: datetime, hi: datetime
+) -> list[Interval]:
+    """Every allowed stretch between `lo` and `hi` (UTC) for a contact, margin included, with
+    the stretches that meet at a UTC midnight joined."""
+    zones, layer = key
+    pieces: list[Interval] = []
+    day = lo.date()
+    while day <= hi.date():
+        starts, ends = policy._utc_day(zones, layer, True, day)
+        pieces.extend(zip(starts, ends, strict=True))
+        day += timedelta(days=1)
+    return _merge(_clip(pieces, lo, hi))
+
+
+def state_label(code: str) -> str:
+    return f"{code} ({STATE_NAMES[code]})" if code in STATE_NAMES else code
+
+
 def state_layer(rule: StateRule) -> Layer:
     return Layer(rule.hours_label(), parse_spec(rule.hours), rule.holidays)
 
@@ -611,20 +630,30 @@ def recheck(
     time keeps it: validation placed that time for good. `zone` and `state` are the row's
     timezone and state cells.
     """
-    if "scheduled_time" in body:
+    placement = placement_now(policy, body, zone=zone, state=state, now=now)
+    if placement is None:
         return body
-    placement = policy.place(
-        None,
-        phone_e164=body["contact"]["phone_number"],
-        row_timezone=zone,
-        row_state=state,
-        now=now,
-    )
     if placement.error_code is not None:
         return placement
     if placement.moved and placement.when is not None:
         return {**body, "scheduled_time": _iso(placement.when)}
     return body
+
+
+def placement_now(
+    policy: WindowPolicy,
+    body: dict[str, Any],
+    *,
+    zone: str | None,
+    now: datetime,
+    state: str | None = None,
+) -> Placement | None:
+    """`recheck`'s placement, with the rule that moved or refused the row; None for a request
+    with a time, which keeps it."""
+    if "scheduled_time" in body:
+        return None
+    phone = body["contact"]["phone_number"]
+    return policy.place(None, phone_e164=phone, row_timezone=zone, row_state=state, now=now)
 
 
 # --- time zones ---------------------------------------------------------------------------------

@@ -75,6 +75,10 @@ def test_a_fourth_call_to_a_florida_number_waits_for_the_state_cap(sandbox, tmp_
     expected = _utc(_at(EASTERN, 10, days=1))
     assert fl["scheduled_time_sent"] == expected
     assert fl["time_moved"] == "yes"
+    since = _utc(_at(EASTERN, 10))
+    law = "FL: at most 3 calls in any 24 h (Fla. Stat. 501.616(6))"
+    assert fl["window_rule"] == f"cap 3/24h: 3 calls since {since} ({law})"
+    assert ca["window_rule"] == ""
     assert ca["scheduled_time_sent"] == _utc(_at(PACIFIC, 16))
     assert ca["time_moved"] == ""
     at_server = {c["call_id"]: c["scheduled_time"].replace("+00:00", "Z") for c in sandbox.calls()}
@@ -92,6 +96,8 @@ def test_in_reject_mode_the_fourth_call_is_not_sent(sandbox, tmp_path):
     (row,) = read_results(Path(second.results_csv))
     assert row["error_code"] == "frequency_capped"
     assert "Fla. Stat. 501.616(6)" in row["error"]
+    assert row["window_rule"].startswith("cap 3/24h: 3 calls since ")
+    assert row["window_rule"].endswith("(FL: at most 3 calls in any 24 h (Fla. Stat. 501.616(6)))")
     assert len(sandbox.calls()) == 3
 
 
@@ -100,3 +106,18 @@ def test_us_federal_has_no_state_cap(sandbox, tmp_path):
     summary = _run(sandbox, tmp_path, "all", rows, calling_window="us-federal")
     assert summary.counts == {"scheduled": 4}
     assert all(r["time_moved"] == "" for r in read_results(Path(summary.results_csv)))
+
+
+def test_a_call_moved_by_its_window_and_then_by_the_cap_names_both(sandbox, tmp_path):
+    """Within one run: a fourth FL call asked for 20:30 is moved by Florida's hours to 08:00
+    the next day, which is still within 24 h of the first call, so the cap moves it on to
+    10:00; its window_rule names both rules, in that order."""
+    rows = [(MIAMI, _at(EASTERN, h)) for h in (10, 12, 14)]
+    rows.append((MIAMI, _at(EASTERN, 20) + timedelta(minutes=30)))
+    summary = _run(sandbox, tmp_path, "one", rows)
+    assert summary.counts == {"scheduled": 4}
+    fourth = read_results(Path(summary.results_csv))[3]
+    assert fourth["scheduled_time_sent"] == _utc(_at(EASTERN, 10, days=1))
+    hours, cap = fourth["window_rule"].split("; then ")
+    assert hours == "FL: daily 08:00-20:00 (Fla. Stat. 501.616(6))"
+    assert cap.startswith("cap 3/24h: 3 calls since ")

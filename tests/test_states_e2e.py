@@ -51,6 +51,20 @@ def _rows(today: date) -> list[tuple[str, str, str, str, str]]:
 
 ROWS = _rows(datetime.now(UTC).date())
 STAYS = {label for label, *_ in ROWS if label.endswith("stays")}
+FEDERAL = "us-tcpa: daily 08:00-21:00 (47 CFR 64.1200(c)(1))"
+FL = "FL: daily 08:00-20:00 (Fla. Stat. 501.616(6))"
+MARGIN = ", less the 30m margin before it closes"
+# The rule results.csv names for each moved row: the statute that moved it.
+RULES = {
+    "FL 20:30 -> 08:00": FL,
+    "FL 19:45 in margin": FL + MARGIN,
+    "OK 20:10 -> 08:00": "OK: daily 08:00-20:00 (Okla. Stat. tit. 15, 775C.4)",
+    "MD 20:00 -> 08:00": "MD: daily 08:00-20:00 (Md. Code, Com. Law 14-4503)",
+    "MD 07:30 -> 08:00": FEDERAL,
+    "CA 20:45 in margin": FEDERAL + MARGIN,
+    "305 with state NY": FL,
+    "212 with state FL": FL,
+}
 
 
 def _write(path: Path) -> Path:
@@ -87,6 +101,22 @@ def test_every_call_lands_inside_its_state_hours(sandbox, tmp_path):
         assert sent == expected, label
         assert row["scheduled_time_sent"] == expected, label
         assert (row["time_moved"] == "yes") == (label not in STAYS), label
+        assert row["window_rule"] == RULES.get(label, ""), label
+
+
+def test_reject_mode_names_the_rule_of_every_refused_row(sandbox, tmp_path):
+    """--outside-window reject: only the rows inside their hours are sent; every other row
+    is invalid, and its window_rule names the same rule as a deferral would."""
+    summary = _run(sandbox, tmp_path, outside_window="reject")
+    assert summary.counts == {"scheduled": len(STAYS), "invalid": len(ROWS) - len(STAYS)}
+    for row in read_results(Path(summary.results_csv)):
+        label = row["name"]
+        if label in STAYS:
+            assert row["outcome"] == "scheduled" and row["window_rule"] == "", label
+        else:
+            assert row["error_code"] == "outside_calling_window", label
+            assert row["window_rule"] == RULES[label], label
+    assert len(sandbox.calls()) == len(STAYS)
 
 
 def test_us_federal_keeps_every_requested_time_inside_08_to_21(sandbox, tmp_path):

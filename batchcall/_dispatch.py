@@ -701,6 +701,7 @@ class _Worker:
         self._guard = guard
         self._zone_column: int | None = journal.meta("timezone_column")
         self._state_column: int | None = journal.meta("state_column")
+        self._zip_column: int | None = journal.meta("zip_column")
 
     async def run(self, queue: asyncio.Queue[Job | None]) -> None:
         while (job := await queue.get()) is not None:
@@ -760,6 +761,7 @@ class _Worker:
             job.body,
             zone=row_cell(cells, self._zone_column),
             state=row_cell(cells, self._state_column),
+            zip_code=row_cell(cells, self._zip_column),
             now=datetime.now(UTC),
         )
         if placed is None:

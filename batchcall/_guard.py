@@ -138,6 +138,7 @@ class Guard:
         self._clock = clock
         self._zone_column: int | None = journal.meta("timezone_column")
         self._state_column: int | None = journal.meta("state_column")
+        self._zip_column: int | None = journal.meta("zip_column")
         # Whether a pending row may show a deferral the plan expected: then each reservation
         # that lets a row ring at its own time must undo it. A continued run cannot know.
         self._plan_deferred = continued
@@ -252,12 +253,11 @@ class Guard:
         rules = None if window is None else window.state_rules
         if window is None or not rules:
             return self.policy
-        column = self._state_column
 
         def caps_for(call: Call) -> tuple[Cap, ...]:
             try:
-                states = window.states_for(call.phone, row_cell(cells_of(call.row), column))
-            except ValueError:  # a bad state cell: validation already refused the row
+                states = window.states_for(call.phone, *self._address(cells_of(call.row)))
+            except ValueError:  # a bad state or ZIP cell: validation already refused the row
                 return ()
             return state_caps(rules, states)
 
@@ -274,14 +274,18 @@ class Guard:
 
         def allowed(call: Call, t: datetime) -> datetime | None:
             cells = cells_of(call.row)
+            zone = row_cell(cells, self._zone_column)
             try:
-                zone = row_cell(cells, self._zone_column)
-                zones, layer = window.key_for(call.phone, zone, row_cell(cells, self._state_column))
-            except ValueError:  # an unknown zone or state: validation already refused the row
+                zones, layer = window.key_for(call.phone, zone, *self._address(cells))
+            except ValueError:  # a bad zone, state or ZIP: validation already refused the row
                 return None
             return window.first_allowed(zones, t, layer) if zones else None
 
         return allowed
+
+    def _address(self, cells: Sequence[str]) -> tuple[str | None, str | None]:
+        """A row's state and ZIP cells."""
+        return row_cell(cells, self._state_column), row_cell(cells, self._zip_column)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -76,6 +76,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "timezone": ("timezone", "time zone"),
     # A US state, for the state calling rules of `--calling-window us-tcpa`.
     "state": ("state", "us state", "state code"),
+    "zip": ("zip", "zip code", "zipcode", "postcode", "postal code", "post code"),
     "from_number": ("from number",),
     "script_id": ("script id",),
 }

@@ -1,15 +1,19 @@
-"""Which US state a contact is in: from the number's area code, and from a `state` column.
+"""Which US state a contact is in: from the number's area code, and from its address, a `state`
+column or a `zip` column.
 
 The area-code table is libphonenumber's geocoding data (Google's, shipped in the
 `phonenumbers` package already used to parse every number): for a US number it names the
 state ("Florida") or a place in it ("Miami, FL"). A `state` cell, a USPS code or a state's
-name, adds its state; when the two disagree both apply (their rules are intersected). A US
+name, adds its state, and so does a ZIP code, read with the `zipcodes` package's copy of the
+USPS list; when the area code and the address disagree, every state named applies (their
+rules are intersected). A US
 number whose state cannot be told (a toll-free or an unassigned area code, with no cell)
 gets every state the rules table holds: the strictest rule, never the loosest.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -32,6 +36,9 @@ STATE_NAMES: dict[str, str] = {
 }  # fmt: skip
 _BY_NAME = {name.lower(): code for code, name in STATE_NAMES.items()}
 STATE_CELL_HELP = "a US state as its two-letter code (FL) or its name (Florida)"
+# A US ZIP code: five digits, or ZIP+4; four digits are a ZIP whose leading 0 a spreadsheet
+# dropped (Boston's 02108 read as the number 2108).
+_ZIP = re.compile(r"(\d{4,5})(?:-\d{4})?")
 
 
 class UnknownState(ValueError):
@@ -48,6 +55,25 @@ def parse_state(text: str) -> str:
     if found is None:
         raise UnknownState(f"The state cell {text!r} is not {STATE_CELL_HELP}.")
     return found
+
+
+@lru_cache(maxsize=65536)
+def zip_state(text: str, *, us_number: bool) -> str | None:
+    """The state of a ZIP cell. A cell that is not shaped like a US ZIP is no US address: None,
+    unless the number is a US one, when it is an error; so is a ZIP the USPS list lacks.
+    Raises UnknownState."""
+    found = _ZIP.fullmatch(text.strip())
+    if found is None:
+        if us_number:
+            raise UnknownState(f"The ZIP cell {text!r} is not a US ZIP code such as 33101.")
+        return None
+    import zipcodes  # deferred: it reads its list on first use, and only ZIP columns need it
+
+    code = found.group(1).zfill(5)
+    states = {z["state"] for z in zipcodes.matching(code)}
+    if len(states) != 1:
+        raise UnknownState(f"The ZIP cell {text!r} is not on the USPS list of US ZIP codes.")
+    return states.pop()
 
 
 @lru_cache(maxsize=65536)
@@ -76,14 +102,18 @@ def is_us_number(phone_e164: str) -> bool:
 
 
 def contact_states(
-    phone_e164: str, state_cell: str | None, known: Iterable[str]
+    phone_e164: str, state_cell: str | None, known: Iterable[str], zip_cell: str | None = None
 ) -> tuple[str, ...]:
-    """The states whose rules apply to a contact, sorted: the area code's and the cell's.
-    A US number with neither gets every state in `known` (the rules table's). Raises
-    UnknownState for a cell that names no state."""
+    """The states whose rules apply to a contact, sorted: the area code's, the state cell's
+    and the ZIP cell's. A US number with none of them gets every state in `known` (the rules
+    table's). Raises UnknownState for a cell that names no state."""
     found: set[str] = set()
     if state_cell is not None and state_cell.strip():
         found.add(parse_state(state_cell))
+    if zip_cell is not None and zip_cell.strip():
+        by_zip = zip_state(zip_cell, us_number=is_us_number(phone_e164))
+        if by_zip is not None:
+            found.add(by_zip)
     by_area = area_code_state(phone_e164)
     if by_area is not None:
         found.add(by_area)

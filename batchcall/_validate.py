@@ -76,6 +76,7 @@ class Validator:
         self._time_at = fields.get("scheduled_time")
         self._zone_at = fields.get("timezone")
         self._state_at = fields.get("state")
+        self._zip_at = fields.get("zip")
         self._from_at = fields.get("from_number")
         self._script_at = fields.get("script_id")
         self._objects = sorted(table.objects.items(), key=lambda item: item[1])
@@ -170,11 +171,13 @@ class Validator:
         if problem is not None or self.policy is None:
             return sent, False, problem, None
         row_state = cells[self._state_at] if self._state_at is not None else None
+        row_zip = cells[self._zip_at] if self._zip_at is not None else None
         placement = self.policy.place(
             when,
             phone_e164=phone,
             row_timezone=row_zone_name or None,
             row_state=row_state or None,
+            row_zip=row_zip or None,
             now=self.now,
         )
         if placement.error_code is not None:

@@ -271,25 +271,30 @@ class WindowPolicy:
             return (self.contact_timezone.key,)
         return names
 
-    def states_for(self, phone_e164: str, row_state: str | None) -> tuple[str, ...]:
+    def states_for(
+        self, phone_e164: str, row_state: str | None, row_zip: str | None = None
+    ) -> tuple[str, ...]:
         """The states whose rules apply (none without state rules); UnknownState (a
-        ValueError) for a state cell that names no state."""
+        ValueError) for a state or ZIP cell that names no state."""
         if self.state_rules is None:
             return ()
-        return contact_states(phone_e164, row_state, self.state_rules)
+        return contact_states(phone_e164, row_state, self.state_rules, row_zip)
 
     def key_for(
-        self, phone_e164: str, row_timezone: str | None, row_state: str | None = None
+        self,
+        phone_e164: str,
+        row_timezone: str | None,
+        row_state: str | None = None,
+        row_zip: str | None = None,
     ) -> ContactKey:
-        """The contact's zones and combined rule; a ValueError for a bad zone or state cell."""
-        return self._key(phone_e164, row_timezone or None, row_state or None)
+        """The contact's zones and combined rule; a ValueError for a bad zone, state or ZIP."""
+        return self._key(phone_e164, row_timezone or None, row_state or None, row_zip or None)
 
     def _compute_key(
-        self, phone_e164: str, row_timezone: str | None, row_state: str | None
+        self, phone: str, row_timezone: str | None, row_state: str | None, row_zip: str | None
     ) -> ContactKey:
-        zones = self.zone_names(phone_e164, row_timezone)
-        states = self.states_for(phone_e164, row_state)
-        return zones, self.layer_of(states)
+        zones = self.zone_names(phone, row_timezone)
+        return zones, self.layer_of(self.states_for(phone, row_state, row_zip))
 
     def layer_of(self, states: tuple[str, ...]) -> int:
         """The index of the layer that combines the window's rule with these states' rules."""
@@ -310,6 +315,7 @@ class WindowPolicy:
         row_timezone: str | None,
         now: datetime,
         row_state: str | None = None,
+        row_zip: str | None = None,
     ) -> Placement:
         """Keep `when` if it is allowed; otherwise defer it (or reject it, per the policy).
 
@@ -318,7 +324,7 @@ class WindowPolicy:
         if now.tzinfo is None or (when is not None and when.tzinfo is None):
             raise ValueError("place() needs timezone-aware datetimes")
         try:
-            key = self.key_for(phone_e164, row_timezone, row_state)
+            key = self.key_for(phone_e164, row_timezone, row_state, row_zip)
         except UnknownZone as exc:
             return Placement(None, False, UNKNOWN_TIMEZONE, str(exc))
         except UnknownState as exc:
@@ -647,13 +653,16 @@ def placement_now(
     zone: str | None,
     now: datetime,
     state: str | None = None,
+    zip_code: str | None = None,
 ) -> Placement | None:
     """`recheck`'s placement, with the rule that moved or refused the row; None for a request
     with a time, which keeps it."""
     if "scheduled_time" in body:
         return None
     phone = body["contact"]["phone_number"]
-    return policy.place(None, phone_e164=phone, row_timezone=zone, row_state=state, now=now)
+    return policy.place(
+        None, phone_e164=phone, row_timezone=zone, row_state=state, row_zip=zip_code, now=now
+    )
 
 
 # --- time zones ---------------------------------------------------------------------------------

@@ -19,7 +19,14 @@ from pydantic import ValidationError
 from ._config import Settings
 from ._errors import BatchCallError, UsageError
 from ._ledger._suppress import check_region, phone_or_error
-from ._states import STATE_CELL_HELP, UnknownState, area_code_state, parse_state
+from ._states import (
+    STATE_CELL_HELP,
+    UnknownState,
+    area_code_state,
+    is_us_number,
+    parse_state,
+    zip_state,
+)
 from ._us_states import RULES_VERSION, US_STATE_RULES
 from ._windows import Interval, WindowPolicy, allowed_intervals, explain, state_label
 
@@ -48,6 +55,7 @@ def windows() -> None:
 @click.argument("profile")
 @click.option("--phone", required=True, help="The contact's number (E.164, or with --region).")
 @click.option("--state", help="The contact's US state, as a state column would give it.")
+@click.option("--zip", "zip_code", help="The contact's US ZIP code, as a zip column would.")
 @click.option("--timezone", "zone", help="The contact's IANA zone, as a timezone column would.")
 @click.option("--region", help="Default region for a national number, e.g. US.")
 @click.option("--window-margin", metavar="DURATION", help="Default 30m, as in a run.")
@@ -57,6 +65,7 @@ def show(
     profile: str,
     phone: str,
     state: str | None,
+    zip_code: str | None,
     zone: str | None,
     region: str | None,
     window_margin: str | None,
@@ -77,7 +86,7 @@ def show(
         policy = WindowPolicy.from_settings(Settings.model_validate(values))
         assert policy is not None  # a calling window is set
         first = _start_day(start)
-        for line in describe(policy, number, state, zone, first):
+        for line in describe(policy, number, (state, zip_code), zone, first):
             click.echo(line)
 
 
@@ -91,10 +100,17 @@ def _start_day(text: str | None) -> date:
 
 
 def describe(
-    policy: WindowPolicy, phone: str, state: str | None, zone: str | None, first: date
+    policy: WindowPolicy,
+    phone: str,
+    address: tuple[str | None, str | None],
+    zone: str | None,
+    first: date,
 ) -> Iterator[str]:
-    """The lines `windows show` prints."""
-    zones, index = policy.key_for(phone, zone, state)
+    """The lines `windows show` prints; `address` is the contact's (state, ZIP)."""
+    try:
+        zones, index = policy.key_for(phone, zone, *address)
+    except UnknownState as exc:
+        raise UsageError(str(exc).replace("The ZIP cell", "--zip")) from None
     if not zones:
         raise UsageError(
             f"Cannot tell which time zone {phone} is in; pass --timezone (an IANA name)."
@@ -102,7 +118,7 @@ def describe(
     yield f"Calling window {policy.name} for {phone}"
     yield f"  time zone(s): {', '.join(zones)}"
     if policy.state_rules is not None:
-        yield f"  state(s): {_states_line(policy, phone, state)}"
+        yield f"  state(s): {_states_line(policy, phone, address)}"
     yield ""
     yield f"Rules (US state table of {RULES_VERSION}):" if policy.state_rules else "Rules:"
     for layer, _ in policy.layers(index):
@@ -141,17 +157,21 @@ def _days(policy: WindowPolicy, key: tuple[tuple[str, ...], int], first: date) -
             yield f"  {day:%a %Y-%m-%d} no calls: {explain(policy, key, noon)}"
 
 
-def _states_line(policy: WindowPolicy, phone: str, state: str | None) -> str:
-    states = policy.states_for(phone, state)
+def _states_line(policy: WindowPolicy, phone: str, address: tuple[str | None, str | None]) -> str:
+    state, zip_code = address
+    states = policy.states_for(phone, state, zip_code)
     by_area = area_code_state(phone)
     sources = [f"{by_area} by area code" if by_area else "none by area code"]
     if state:
-        sources.append(f"{state.strip()} by --state")
+        sources.append(f"{parse_state(state)} by --state")
+    if zip_code:
+        by_zip = zip_state(zip_code, us_number=is_us_number(phone))
+        sources.append(f"{by_zip} by --zip {zip_code.strip()}" if by_zip else "none by --zip")
     if not states:
         return "none (" + "; ".join(sources) + "): federal rules only"
     modelled = [s for s in states if s in US_STATE_RULES]
     note = "" if modelled == list(states) else "; the others have no rule beyond the federal one"
-    if by_area is None and not state:
+    if by_area is None and not state and not zip_code:
         sources = ["not known: every state in the table applies, the strictest rule"]
     return f"{', '.join(state_label(s) for s in states)} ({'; '.join(sources)}{note})"
 

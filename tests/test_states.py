@@ -240,3 +240,31 @@ def test_a_timeless_row_is_rechecked_against_the_margin() -> None:
 def test_a_bad_margin_is_a_usage_error(margin: str) -> None:
     with pytest.raises(ValueError, match=r"margin|Period"):
         Settings(calling_window="us-tcpa", window_margin=margin)
+
+
+# --- a ZIP column ---------------------------------------------------------------------------------
+
+
+def test_a_zip_cell_adds_its_state() -> None:
+    """33101 is Miami (FL); 2108 is Boston's 02108 with its 0 lost in a spreadsheet; ZIP+4 is
+    read too. A Manhattan number with a Miami ZIP gets Florida's rules."""
+    known = tuple(US_STATE_RULES)
+    assert contact_states(MANHATTAN, None, known, "33101") == ("FL", "NY")
+    assert contact_states(MANHATTAN, None, known, "2108") == ("MA", "NY")
+    assert contact_states(MANHATTAN, None, known, "33101-1234") == ("FL", "NY")
+    asked = local(NEW_YORK_ZONE, 3, 20, 15)
+    moved = policy().place(asked, phone_e164=MANHATTAN, row_timezone=None, row_zip="33101", now=NOW)
+    assert moved.when == local(NEW_YORK_ZONE, 4, 8)
+    assert moved.rule == FL_HOURS
+
+
+def test_a_zip_that_is_not_a_us_zip_is_refused_for_a_us_number_and_ignored_otherwise() -> None:
+    known = tuple(US_STATE_RULES)
+    assert contact_states(TORONTO, None, known, "M5V 3L9") == ()
+    for cell in ("M5V 3L9", "00000"):
+        with pytest.raises(UnknownState, match="ZIP"):
+            contact_states(MIAMI, None, known, cell)
+    result = policy().place(
+        local(NEW_YORK_ZONE, 3, 12), phone_e164=MIAMI, row_timezone=None, row_zip="00000", now=NOW
+    )
+    assert result.error_code == INVALID_STATE

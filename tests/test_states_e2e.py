@@ -23,8 +23,8 @@ def _us_fall_back(after: date) -> date:
         year += 1
 
 
-def _rows(today: date) -> list[tuple[str, str, str, str, str]]:
-    """(label, phone, state cell, requested time, expected UTC time at the server).
+def _rows(today: date) -> list[tuple[str, str, str, str, str, str]]:
+    """(label, phone, state cell, ZIP cell, requested time, expected UTC time at the server).
 
     The Saturday is on daylight time (New York -4, Chicago -5, Los Angeles -7) and the Sunday
     after 02:00 on standard time (-5, -6, -8), so a call moved to Sunday 08:00 lands an hour
@@ -32,20 +32,25 @@ def _rows(today: date) -> list[tuple[str, str, str, str, str]]:
     """
     sunday = _us_fall_back(today)
     sat, sun = (sunday - timedelta(days=1)).isoformat(), sunday.isoformat()
-    nxt = (sunday + timedelta(days=1)).isoformat()
+    mon = (sunday + timedelta(days=1)).isoformat()
+
+    def z(day: str, hh_mm: str) -> str:
+        return f"{day}T{hh_mm}:00Z"
+
     return [
-        ("FL 20:30 -> 08:00", "+1 305 234 5601", "", f"{sat}T20:30:00-04:00", f"{sun}T13:00:00Z"),
-        ("FL 19:45 in margin", "+1 305 234 5602", "", f"{sat}T19:45:00-04:00", f"{sun}T13:00:00Z"),
-        ("FL 19:30 stays", "+1 305 234 5603", "", f"{sat}T19:30:00-04:00", f"{sat}T23:30:00Z"),
-        ("OK 20:10 -> 08:00", "+1 405 234 5604", "", f"{sat}T20:10:00-05:00", f"{sun}T14:00:00Z"),
-        ("MD 20:00 -> 08:00", "+1 410 234 5605", "", f"{sat}T20:00:00-04:00", f"{sun}T13:00:00Z"),
-        ("MD 07:30 -> 08:00", "+1 410 234 5606", "", f"{nxt}T07:30:00-05:00", f"{nxt}T13:00:00Z"),
-        ("CA 20:30 stays", "+1 415 234 5607", "", f"{sat}T20:30:00-07:00", f"{sun}T03:30:00Z"),
-        ("CA 20:45 in margin", "+1 415 234 5608", "", f"{sat}T20:45:00-07:00", f"{sun}T16:00:00Z"),
-        ("NY 20:15 stays", "+1 212 234 5609", "", f"{sat}T20:15:00-04:00", f"{sun}T00:15:00Z"),
-        ("TX 20:15 stays", "+1 512 234 5610", "", f"{sat}T20:15:00-05:00", f"{sun}T01:15:00Z"),
-        ("305 with state NY", "+1 305 234 5611", "NY", f"{sat}T20:15:00-04:00", f"{sun}T13:00:00Z"),
-        ("212 with state FL", "+1 212 234 5612", "FL", f"{sat}T20:15:00-04:00", f"{sun}T13:00:00Z"),
+        ("FL 20:30 -> 08:00", "+1 305 234 5601", "", "", f"{sat}T20:30-04:00", z(sun, "13:00")),
+        ("FL 19:45 in margin", "+1 305 234 5602", "", "", f"{sat}T19:45-04:00", z(sun, "13:00")),
+        ("FL 19:30 stays", "+1 305 234 5603", "", "", f"{sat}T19:30-04:00", z(sat, "23:30")),
+        ("OK 20:10 -> 08:00", "+1 405 234 5604", "", "", f"{sat}T20:10-05:00", z(sun, "14:00")),
+        ("MD 20:00 -> 08:00", "+1 410 234 5605", "", "", f"{sat}T20:00-04:00", z(sun, "13:00")),
+        ("MD 07:30 -> 08:00", "+1 410 234 5606", "", "", f"{mon}T07:30-05:00", z(mon, "13:00")),
+        ("CA 20:30 stays", "+1 415 234 5607", "", "", f"{sat}T20:30-07:00", z(sun, "03:30")),
+        ("CA 20:45 in margin", "+1 415 234 5608", "", "", f"{sat}T20:45-07:00", z(sun, "16:00")),
+        ("NY 20:15 stays", "+1 212 234 5609", "", "", f"{sat}T20:15-04:00", z(sun, "00:15")),
+        ("TX 20:15 stays", "+1 512 234 5610", "", "", f"{sat}T20:15-05:00", z(sun, "01:15")),
+        ("305 with state NY", "+1 305 234 5611", "NY", "", f"{sat}T20:15-04:00", z(sun, "13:00")),
+        ("212 with state FL", "+1 212 234 5612", "FL", "", f"{sat}T20:15-04:00", z(sun, "13:00")),
+        ("212 with FL ZIP", "+1 212 234 5613", "", "33101", f"{sat}T20:15-04:00", z(sun, "13:00")),
     ]  # fmt: skip
 
 
@@ -64,15 +69,16 @@ RULES = {
     "CA 20:45 in margin": FEDERAL + MARGIN,
     "305 with state NY": FL,
     "212 with state FL": FL,
+    "212 with FL ZIP": FL,
 }
 
 
 def _write(path: Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["name", "phone", "state", "scheduled_time"])
-        for label, phone, state, when, _ in ROWS:
-            writer.writerow([label, phone, state, when])
+        writer.writerow(["name", "phone", "state", "zip", "scheduled_time"])
+        for label, phone, state, zip_code, when, _ in ROWS:
+            writer.writerow([label, phone, state, zip_code, when])
     return path
 
 

@@ -76,29 +76,49 @@ def zip_state(text: str, *, us_number: bool) -> str | None:
     return states.pop()
 
 
-@lru_cache(maxsize=65536)
-def area_code_state(phone_e164: str) -> str | None:
-    """The state of a US number's area code; None for a number outside the US, or one whose
-    area code names no state."""
+# libphonenumber's region of a +1 number depends on its area code only, and its US geocoding
+# data names places by at most 1 + area code + exchange: so both answers are kept per "+1NPANXX"
+# (parsing and geocoding each row cost about twice the rest of its calling-window check).
+_PREFIX = len("+1NPANXX")
+_PREFIX_CAP = 1 << 17
+_by_prefix: dict[str, tuple[bool, str | None]] = {}
+
+
+def _lookup(phone_e164: str) -> tuple[bool, str | None]:
+    """(is it a US number, its state by area code)."""
+    if not phone_e164.startswith("+1") or len(phone_e164) < _PREFIX:
+        return False, None  # only NANP numbers are American
+    key = phone_e164[:_PREFIX]
+    found = _by_prefix.get(key)
+    if found is None:
+        found = _geocode(phone_e164)
+        if len(_by_prefix) < _PREFIX_CAP:
+            _by_prefix[key] = found
+    return found
+
+
+def _geocode(phone_e164: str) -> tuple[bool, str | None]:
     try:
         number = phonenumbers.parse(phone_e164, None)
     except phonenumbers.NumberParseException:
-        return None
+        return False, None
     if phonenumbers.region_code_for_number(number) != "US":
-        return None
+        return False, None
     place = geocoder.description_for_number(number, "en")
     head, _, tail = place.rpartition(", ")
     if head and tail in STATE_NAMES:
-        return tail
-    return _BY_NAME.get(place.lower())
+        return True, tail
+    return True, _BY_NAME.get(place.lower())
+
+
+def area_code_state(phone_e164: str) -> str | None:
+    """The state of a US number's area code; None for a number outside the US, or one whose
+    area code names no state."""
+    return _lookup(phone_e164)[1]
 
 
 def is_us_number(phone_e164: str) -> bool:
-    try:
-        number = phonenumbers.parse(phone_e164, None)
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.region_code_for_number(number) == "US"
+    return _lookup(phone_e164)[0]
 
 
 def contact_states(

@@ -118,7 +118,9 @@ INPUT_OPTIONS = [
         help="A phone cell with several numbers: reject the row (default) or call the first.",
     ),
     click.option(
-        "--calling-window", help="au-telemarketing, au-research, us-tcpa, ca-crtc or a spec."
+        "--calling-window",
+        help="us-tcpa (federal + state rules), us-federal, au-telemarketing, au-research, "
+        "ca-crtc or a spec.",
     ),
     click.option("--holidays", help="Holiday calendar for a custom window, e.g. AU-NSW."),
     click.option("--contact-timezone", help="Zone for numbers whose zone is ambiguous."),
@@ -128,6 +130,11 @@ INPUT_OPTIONS = [
         help="Out-of-window rows: defer to the next allowed time (default) or reject.",
     ),
     click.option("--max-defer-days", type=int, help="How far a call may be deferred (default 14)."),
+    click.option(
+        "--window-margin",
+        metavar="DURATION",
+        help="No call within this of its window's close, e.g. 30m (the default) or 0.",
+    ),
     click.option("--reports-dir", type=click.Path(path_type=Path), help="Default: ./reports."),
     click.option("--out", type=click.Path(path_type=Path), help="Exact run directory to create."),
 ]
@@ -331,6 +338,7 @@ class _Group(click.Group):
         "sandbox": ("batchcall.sandbox._cli", "sandbox_command"),
         "suppress": ("batchcall._ledger_cli", "suppress"),
         "ledger": ("batchcall._ledger_cli", "ledger"),
+        "windows": ("batchcall._windows_cli", "windows"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -361,6 +369,7 @@ LAZY_HELP = {
     "sandbox": "Run a local server that behaves like the Voxworks API.",
     "suppress": "The team's suppression list: numbers batchcall never calls.",
     "ledger": "The team's record of every call placed, across runs and machines.",
+    "windows": "Calling windows: the hours and rules each contact is called under.",
 }
 
 

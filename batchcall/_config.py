@@ -63,6 +63,8 @@ class Settings(BaseModel):
     contact_timezone: str | None = None
     outside_window: Literal["defer", "reject"] = "defer"
     max_defer_days: int = Field(default=14, ge=0, le=366)
+    # No call is placed this close to the end of its window (`--window-margin`).
+    window_margin: timedelta = timedelta(minutes=30)
     # where and how fast to send
     base_url: str = DEFAULT_BASE_URL
     concurrency: int | None = Field(default=None, ge=1, le=1000)
@@ -98,6 +100,25 @@ class Settings(BaseModel):
         from ._ledger import check_team  # deferred: the ledger package imports this module
 
         return None if value is None else _usage_to_value(check_team, value)
+
+    @field_validator("window_margin", mode="before")
+    @classmethod
+    def _margin(cls, value: Any) -> Any:
+        # "0" turns the margin off; anything else is written as a cap's period is ("30m").
+        if isinstance(value, str) and value.strip() in ("0", "0m", "0h"):
+            return timedelta(0)
+        if isinstance(value, str) and not value.strip().upper().startswith("P"):
+            from ._ledger import parse_period
+
+            return _usage_to_value(parse_period, value)
+        return value
+
+    @field_validator("window_margin", mode="after")
+    @classmethod
+    def _margin_bound(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value < timedelta(hours=12):
+            raise ValueError("--window-margin must be at least 0 and under 12h, e.g. 30m")
+        return value
 
     @field_validator("repeat_window", mode="before")
     @classmethod

@@ -51,12 +51,13 @@ from pydantic import ValidationError
 
 from ._config import Settings
 from ._errors import AbortedError, AuthError, LedgerError, TlsError, UnavailableError
-from ._guard import Guard, Skipped
+from ._guard import Guard, Skipped, row_cell
 from ._journal import ANSWER_DELAY, FINAL, Job, Journal, Result
+from ._ledger._model import iso
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
 from ._prepare import Prepared
-from ._windows import Placement, WindowPolicy, recheck
+from ._windows import WindowPolicy, placement_now
 
 log = logging.getLogger("batchcall")
 
@@ -733,6 +734,8 @@ class _Worker:
         self._display = display
         self._guard = guard
         self._zone_column: int | None = journal.meta("timezone_column")
+        self._state_column: int | None = journal.meta("state_column")
+        self._zip_column: int | None = journal.meta("zip_column")
 
     async def run(self, queue: asyncio.Queue[Job | None]) -> None:
         while (job := await queue.get()) is not None:
@@ -787,25 +790,28 @@ class _Worker:
 
     def _recheck(self, policy: WindowPolicy, job: Job) -> Job | None:
         """The row as it may leave now, or None when its window refuses it for good."""
-        checked = recheck(policy, job.body, zone=self._zone(job.row), now=datetime.now(UTC))
-        if isinstance(checked, Placement):
-            code, error = checked.error_code or "", checked.error or ""
-            self._journal.refuse_before_send(job.row, code, error)
+        cells = self._journal.cells(job.row)
+        placed = placement_now(
+            policy,
+            job.body,
+            zone=row_cell(cells, self._zone_column),
+            state=row_cell(cells, self._state_column),
+            zip_code=row_cell(cells, self._zip_column),
+            now=datetime.now(UTC),
+        )
+        if placed is None:
+            return job
+        if placed.error_code is not None:
+            code, error = placed.error_code, placed.error or ""
+            self._journal.refuse_before_send(job.row, code, error, placed.rule)
             log.info("row %d failed before sending, %s: %s", job.row, code, error)
             self._display.finished()
             return None
-        if checked is not job.body:
-            self._journal.replan(job.row, checked)
-            return dataclasses.replace(job, body=checked)
+        if placed.moved and placed.when is not None:
+            body = {**job.body, "scheduled_time": iso(placed.when)}
+            self._journal.replan(job.row, body, placed.rule)
+            return dataclasses.replace(job, body=body)
         return job
-
-    def _zone(self, row: int) -> str | None:
-        """The row's timezone cell, if the input has that column and the cell is not blank."""
-        col = self._zone_column
-        if col is None:
-            return None
-        cells = self._journal.cells(row)
-        return (cells[col].strip() or None) if col < len(cells) else None
 
 
 class Execution:

@@ -27,19 +27,21 @@ delay is that a `failed` call frees its place a moment later.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ._config import Settings
 from ._journal import MOVED_BY_CAP, Job, Journal, PlannedRow, PolicySkip, Result
-from ._ledger import Call, Ledger, Policy, SuppressionList, Verdict, Window, parse_cap
+from ._ledger import Call, Cap, Ledger, Policy, SuppressionList, Verdict, Window, parse_cap
 from ._ledger._model import iso
 from ._load import default_region
+from ._us_states import StateRule
 from ._windows import WindowPolicy
 
 log = logging.getLogger("batchcall")
@@ -135,6 +137,8 @@ class Guard:
         self.window = window
         self._clock = clock
         self._zone_column: int | None = journal.meta("timezone_column")
+        self._state_column: int | None = journal.meta("state_column")
+        self._zip_column: int | None = journal.meta("zip_column")
         # Whether a pending row may show a deferral the plan expected: then each reservation
         # that lets a row ring at its own time must undo it. A continued run cannot know.
         self._plan_deferred = continued
@@ -159,18 +163,23 @@ class Guard:
             for _, r in todo
         ]
         cells = {r.row: r.cells for _, r in todo}
-        allowed = self._allowed(lambda row: self._zone_in(json.loads(cells[row])))
-        verdicts = self.ledger.check(calls, self.policy, now=self._clock(), allowed=allowed)
+        allowed = self._allowed(lambda row: json.loads(cells[row]))
+        policy = self._policy_for(lambda row: json.loads(cells[row]))
+        verdicts = self.ledger.check(calls, policy, now=self._clock(), allowed=allowed)
         out = list(chunk)
         for (i, r), verdict in zip(todo, verdicts, strict=True):
             if verdict.action == "skip":
                 skip = _skip_outcome(verdict)
-                out[i] = r._replace(state=skip, error_code=skip, error=verdict.message)
+                rule = verdict.rule or r.window_rule
+                out[i] = r._replace(
+                    state=skip, error_code=skip, error=verdict.message, window_rule=rule
+                )
             elif verdict.action == "defer" and verdict.ring_at is not None:
                 self._plan_deferred = True
                 out[i] = r._replace(
                     scheduled_time_sent=iso(verdict.ring_at),
                     time_moved=r.time_moved | MOVED_BY_CAP,
+                    window_rule=_then(r.window_rule, verdict.rule),
                 )
         return out
 
@@ -184,17 +193,20 @@ class Guard:
         asked = body.get("scheduled_time")
         phone, script = body["contact"]["phone_number"], body["script_id"]
         call = Call(phone, script, _instant(asked), self.run_id, job.row)
+        cells_of = self._journal.cells
         verdict = self.ledger.reserve(
-            call, self.policy, now=self._clock(), allowed=self._allowed(self._zone_of)
+            call, self._policy_for(cells_of), now=self._clock(), allowed=self._allowed(cells_of)
         )
         if verdict.action == "skip":
             outcome = _skip_outcome(verdict)
-            self._journal.skip_by_policy(job.row, outcome, verdict.message)
+            self._journal.skip_by_policy(job.row, outcome, verdict.message, verdict.rule)
             log.info("row %d %s before sending: %s", job.row, outcome, verdict.message)
             raise Skipped(verdict.message)
         if verdict.action == "defer" and verdict.ring_at is not None:
             body["scheduled_time"] = iso(verdict.ring_at)
-            self._journal.retime_by_cap(job.row, body["scheduled_time"], deferred=True)
+            self._journal.retime_by_cap(
+                job.row, body["scheduled_time"], deferred=True, rule=verdict.rule
+            )
             log.info("row %d: %s", job.row, verdict.message)
         elif self._plan_deferred:
             self._journal.retime_by_cap(job.row, asked, deferred=False)
@@ -233,29 +245,77 @@ class Guard:
                 self.ledger.release(self.run_id, row)
         return unknown + self.ledger.resolve_reserved(self.run_id)
 
-    # --- the calling window, for a deferral ------------------------------------------------------
+    # --- the calling window: a deferral's landing, and the states' caps ---------------------------
 
-    def _allowed(self, zone_of: Callable[[int], str | None]) -> Window | None:
+    def _policy_for(self, cells_of: Callable[[int], Sequence[str]]) -> Policy:
+        """The run's policy, with the caps of each callee's state (`us-tcpa`) on top."""
+        window = self.window
+        rules = None if window is None else window.state_rules
+        if window is None or not rules:
+            return self.policy
+
+        def caps_for(call: Call) -> tuple[Cap, ...]:
+            try:
+                states = window.states_for(call.phone, *self._address(cells_of(call.row)))
+            except ValueError:  # a bad state or ZIP cell: validation already refused the row
+                return ()
+            return state_caps(rules, states)
+
+        return dataclasses.replace(
+            self.policy, caps_for=caps_for, caps_for_period=_longest_cap(rules)
+        )
+
+    def _allowed(self, cells_of: Callable[[int], Sequence[str]]) -> Window | None:
         """The calling window as the ledger asks it: the first allowed instant at or after t
-        for a call, so that a deferral never lands outside the window."""
+        for a call, so that a deferral never lands outside the window (nor the states' rules)."""
         window = self.window
         if window is None:
             return None
 
         def allowed(call: Call, t: datetime) -> datetime | None:
+            cells = cells_of(call.row)
+            zone = row_cell(cells, self._zone_column)
             try:
-                names = window.zone_names(call.phone, zone_of(call.row))
-            except ValueError:  # an unknown zone: validation already refused such a row
+                zones, layer = window.key_for(call.phone, zone, *self._address(cells))
+            except ValueError:  # a bad zone, state or ZIP: validation already refused the row
                 return None
-            return window.first_allowed(names, t) if names else None
+            return window.first_allowed(zones, t, layer) if zones else None
 
         return allowed
 
-    def _zone_of(self, row: int) -> str | None:
-        return self._zone_in(self._journal.cells(row))
+    def _address(self, cells: Sequence[str]) -> tuple[str | None, str | None]:
+        """A row's state and ZIP cells."""
+        return row_cell(cells, self._state_column), row_cell(cells, self._zip_column)
 
-    def _zone_in(self, cells: Sequence[str]) -> str | None:
-        col = self._zone_column
-        if col is None or col >= len(cells):
-            return None
-        return cells[col].strip() or None
+
+@functools.lru_cache(maxsize=1024)
+def _state_caps(rules: tuple[StateRule, ...]) -> tuple[Cap, ...]:
+    return tuple(
+        Cap(rule.cap[0], timedelta(hours=rule.cap[1]), rule=rule.cap_label())
+        for rule in rules
+        if rule.cap is not None
+    )
+
+
+def state_caps(rules: Mapping[str, StateRule], states: tuple[str, ...]) -> tuple[Cap, ...]:
+    """The frequency caps the laws of `states` set, each naming its law."""
+    return _state_caps(tuple(rules[s] for s in states if s in rules))
+
+
+def _longest_cap(rules: Mapping[str, StateRule]) -> timedelta:
+    return max((timedelta(hours=r.cap[1]) for r in rules.values() if r.cap), default=timedelta(0))
+
+
+def _then(window_rule: str | None, cap_rule: str | None) -> str | None:
+    """A row's rule once a cap moved it too: the window's, then the cap's (as the journal
+    writes it, so that undoing the cap's part finds it)."""
+    if cap_rule is None:
+        return window_rule
+    return cap_rule if window_rule is None else f"{window_rule}; then {cap_rule}"
+
+
+def row_cell(cells: Sequence[str], col: int | None) -> str | None:
+    """A row's cell of an optional column (timezone, state), None when absent or blank."""
+    if col is None or col >= len(cells):
+        return None
+    return cells[col].strip() or None

@@ -145,6 +145,9 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX rows_by_state ON rows (state, row);
         """,
     ),
+    # The rule that moved or refused a row (results.csv's `window_rule`). A later rebuild of
+    # `rows` must copy this column too: _ROW_COLUMNS names the columns of m001 only.
+    ("m003_window_rule", "ALTER TABLE rows ADD COLUMN window_rule TEXT"),
 )
 
 
@@ -169,6 +172,7 @@ class PlannedRow(NamedTuple):
     error: str | None
     scheduled_time_sent: str | None  # the time as sent (UTC "...Z"), or None for "now"
     time_moved: int  # MOVED_BY_WINDOW | MOVED_BY_CAP: what moved the time, if anything
+    window_rule: str | None = None  # the rule that moved or refused the row, and its source
 
 
 _INSERT_PLANNED = (
@@ -214,20 +218,52 @@ class ReportRow:
     phone_e164: str | None
     scheduled_time_sent: str | None
     time_moved: int  # MOVED_BY_WINDOW | MOVED_BY_CAP, as stored
+    window_rule: str | None = None
+
+
+# A row's `window_rule` without a cap's part: a cap's rule starts with "cap ", alone or after
+# the calling window's as "...; then cap ...".
+_THEN_CAP = "'; then cap '"
+_WINDOW_PART = (
+    "CASE WHEN window_rule LIKE 'cap %' THEN NULL"
+    f" WHEN instr(window_rule, {_THEN_CAP}) > 0"
+    f" THEN substr(window_rule, 1, instr(window_rule, {_THEN_CAP}) - 1) ELSE window_rule END"
+)
+
+
+def _rule_update(bit: int, moved: bool, rule: str | None) -> tuple[str, tuple[str | None, ...]]:
+    """The SET clause for `window_rule` of a retime, and its parameters."""
+    if bit == MOVED_BY_WINDOW:
+        return "window_rule = coalesce(?, window_rule)", (rule,)
+    if not moved:
+        return f"window_rule = ({_WINDOW_PART})", ()
+    window = f"({_WINDOW_PART})"
+    return (
+        f"window_rule = CASE WHEN {window} IS NULL THEN ? ELSE {window} || '; then ' || ? END",
+        (rule, rule),
+    )
 
 
 def _retime(
-    db: sqlite3.Connection, row: int, sent: str | None, bit: int, moved: bool, request: str = ""
+    db: sqlite3.Connection,
+    row: int,
+    sent: str | None,
+    bit: int,
+    moved: bool,
+    request: str = "",
+    rule: str | None = None,
 ) -> None:
     """Set the time a pending row is sent with, and set or clear what moved it (a `time_moved`
-    bit); `request`, when given, replaces the row's request."""
+    bit, and for a cap its part of `window_rule`); `request`, when given, replaces the row's
+    request; `rule` is what moved it (a window's rule replaces the row's, a cap's follows it)."""
     # Clearing a bit touches only the rows that have it: most rows have nothing to undo.
     op, only = (f"| {bit}", "") if moved else (f"& ~{bit}", f" AND time_moved & {bit}")
+    set_rule, params = _rule_update(bit, moved, rule)
     db.execute(
-        f"UPDATE rows SET scheduled_time_sent = ?, time_moved = time_moved {op},"
+        f"UPDATE rows SET scheduled_time_sent = ?, time_moved = time_moved {op}, {set_rule},"
         " request = CASE WHEN ? = '' THEN request ELSE ? END, updated_at = ?"
         f" WHERE row = ? AND state = 'pending'{only}",
-        (sent, request, request, _now(), row),
+        (sent, *params, request, request, _now(), row),
     )
 
 
@@ -371,6 +407,10 @@ class _Reads:
 
     _db: sqlite3.Connection
 
+    def cells(self, row: int) -> list[str]:
+        found = self._db.execute("SELECT cells FROM rows WHERE row = ?", (row,)).fetchone()
+        return [] if found is None else json.loads(found[0])
+
     def counts(self) -> dict[State, int]:
         return dict(self._db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
 
@@ -391,7 +431,8 @@ class _Reads:
     def report_rows(self) -> Iterator[ReportRow]:
         cursor = self._db.execute(
             "SELECT row, cells, state, call_id, contact_id, http_status, error_code, error,"
-            " attempts, phone_e164, scheduled_time_sent, time_moved FROM rows ORDER BY row"
+            " attempts, phone_e164, scheduled_time_sent, time_moved, window_rule FROM rows"
+            " ORDER BY row"
         )
         for row, cells, *outcome in cursor:
             yield ReportRow(row, json.loads(cells), *outcome)
@@ -461,19 +502,23 @@ class Journal(_Reads):
             self._db.executemany(_INSERT_PLANNED, values)
         return len(values)
 
-    def replan(self, row: int, body: dict[str, Any]) -> None:
-        """A pending row's request changed before it left (a calling window moved its time)."""
+    def replan(self, row: int, body: dict[str, Any], rule: str | None = None) -> None:
+        """A pending row's request changed before it left (a calling window moved its time,
+        by `rule`)."""
         request = json.dumps(body, ensure_ascii=False)
-        _retime(self._db, row, body.get("scheduled_time"), MOVED_BY_WINDOW, True, request)
+        _retime(self._db, row, body.get("scheduled_time"), MOVED_BY_WINDOW, True, request, rule)
         self.commit()
 
-    def retime_by_cap(self, row: int, scheduled_time: str | None, *, deferred: bool) -> None:
+    def retime_by_cap(
+        self, row: int, scheduled_time: str | None, *, deferred: bool, rule: str | None = None
+    ) -> None:
         """The time a pending row's call is sent with, as the frequency caps leave it: moved
-        (`deferred`), or back at its own time (a deferral the plan expected did not happen).
-        The request keeps the time the row asked for, which the ledger matches re-runs against."""
+        (`deferred`, by the cap `rule`), or back at its own time (a deferral the plan expected
+        did not happen). The request keeps the time the row asked for, which the ledger
+        matches re-runs against."""
         # Just before the row's `sending` mark, which commits it (a row skipped instead is
         # committed by its skip).
-        _retime(self._db, row, scheduled_time, MOVED_BY_CAP, deferred)
+        _retime(self._db, row, scheduled_time, MOVED_BY_CAP, deferred, rule=rule)
 
     # --- sending: one method per edge -----------------------------------------------------------
 
@@ -511,14 +556,26 @@ class Journal(_Reads):
         """sending -> pending: the request provably did nothing (a 401, a TLS failure)."""
         self._move(row, "sending", "pending")
 
-    def refuse_before_send(self, row: int, error_code: str, error: str) -> None:
-        """pending -> failed: the row may not leave (its calling window closed for good)."""
-        self._move(row, "pending", "failed", http_status=None, error_code=error_code, error=error)
+    def refuse_before_send(
+        self, row: int, error_code: str, error: str, rule: str | None = None
+    ) -> None:
+        """pending -> failed: the row may not leave (its calling window closed for good, by
+        `rule`)."""
+        self._move(
+            row, "pending", "failed", http_status=None, error_code=error_code, error=error,
+            window_rule=rule,
+        )  # fmt: skip
 
-    def skip_by_policy(self, row: int, outcome: PolicySkip, message: str) -> None:
+    def skip_by_policy(
+        self, row: int, outcome: PolicySkip, message: str, rule: str | None = None
+    ) -> None:
         """pending -> suppressed | already_scheduled | frequency_capped: the contact ledger
-        refused the row just before it would have left; `message` says why."""
-        self._move(row, "pending", outcome, error_code=outcome, error=message)
+        refused the row just before it would have left; `message` says why, and `rule`
+        names the cap, if one refused it."""
+        fields: dict[str, Any] = {"error_code": outcome, "error": message}
+        if rule is not None:
+            fields["window_rule"] = rule
+        self._move(row, "pending", outcome, **fields)
 
     def _move(
         self, row: int, edge_from: State, to: State, *, commit: bool = True, **fields: Any
@@ -539,10 +596,6 @@ class Journal(_Reads):
             raise IllegalTransition(f"row {row} is {state}, not {edge_from}: cannot go to {to}")
         if commit:
             self.commit()
-
-    def cells(self, row: int) -> list[str]:
-        found = self._db.execute("SELECT cells FROM rows WHERE row = ?", (row,)).fetchone()
-        return [] if found is None else json.loads(found[0])
 
     # --- recovery and re-runs -------------------------------------------------------------------
 

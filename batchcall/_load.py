@@ -74,6 +74,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "last_name": ("last name", "lastname", "surname", "family name"),
     "scheduled_time": ("scheduled time", "scheduled at", "call time"),
     "timezone": ("timezone", "time zone"),
+    # A US state, for the state calling rules of `--calling-window us-tcpa`.
+    "state": ("state", "us state", "state code"),
+    "zip": ("zip", "zip code", "zipcode", "postcode", "postal code", "post code"),
     "from_number": ("from number",),
     "script_id": ("script id",),
 }

@@ -70,6 +70,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "phone_e164",
     "scheduled_time_sent",
     "time_moved",
+    "window_rule",
 )
 
 
@@ -96,3 +97,5 @@ class Checked:
     outcome: PlannedState = "pending"  # the row's state in the journal (`journal.State`)
     # Whether a calling window moved the row's time; the time as sent is the request's.
     time_moved: bool = False
+    # The rule that moved or refused the row, with its source.
+    window_rule: str | None = None

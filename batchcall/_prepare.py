@@ -62,6 +62,7 @@ def encode(checked: Checked) -> PlannedRow:
         checked.error,
         None if request is None else request.scheduled_time,
         int(checked.time_moved),
+        checked.window_rule,
     )
 
 

@@ -76,6 +76,7 @@ def _line(header_width: int, r: ReportRow, names: dict[State, str]) -> list[str]
         r.phone_e164 or "",
         r.scheduled_time_sent or "",
         "yes" if r.time_moved else "",
+        r.window_rule or "",
     ]
     return neutralise_all(cells[:header_width] + outcome)
 

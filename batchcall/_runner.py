@@ -520,6 +520,8 @@ def _start(
             settings=settings.recorded(),
             header=table.header,
             timezone_column=table.fields.get("timezone"),
+            state_column=table.fields.get("state"),
+            zip_column=table.fields.get("zip"),
             dry_run=dry_run,
             sandbox=sandbox,
             load_complete=False,

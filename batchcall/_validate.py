@@ -75,6 +75,8 @@ class Validator:
         self._last_at = fields.get("last_name")
         self._time_at = fields.get("scheduled_time")
         self._zone_at = fields.get("timezone")
+        self._state_at = fields.get("state")
+        self._zip_at = fields.get("zip")
         self._from_at = fields.get("from_number")
         self._script_at = fields.get("script_id")
         self._objects = sorted(table.objects.items(), key=lambda item: item[1])
@@ -127,12 +129,17 @@ class Validator:
                 "This row has no script_id; fill its script_id cell or pass --script-id.",
                 phone,
             )
-        sent, moved, problem = self._timing(cells, phone)
+        sent, moved, problem, rule = self._timing(cells, phone)
         if problem is not None:
-            return _invalid(src, *problem, phone)
+            return _invalid(src, *problem, phone, rule)
         request = self._request(cells, from_number, script_id, phone, sent)
         return Checked(
-            row=src.row, cells=cells, request=request, phone_e164=phone, time_moved=moved
+            row=src.row,
+            cells=cells,
+            request=request,
+            phone_e164=phone,
+            time_moved=moved,
+            window_rule=rule,
         )
 
     def _row_from_number(self, cells: tuple[str, ...]) -> tuple[str | None, _Problem | None]:
@@ -155,22 +162,30 @@ class Validator:
 
     def _timing(
         self, cells: tuple[str, ...], phone: str
-    ) -> tuple[str | None, bool, _Problem | None]:
-        """The time as sent (UTC "...Z", None: now), whether a calling window moved it."""
+    ) -> tuple[str | None, bool, _Problem | None, str | None]:
+        """The time as sent (UTC "...Z", None: now), whether a calling window moved it, any
+        problem, and the window's rule that moved or refused it."""
         row_zone_name = cells[self._zone_at] if self._zone_at is not None else ""
         raw_time = cells[self._time_at] if self._time_at is not None else ""
         when, sent, problem = self._when(raw_time, row_zone_name) if raw_time else _NO_TIME
         if problem is not None or self.policy is None:
-            return sent, False, problem
+            return sent, False, problem, None
+        row_state = cells[self._state_at] if self._state_at is not None else None
+        row_zip = cells[self._zip_at] if self._zip_at is not None else None
         placement = self.policy.place(
-            when, phone_e164=phone, row_timezone=row_zone_name or None, now=self.now
+            when,
+            phone_e164=phone,
+            row_timezone=row_zone_name or None,
+            row_state=row_state or None,
+            row_zip=row_zip or None,
+            now=self.now,
         )
         if placement.error_code is not None:
-            return None, False, (placement.error_code, placement.error or "")
+            return None, False, (placement.error_code, placement.error or ""), placement.rule
         if placement.moved:
             moved_to = placement.when
             sent = moved_to.astimezone(UTC).strftime(_UTC_FORMAT) if moved_to is not None else None
-        return sent, placement.moved, None
+        return sent, placement.moved, None, placement.rule
 
     def _request(
         self, cells: tuple[str, ...], from_number: str, script_id: str, phone: str, sent: str | None
@@ -421,7 +436,9 @@ def _time_error(code: str, error: str) -> tuple[None, None, tuple[str, str]]:
     return None, None, (code, error)
 
 
-def _invalid(src: SourceRow, code: str, error: str, phone: str | None = None) -> Checked:
+def _invalid(
+    src: SourceRow, code: str, error: str, phone: str | None = None, rule: str | None = None
+) -> Checked:
     return Checked(
         row=src.row,
         cells=src.cells,
@@ -429,6 +446,7 @@ def _invalid(src: SourceRow, code: str, error: str, phone: str | None = None) ->
         error_code=code,
         error=error,
         outcome="invalid",
+        window_rule=rule,
     )
 
 

@@ -224,7 +224,7 @@ def test_migrations_are_named_and_run_once(tmp_path):
     Journal(path, create=True).close()
     with Journal(path) as again:
         names = [n for (n,) in again._db.execute("SELECT name FROM migrations")]
-    assert names == ["m001_initial", "m002_policy_skips"]
+    assert names == ["m001_initial", "m002_policy_skips", "m003_window_rule"]
 
 
 def test_a_journal_from_before_the_ledger_is_migrated_and_keeps_its_rows(tmp_path):
@@ -240,7 +240,8 @@ def test_a_journal_from_before_the_ledger_is_migrated_and_keeps_its_rows(tmp_pat
             db.execute(statement)
     db.execute("INSERT INTO migrations VALUES ('m001_initial', 'then')")
     db.execute("COMMIT")
-    rows = [encode(_checked(1)), encode(_checked(2)), encode(_checked(3, "invalid"))]
+    # The first journals' columns: a planned row less its later window_rule.
+    rows = [encode(_checked(1))[:9], encode(_checked(2))[:9], encode(_checked(3, "invalid"))[:9]]
     db.executemany(
         "INSERT INTO rows (row, cells, request, phone_e164, state, error_code, error,"
         " scheduled_time_sent, time_moved, idempotency_key, created_at, updated_at)"

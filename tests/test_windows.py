@@ -36,6 +36,8 @@ NO_ZONE = "+80012345678"  # international freephone: phonenumbers says Etc/Unkno
 
 
 def policy(window: str = "au-telemarketing", **settings: Any) -> WindowPolicy:
+    # These tests are about each window's own edges; the margin before a close has its own.
+    settings.setdefault("window_margin", "0")
     built = WindowPolicy.from_settings(Settings(calling_window=window, **settings))
     assert built is not None
     return built
@@ -198,6 +200,7 @@ def test_profiles_carry_the_documented_hours_and_holidays() -> None:
         "au-telemarketing": ((540, 1200), (540, 1020), None),
         "au-research": ((540, 1230), (540, 1020), (540, 1020)),
         "us-tcpa": ((480, 1260), (480, 1260), (480, 1260)),
+        "us-federal": ((480, 1260), (480, 1260), (480, 1260)),
         "ca-crtc": ((540, 1290), (600, 1080), (600, 1080)),
     }
     assert set(PROFILES) == set(weekday_sat_sun)
@@ -210,8 +213,10 @@ def test_profiles_carry_the_documented_hours_and_holidays() -> None:
         "au-telemarketing": ("AU",),
         "au-research": ("AU",),
         "us-tcpa": (),
+        "us-federal": (),
         "ca-crtc": (),
     }
+    assert {name for name, p in PROFILES.items() if p.us_states} == {"us-tcpa"}
 
 
 def test_profile_names_ignore_case_and_spaces() -> None:

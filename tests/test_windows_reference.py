@@ -34,6 +34,7 @@ WINDOWS = [
     ("au-telemarketing", None),
     ("au-research", None),
     ("us-tcpa", None),
+    ("us-federal", None),
     ("ca-crtc", None),
     ("fri 22:00-02:00", None),
     ("daily 22:00-02:00; sat 09:00-12:00", "AU"),
@@ -42,9 +43,10 @@ WINDOWS = [
 
 
 def reference_first_allowed(
-    rules: WindowPolicy, zones: list[ZoneInfo], base: datetime
+    rules: WindowPolicy, zones: list[ZoneInfo], base: datetime, margin: int = 0
 ) -> datetime | None:
-    """First whole minute at or after `base` that is inside the window in every zone."""
+    """First whole minute at or after `base` that is inside the window in every zone, and
+    stays inside it for the `margin` minutes from it (the window closes no sooner than that)."""
     week = rules.week
 
     def allowed_in(zone: ZoneInfo, instant: datetime) -> bool:
@@ -61,7 +63,8 @@ def reference_first_allowed(
     instant = base
     horizon = base + timedelta(days=MAX_DEFER_DAYS)
     while instant <= horizon:
-        if all(allowed_in(zone, instant) for zone in zones):
+        ahead = [instant + timedelta(minutes=m) for m in range(max(margin, 1))]
+        if all(allowed_in(zone, t) for zone in zones for t in ahead):
             return instant
         instant += timedelta(minutes=1)
     return None
@@ -95,19 +98,26 @@ NEAR_AN_EVENT = st.builds(
     base=st.one_of(ANY_TIME, NEAR_AN_EVENT),
     contact=st.sampled_from(CONTACTS),
     window=st.sampled_from(WINDOWS),
+    margin=st.sampled_from([0, 30, 90]),
 )
 def test_placement_matches_minute_by_minute_reference(
-    base: datetime, contact: tuple[str, str | None], window: tuple[str, str | None]
+    base: datetime, contact: tuple[str, str | None], window: tuple[str, str | None], margin: int
 ) -> None:
-    """Deferred or kept, every call lands on the first minute the reference allows, or neither."""
+    """Deferred or kept, every call lands on the first minute the reference allows, or neither,
+    with or without a margin before each window closes."""
     spec, calendars = window
     rules = WindowPolicy.from_settings(
-        Settings(calling_window=spec, holidays=calendars, max_defer_days=MAX_DEFER_DAYS)
+        Settings(
+            calling_window=spec,
+            holidays=calendars,
+            max_defer_days=MAX_DEFER_DAYS,
+            window_margin=f"{margin}m" if margin else "0",
+        )
     )
     assert rules is not None
     phone, column = contact
     result = rules.place(base, phone_e164=phone, row_timezone=column, now=base)
-    expected = reference_first_allowed(rules, rules.zones_for(phone, column), base)
+    expected = reference_first_allowed(rules, rules.zones_for(phone, column), base, margin)
     if expected is None:
         assert result.error_code == "outside_calling_window"
     else:

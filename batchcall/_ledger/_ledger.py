@@ -273,7 +273,7 @@ def _judge(
 ) -> list[Verdict]:
     lists = policy.suppress
     # A call that may go counts against the later calls of the same check, as if reserved.
-    guarded = policy.caps or not policy.allow_repeat
+    guarded = policy.caps or policy.caps_for or not policy.allow_repeat
     out = []
     for call in calls:
         phone, ring_at = call.phone, call.ring_at

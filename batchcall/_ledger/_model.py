@@ -60,6 +60,9 @@ class Cap:
 
     n: int
     period: timedelta
+    # Where a cap comes from, when a law sets it ("FL: ... (Fla. Stat. 501.616(6))"); None
+    # for the run's own --max-calls.
+    rule: str | None = None
 
     def __str__(self) -> str:
         return f"{self.n}/{_period_text(self.period)}"
@@ -136,10 +139,20 @@ class Policy:
     # The external `--suppress FILE` lists, loaded once at start; the team's own list is read
     # from the ledger on every check, so a number added mid-run is honoured.
     suppress: SuppressionList | None = None
+    # Caps that depend on the call (the law of the callee's state), on top of `caps`, and the
+    # longest period any of them can have.
+    caps_for: Callable[[Call], tuple[Cap, ...]] | None = None
+    caps_for_period: timedelta = timedelta(0)
 
     def lookback(self) -> timedelta:
         """How far before a call's time a placed call can still matter to it."""
-        return max([self.repeat_window, *(cap.period for cap in self.caps)])
+        return max([self.repeat_window, self.caps_for_period, *(c.period for c in self.caps)])
+
+    def caps_of(self, call: Call) -> tuple[Cap, ...]:
+        """Every cap that applies to `call`."""
+        if self.caps_for is None:
+            return self.caps
+        return self.caps + self.caps_for(call)
 
 
 class Verdict(NamedTuple):
@@ -154,6 +167,9 @@ class Verdict(NamedTuple):
     outcome: SkipOutcome | None = None
     message: str = ""
     ring_at: datetime | None = None
+    # For a deferral or a skip by a cap: the cap and the calls that filled it, in a few words
+    # (results.csv's `window_rule`).
+    rule: str | None = None
 
 
 class Placed(NamedTuple):

@@ -44,8 +44,9 @@ def decide(
         earlier = repeat_of(call, placed, policy.repeat_window, now)
         if earlier is not None:
             return Verdict("skip", "already_scheduled", _repeated(call, earlier))
-    if policy.caps and placed:
-        return _capped(call, placed, policy, now, allowed)
+    caps = policy.caps_of(call) if placed else ()
+    if caps:
+        return _capped(call, placed, caps, policy, now, allowed)
     return SEND_NOW if call.ring_at is None else Verdict("send", ring_at=call.ring_at)
 
 
@@ -101,15 +102,21 @@ def first_free(t: datetime, found: Sequence[_Block]) -> tuple[datetime, _Block |
 
 
 def _capped(
-    call: Call, placed: Sequence[Placed], policy: Policy, now: datetime, allowed: Window | None
+    call: Call,
+    placed: Sequence[Placed],
+    caps: Sequence[Cap],
+    policy: Policy,
+    now: datetime,
+    allowed: Window | None,
 ) -> Verdict:
     asked = call.ring_at or now
-    found = blocks(placed, policy.caps)
+    found = blocks(placed, caps)
     t, mover = first_free(asked, found)
     if mover is None:
         return SEND_NOW if call.ring_at is None else Verdict("send", ring_at=call.ring_at)
     if policy.over_cap == "reject":
-        return Verdict("skip", "frequency_capped", _full(call, mover, asked) + " Not sent.")
+        full = _full(call, mover, asked) + " Not sent."
+        return Verdict("skip", "frequency_capped", full, rule=cap_rule(mover))
     limit = asked + timedelta(days=policy.max_defer_days)
     for _ in range(_MAX_ROUNDS):
         if t > limit:
@@ -118,7 +125,8 @@ def _capped(
         if window_t is None:
             break
         if window_t <= t:
-            return Verdict("defer", message=_deferred(call, mover, asked, t), ring_at=t)
+            message = _deferred(call, mover, asked, t)
+            return Verdict("defer", message=message, ring_at=t, rule=cap_rule(mover))
         t, moved_by = first_free(window_t, found)
         mover = moved_by or mover
     within = "the caps and the calling window allow" if allowed else "the caps allow"
@@ -127,7 +135,16 @@ def _capped(
         "frequency_capped",
         f"{_full(call, mover, asked)} No time within {policy.max_defer_days} days that "
         f"{within} (--max-defer-days); not sent.",
+        rule=cap_rule(mover),
     )
+
+
+def cap_rule(block: _Block) -> str:
+    """ "cap 3/24h: 3 calls since 2030-01-02T09:00:00Z", and the law that sets the cap, if any."""
+    cap = block.cap
+    since = iso(block.group[0].ring_at)
+    law = f" ({cap.rule})" if cap.rule else " (--max-calls)"
+    return f"cap {cap}: {len(block.group)} calls since {since}{law}"
 
 
 def _ceil_second(t: datetime) -> datetime:
@@ -157,14 +174,16 @@ def _repeated(call: Call, earlier: Placed) -> str:
 def _full(call: Call, block: _Block, asked: datetime) -> str:
     calls = "; ".join(p.describe() for p in block.group[:5])
     more = f"; and {len(block.group) - 5} more" if len(block.group) > 5 else ""
+    law = f" of {block.cap.rule}" if block.cap.rule else ""
     return (
-        f"The {block.cap} cap allows {block.cap.n} call(s) to {call.phone} in any "
+        f"The {block.cap} cap{law} allows {block.cap.n} call(s) to {call.phone} in any "
         f"{_span(block.cap)}, and {iso(asked)} would be one too many: {calls}{more}."
     )
 
 
 def _deferred(call: Call, block: _Block, asked: datetime, t: datetime) -> str:
-    return f"Moved from {iso(asked)} to {iso(t)} by the {block.cap} cap ({call.phone})."
+    law = f" of {block.cap.rule}" if block.cap.rule else ""
+    return f"Moved from {iso(asked)} to {iso(t)} by the {block.cap} cap{law} ({call.phone})."
 
 
 def _span(cap: Cap) -> str:

@@ -289,9 +289,11 @@ def _guard(action: Callable[[], Any], output: Output) -> Any:
 
 
 def _bar(output: Output, label: str) -> Bar | None:
-    from ._progress import Bar  # tqdm, only for the commands that draw a bar
+    if output.quiet:
+        return None
+    from ._progress import Bar  # tqdm, only for a command that draws a bar
 
-    return None if output.quiet else Bar.for_stderr(label)
+    return Bar.for_stderr(label)
 
 
 def _options(cli: dict[str, Any]) -> Options:

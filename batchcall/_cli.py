@@ -216,6 +216,9 @@ def format_summary(data: dict[str, Any]) -> str:
     lines.append(f"    run.log       {run_dir / 'run.log'}")
     if data.get("message"):
         lines.append(f"  {data['message']}")
+    if data.get("report_html") and Path(data["report_html"]).is_file():
+        # Last, so the page to open is the line a user's eye lands on.
+        lines.append(f"  report: {data['report_html']}")
     return "\n".join(lines)
 
 

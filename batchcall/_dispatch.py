@@ -39,6 +39,7 @@ import json
 import logging
 import random as _random
 import signal
+import sqlite3
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -56,6 +57,7 @@ from ._journal import FINAL, Job, Journal, Result
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
 from ._prepare import Prepared
+from ._timeline import Timeline
 from ._windows import Placement, WindowPolicy, recheck
 
 log = logging.getLogger("batchcall")
@@ -338,8 +340,10 @@ class Dispatcher:
         breaker: Breaker | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
+        timeline: Timeline | None = None,
     ) -> None:
         self._client = client
+        self._timeline = timeline
         self._secrets = _bearer_token(client)
         self._timeout = timeout
         self._breaker = breaker or Breaker()
@@ -408,7 +412,7 @@ class Dispatcher:
                 if self._row_log.stopping:
                     return None
                 self._row_log.mark_sending(job, attempts)
-            decision = await self._exchange(job)
+            decision = await self._timed_exchange(job)
             pause = permit.learn(decision)
         if decision.status == 401:
             raise AuthError(
@@ -416,6 +420,14 @@ class Dispatcher:
                 "--api-key-file; unsent rows stay pending for `batchcall resume`."
             )
         return decision, pause
+
+    async def _timed_exchange(self, job: Job) -> Decision:
+        if self._timeline is None:
+            return await self._exchange(job)
+        sent_at, started = self._timeline.timed(), time.monotonic()
+        decision = await self._exchange(job)
+        self._timeline.record(sent_at, time.monotonic() - started, decision.status)
+        return decision
 
     async def _exchange(self, job: Job) -> Decision:
         """POST the row once, within the timeout, and classify what came back."""
@@ -808,6 +820,7 @@ class Execution:
             self._journal, self._planned, display=display, stopper=stopper, rows_ready=rows_ready
         )
         tasks = [asyncio.create_task(loader.run())]
+        timeline = Timeline.from_dict(self._journal.meta("timeline"))
         if self._client is not None:
             row_log = _PassLog(self._journal, stopper, stats, self._guard)
             breaker = Breaker(
@@ -815,7 +828,7 @@ class Execution:
             )
             dispatcher = Dispatcher(
                 self._client, gate, row_log, retry_ambiguous=settings.retry_ambiguous,
-                timeout=settings.timeout, breaker=breaker,
+                timeout=settings.timeout, breaker=breaker, timeline=timeline,
             )  # fmt: skip
             worker = _Worker(
                 self._journal, dispatcher, policy=self._policy, stopper=stopper, stats=stats,
@@ -823,6 +836,8 @@ class Execution:
             )  # fmt: skip
             tasks += self._sending(worker, loader, rows_ready, stopper)
         error = await self._wait(tasks, stopper)
+        if self._client is not None:
+            self._keep(timeline)
         return PassOutcome(
             stats=stats,
             requests=gate.requests,
@@ -833,6 +848,14 @@ class Execution:
             error=error,
             signal=stopper.signal,
         )
+
+    def _keep(self, timeline: Timeline) -> None:
+        """Store the pass's requests over time for the report; a report without them is
+        better than a run that fails here (a full disk is reported by the reports' writing)."""
+        try:
+            self._journal.set_meta(timeline=timeline.to_dict())
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("the requests over time could not be stored for the report: %s", exc)
 
     def _sending(
         self, worker: _Worker, loader: _Loader, rows_ready: asyncio.Event, stopper: Stopper

@@ -1,0 +1,192 @@
+"""report.html: one self-contained page that shows what a run did, and what to do next.
+
+Built from the run's summary, its journal's meta (settings, the requests over time the sending
+passes stored) and the `Digest` gathered in the pass that writes results.csv; the markup is in
+templates/report.html.j2. The page fetches nothing: its style is inline, its charts are SVG
+drawn here (`_charts`), each with a table beside it, and it has no script. So it opens from
+disk with no network, and its size does not grow with the run.
+
+Phones are masked (`_mask`); the API key is in nothing the page is built from, and settings
+whose name speaks of a secret are left out all the same.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ._charts import hours_chart, open_hours, requests_chart, weekdays_chart
+from ._digest import FIXES, Digest
+from ._mask import mask_phone
+from ._report import COUNT_ORDER, atomic_writer
+from ._timeline import Timeline
+from ._version import __version__
+
+PLAN_DAYS = 31  # callee-local days listed, at most
+SECRET_WORDS = ("key", "token", "password", "secret")
+EXIT_MEANINGS = {
+    0: "Every row was scheduled, or skipped by a policy.",
+    1: "Done, but some rows are invalid, failed or unknown: they are in failed.csv.",
+    2: "A usage, config or input error; nothing was sent.",
+    3: "Aborted: rows are left unsent, pending for `batchcall resume`.",
+    129: "Stopped by SIGHUP; the journal is intact, `batchcall resume` continues.",
+    130: "Interrupted with Ctrl-C; the journal is intact, `batchcall resume` continues.",
+    143: "Stopped by SIGTERM; the journal is intact, `batchcall resume` continues.",
+}
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("batchcall", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def write_html(
+    path: Path,
+    summary: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    digest: Digest,
+    timeline: Timeline,
+) -> Path:
+    """Render the page and write it to `path`, atomically like every report."""
+    html = render(summary, meta, digest, timeline)
+    with atomic_writer(path) as out:
+        out.write(html)
+    return path
+
+
+def render(
+    summary: Mapping[str, Any], meta: Mapping[str, Any], digest: Digest, timeline: Timeline
+) -> str:
+    """The page's HTML, from the run's summary, its journal's meta and the pass's digest."""
+    settings = meta.get("settings") or {}
+    dry_run = bool(meta.get("dry_run"))
+    counts = summary.get("counts", {})
+    context = {
+        "s": summary,
+        "dry_run": dry_run,
+        "sandbox": bool(meta.get("sandbox")),
+        "name": Path(summary.get("run_dir") or ".").name,
+        "counts": [(state, counts[state]) for state in COUNT_ORDER if counts.get(state)],
+        "exit_meaning": EXIT_MEANINGS.get(summary.get("exit_code", 0), ""),
+        "next_steps": next_steps(summary, dry_run),
+        "problems": _problems(digest),
+        "sending": _sending(summary, timeline, settings),
+        "ringing": _ringing(digest, settings, dry_run),
+        "run": _run(summary, meta, settings),
+    }
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+def next_steps(summary: Mapping[str, Any], dry_run: bool) -> list[str]:
+    """What to run next, most urgent first."""
+    counts, run_dir = summary.get("counts", {}), summary.get("run_dir")
+    steps = []
+    if dry_run:
+        if counts.get("invalid"):
+            steps.append(f"Fix the rows in {run_dir}/failed.csv (its error column says how).")
+        steps.append("Send it: `batchcall run INPUT` with the same options.")
+        return steps
+    if counts.get("pending") or counts.get("sending"):
+        steps.append(f"Continue the run: `batchcall resume {run_dir}`.")
+    if counts.get("failed"):
+        steps.append(f"Send the failed rows again: `batchcall retry {run_dir}`.")
+    if counts.get("unknown"):
+        steps.append(
+            "Check the unknown rows' calls in Voxworks, then, if they do not exist: "
+            f"`batchcall retry {run_dir} --include-unknown`."
+        )
+    if counts.get("invalid"):
+        steps.append(
+            f"Fix the invalid rows in {run_dir}/failed.csv (its error column says how), then "
+            f"run that file: `batchcall run {run_dir}/failed.csv`."
+        )
+    return steps or ["Nothing: every row is done."]
+
+
+def _problems(digest: Digest) -> list[dict[str, Any]]:
+    ordered = sorted(digest.problems.values(), key=lambda p: (-p.count, p.code))
+    return [
+        {
+            "code": p.code,
+            "count": p.count,
+            "fix": FIXES.get(p.code) or (p.examples[0][2] if p.examples else ""),
+            "examples": p.examples,
+        }
+        for p in ordered
+    ]
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _sending(
+    summary: Mapping[str, Any], timeline: Timeline, settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    limiter = summary.get("limiter") or {}
+    bins = timeline.bins.values()
+    return {
+        "chart": requests_chart(timeline),
+        "requests": timeline.requests,
+        "throttled": sum(counts[1] for counts in bins),
+        "p50": _ms(timeline.percentile(0.5)),
+        "p95": _ms(timeline.percentile(0.95)),
+        "limit": limiter.get("limit"),
+        "window": limiter.get("window"),
+        "learned_rate": limiter.get("rate"),
+        "achieved_rate": summary.get("rate"),
+        "max_rate": settings.get("max_rate"),
+    }
+
+
+def _ringing(digest: Digest, settings: Mapping[str, Any], dry_run: bool) -> dict[str, Any]:
+    window = settings.get("calling_window")
+    days = sorted(digest.days.items())
+    rate = settings.get("max_rate")
+    estimate = None
+    if dry_run and digest.ringing:
+        at = float(rate) if rate else 10.0
+        estimate = {"rate": at, "given": bool(rate), "took": _span(digest.ringing / at)}
+    return {
+        "hours": hours_chart(digest, open_hours(window)),
+        "weekdays": weekdays_chart(digest),
+        "window": window,
+        "ringing": digest.ringing,
+        "moved_by_window": digest.moved_by_window,
+        "moved_by_cap": digest.moved_by_cap,
+        "unzoned": digest.unzoned,
+        "last_ring": digest.last_ring.isoformat(timespec="minutes") if digest.last_ring else None,
+        "days": days[:PLAN_DAYS],
+        "more_days": max(0, len(days) - PLAN_DAYS),
+        "estimate": estimate,
+    }
+
+
+def _span(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
+def _run(
+    summary: Mapping[str, Any], meta: Mapping[str, Any], settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    shown = {}
+    for name, value in sorted(settings.items()):
+        if value in (None, "", [], {}) or any(word in name for word in SECRET_WORDS):
+            continue
+        shown[name] = mask_phone(value) if name == "from_number" else value
+    return {
+        "input": Path(meta.get("input") or summary.get("input") or "").name,
+        "sha256": meta.get("input_sha256"),
+        "settings": shown,
+        "versions": f"batchcall {__version__}, Python {platform.python_version()}",
+    }

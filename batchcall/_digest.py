@@ -79,7 +79,9 @@ class Digest:
     unzoned: int = 0
     last_ring: datetime | None = None
     _zones: dict[str, tzinfo | None] = field(default_factory=dict)
-    _times: dict[str | None, datetime] = field(default_factory=dict)
+    _placed: dict[tuple[str | None, tzinfo | None], tuple[datetime, int, int, str]] = field(
+        default_factory=dict
+    )
 
     def tee(self, rows: Iterable[ReportRow]) -> Iterator[ReportRow]:
         for r in rows:
@@ -99,28 +101,34 @@ class Digest:
 
     def _ring(self, r: ReportRow) -> None:
         self.ringing += 1
-        self.moved_by_window += bool(r.time_moved & MOVED_BY_WINDOW)
-        self.moved_by_cap += bool(r.time_moved & MOVED_BY_CAP)
-        when = self._times.get(r.scheduled_time_sent)
-        if when is None:
-            when = self._time(r.scheduled_time_sent)
+        if r.time_moved:
+            self.moved_by_window += bool(r.time_moved & MOVED_BY_WINDOW)
+            self.moved_by_cap += bool(r.time_moved & MOVED_BY_CAP)
+        zone = self._zone(r)
+        key = (r.scheduled_time_sent, zone)
+        placed = self._placed.get(key)
+        if placed is None:
+            placed = self._place(*key)
+        when, hour, weekday, day = placed
         if self.last_ring is None or when > self.last_ring:
             self.last_ring = when
-        zone = self._zone(r)
         if zone is None:
             self.unzoned += 1
             return
-        local = when.astimezone(zone)
-        self.hours[local.hour] += 1
-        self.weekdays[local.weekday()] += 1
-        self.days[local.date().isoformat()] += 1
+        self.hours[hour] += 1
+        self.weekdays[weekday] += 1
+        self.days[day] += 1
 
-    def _time(self, sent: str | None) -> datetime:
-        # A row without a time rings as soon as it is sent: about now, when the report is made.
+    def _place(self, sent: str | None, zone: tzinfo | None) -> tuple[datetime, int, int, str]:
+        """When a call rings, and its callee-local hour, weekday and day. A row without a time
+        rings as soon as it is sent: about now, when the report is made."""
         when = self.now if sent is None else datetime.fromisoformat(sent).astimezone(UTC)
-        if len(self._times) < 65536:
-            self._times[sent] = when
-        return when
+        local = when.astimezone(zone) if zone is not None else when
+        placed = (when, local.hour, local.weekday(), local.date().isoformat())
+        # Rows share their times and zones; the cache is bounded for a file where they do not.
+        if len(self._placed) < 65536:
+            self._placed[(sent, zone)] = placed
+        return placed
 
     def _zone(self, r: ReportRow) -> tzinfo | None:
         """The callee's zone: the row's timezone cell, the number's only zone, else the run's

@@ -12,6 +12,7 @@ whose name speaks of a secret are left out all the same.
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections.abc import Mapping
 from datetime import timedelta
@@ -40,7 +41,9 @@ EXIT_MEANINGS = {
 }
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    # Once per process: compiling the template costs more than rendering it.
     return jinja2.Environment(
         loader=jinja2.PackageLoader("batchcall", "templates"),
         autoescape=True,

@@ -112,3 +112,25 @@ def test_no_phone_number_and_no_key_on_the_page(make_sandbox, tmp_path, sample):
         if len(digits) >= 6:
             assert cell not in html
     assert "•" in html  # masked numbers are shown
+
+
+def test_validate_and_retry_write_the_report_too(make_sandbox, tmp_path, sample):
+    """A dry run's page says nothing was sent and counts the valid rows; a retry rewrites the
+    run's page with the retry's counts."""
+    checked = cli("validate", sample, "--from-number", FROM, "--script-id", SCRIPT, cwd=tmp_path)
+    assert checked.returncode == 1, checked.stderr
+    with opened(tmp_path / _report_line(checked.stdout)) as (page, attempted):
+        assert "dry run" in text(page, "h1")
+        assert text(page, ".count[data-state=valid] .n") == "47"
+        assert sum(bar_values(page, "#chart-hours")) == 47
+        assert page.locator("#chart-requests").count() == 0
+    assert attempted == []
+    (tmp_path / "sent").mkdir()
+    server, run_dir, _ = _faulty_run(make_sandbox, tmp_path / "sent", sample)
+    retried = cli("retry", run_dir, "--include-unknown", cwd=tmp_path, key=server.api_key)
+    assert _report_line(retried.stdout) == run_dir / "report.html"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    with opened(run_dir / "report.html") as (page, _):
+        assert text(page, "h1").startswith("batchcall retry")
+        scheduled = summary["counts"]["scheduled"]
+        assert text(page, ".count[data-state=scheduled] .n") == str(scheduled)

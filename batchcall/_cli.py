@@ -563,3 +563,23 @@ def status(run_dir: Path, as_json: bool) -> None:
 
     output = Output(json=as_json)
     _finish(_guard(lambda: runner.status(run_dir), output), output)
+
+
+@main.command(
+    epilog="""
+\b
+Example:
+  batchcall report reports/contacts-20261126T090000Z --open
+"""
+)
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--open", "open_it", is_flag=True, help="Open the page in the default browser.")
+def report(run_dir: Path, open_it: bool) -> None:
+    """Write RUN_DIR's report.html again from its journal, and print where it is."""
+    from ._html import rewrite
+
+    output = Output()
+    page = _guard(lambda: rewrite(run_dir), output)
+    click.echo(page)
+    if open_it:
+        click.launch(str(page))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import platform
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +193,36 @@ def _run(
         "settings": shown,
         "versions": f"batchcall {__version__}, Python {platform.python_version()}",
     }
+
+
+def rewrite(run_dir: Path) -> Path:
+    """Render RUN_DIR's report.html again from its journal (read-only) and summary.json,
+    without touching its CSVs; returns the page's path (`batchcall report`)."""
+    import json
+
+    from ._digest import digest_for
+    from ._journal import Journal
+    from ._report import PAGE_META
+    from ._runner import status
+
+    summary = status(run_dir).to_dict()
+    try:
+        last = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        summary["command"] = last.get("command", summary["command"])
+    except (OSError, ValueError):
+        pass
+    with Journal(run_dir / "journal.sqlite", readonly=True) as journal:
+        meta = {key: journal.meta(key) for key in PAGE_META}
+        # Rows sent without a time rang as the last pass went, not now.
+        digest = digest_for(meta, _when(summary.get("finished_at")))
+        for row in journal.report_rows():
+            digest.add(row)
+        timeline = Timeline.from_dict(journal.meta("timeline"))
+    return write_html(run_dir / "report.html", summary, meta, digest, timeline)
+
+
+def _when(stamp: str | None) -> datetime:
+    try:
+        return datetime.fromisoformat(stamp or "").astimezone(UTC)
+    except ValueError:
+        return datetime.now(UTC)

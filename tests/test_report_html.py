@@ -134,3 +134,26 @@ def test_validate_and_retry_write_the_report_too(make_sandbox, tmp_path, sample)
         assert text(page, "h1").startswith("batchcall retry")
         scheduled = summary["counts"]["scheduled"]
         assert text(page, ".count[data-state=scheduled] .n") == str(scheduled)
+
+
+def _shown_counts(html: str) -> list[tuple[str, str]]:
+    return re.findall(r'data-(?:state|code)="(\w+)"[^>]*>(?:<span class="n">)?(\d+)?', html)
+
+
+def test_batchcall_report_renders_the_page_again_from_the_journal(sample: Path, tmp_path: Path):
+    """`batchcall report DIR` writes the same counts, charts and problems again, and leaves
+    the CSVs alone; a directory that holds no run is refused with exit 2."""
+    done = cli("run", sample, "--sandbox", cwd=tmp_path)
+    page = tmp_path / _report_line(done.stdout)
+    before = page.read_text(encoding="utf-8")
+    results = (page.parent / "results.csv").stat().st_mtime_ns
+    page.unlink()
+    again = cli("report", page.parent, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert Path(again.stdout.strip()) == page.parent / "report.html"
+    after = page.read_text(encoding="utf-8")
+    assert _shown_counts(after) == _shown_counts(before) and _shown_counts(after)
+    assert after.count('class="bar ') == before.count('class="bar ')
+    assert (page.parent / "results.csv").stat().st_mtime_ns == results
+    refused = cli("report", tmp_path, cwd=tmp_path)
+    assert refused.returncode == 2 and "No journal" in refused.stderr

@@ -94,6 +94,8 @@ OUTPUT_OPTIONS = [
     _flag("verbose", "Log every request and answer to run.log.", "-v"),
     CONFIG_OPTION,
 ]
+# Only where a run starts: resume and retry keep the run's choice.
+UNMASKED_OPTION = _flag("report-unmasked", "Show whole phone numbers in report.html.")
 
 INPUT_OPTIONS = [
     click.option("--from-number", help="Caller ID in E.164, one of your team's numbers."),
@@ -397,6 +399,7 @@ def main() -> None:
 @_flag("only-failed", "Input is a results.csv: send only its failed rows.")
 @_flag("include-unknown", "With --only-failed, also send rows whose outcome is unknown.")
 @click.option("--sandbox", is_flag=True, help="Start an embedded sandbox API and run against it.")
+@UNMASKED_OPTION
 def run(input: Path, sandbox: bool, **options: Any) -> None:
     """Schedule a call for every valid row of INPUT (CSV, TSV, TXT, XLSX, XLSM, XLS or ODS).
 
@@ -422,6 +425,7 @@ def run(input: Path, sandbox: bool, **options: Any) -> None:
             api_key_file=output.api_key_file,
             progress=_bar(output, "calls"),
             verbose=output.verbose,
+            report_unmasked=output.report_unmasked,
         ),
         output,
     )
@@ -439,6 +443,7 @@ Examples:
 @click.argument("input", type=click.Path(path_type=Path))
 # validate sends nothing, but the key and API (when given) say whose ledger team it checks.
 @_apply(INPUT_OPTIONS + LEDGER_OPTIONS + [BASE_URL_OPTION, *KEY_OPTIONS] + OUTPUT_OPTIONS)
+@UNMASKED_OPTION
 def validate(input: Path, **options: Any) -> None:
     """Dry run: read and check INPUT, write the run directory and report, send nothing.
 
@@ -457,6 +462,7 @@ def validate(input: Path, **options: Any) -> None:
             api_key_file=output.api_key_file,
             progress=_bar(output, "rows"),
             verbose=output.verbose,
+            report_unmasked=output.report_unmasked,
         ),
         output,
     )
@@ -574,12 +580,15 @@ Example:
 )
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--open", "open_it", is_flag=True, help="Open the page in the default browser.")
-def report(run_dir: Path, open_it: bool) -> None:
+@click.option(
+    "--unmasked/--masked", default=None, help="Whole phone numbers, or masked (default: the run's)."
+)
+def report(run_dir: Path, open_it: bool, unmasked: bool | None) -> None:
     """Write RUN_DIR's report.html again from its journal, and print where it is."""
     from ._html import rewrite
 
     output = Output()
-    page = _guard(lambda: rewrite(run_dir), output)
+    page = _guard(lambda: rewrite(run_dir, unmasked=unmasked), output)
     click.echo(page)
     if open_it:
         click.launch(str(page))

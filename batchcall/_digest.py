@@ -69,6 +69,7 @@ class Digest:
     now: datetime
     zone_column: int | None = None
     fallback_zone: tzinfo | None = None
+    unmasked: bool = False  # whole phones in the examples (--report-unmasked)
     problems: dict[str, Problem] = field(default_factory=dict)
     hours: list[int] = field(default_factory=lambda: [0] * 24)
     weekdays: list[int] = field(default_factory=lambda: [0] * 7)
@@ -95,9 +96,14 @@ class Digest:
                 problem = self.problems[r.error_code] = Problem(r.error_code)
             problem.count += 1
             if len(problem.examples) < EXAMPLES:
-                problem.examples.append((r.row, mask_phone(r.phone_e164), mask_text(r.error)))
+                problem.examples.append(self._example(r))
         if r.state in RINGING and r.phone_e164:
             self._ring(r)
+
+    def _example(self, r: ReportRow) -> tuple[int, str, str]:
+        if self.unmasked:
+            return r.row, r.phone_e164 or "", r.error or ""
+        return r.row, mask_phone(r.phone_e164), mask_text(r.error)
 
     def _ring(self, r: ReportRow) -> None:
         self.ringing += 1
@@ -163,4 +169,9 @@ def digest_for(meta: Mapping[str, Any], now: datetime) -> Digest:
                 break
             except UnknownZone:
                 continue
-    return Digest(now=now, zone_column=meta.get("timezone_column"), fallback_zone=fallback)
+    return Digest(
+        now=now,
+        zone_column=meta.get("timezone_column"),
+        fallback_zone=fallback,
+        unmasked=bool(meta.get("report_unmasked")),
+    )

@@ -53,6 +53,7 @@ from pydantic import ValidationError
 from ._config import Settings
 from ._errors import AbortedError, AuthError, LedgerError, TlsError, UnavailableError
 from ._guard import Guard, Skipped
+from ._html import LIVE_EVERY, write_live
 from ._journal import FINAL, Job, Journal, Result
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
@@ -835,8 +836,13 @@ class Execution:
                 display=display, guard=self._guard,
             )  # fmt: skip
             tasks += self._sending(worker, loader, rows_ready, stopper)
-        error = await self._wait(tasks, stopper)
+        live = None
         if self._client is not None:
+            live = asyncio.create_task(self._live(timeline, stats))
+        error = await self._wait(tasks, stopper)
+        if live is not None:
+            live.cancel()
+            await asyncio.gather(live, return_exceptions=True)
             self._keep(timeline)
         return PassOutcome(
             stats=stats,
@@ -848,6 +854,17 @@ class Execution:
             error=error,
             signal=stopper.signal,
         )
+
+    async def _live(self, timeline: Timeline, stats: SendStats) -> None:
+        """Rewrite report.html every LIVE_EVERY seconds while the pass goes."""
+        while True:
+            await asyncio.sleep(LIVE_EVERY)
+            try:
+                write_live(
+                    self._journal, timeline, started=stats.started, started_at=stats.started_at
+                )
+            except Exception as exc:  # the page is only a view: the run goes on without it
+                log.warning("report.html could not be updated: %s", exc)
 
     def _keep(self, timeline: Timeline) -> None:
         """Store the pass's requests over time for the report; a report without them is

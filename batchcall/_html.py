@@ -13,7 +13,9 @@ whose name speaks of a secret are left out all the same.
 from __future__ import annotations
 
 import functools
+import json
 import platform
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,13 +24,16 @@ from typing import Any
 import jinja2
 
 from ._charts import hours_chart, open_hours, requests_chart, weekdays_chart
-from ._digest import FIXES, Digest
+from ._digest import FIXES, Digest, Problem, digest_for
+from ._journal import Journal
 from ._mask import mask_phone
-from ._report import COUNT_ORDER, atomic_writer
+from ._report import COUNT_ORDER, PAGE_META, atomic_writer
 from ._timeline import Timeline
 from ._version import __version__
 
 PLAN_DAYS = 31  # callee-local days listed, at most
+# While a run goes its page is rewritten this often, and reloads itself as often.
+LIVE_EVERY = 30.0
 SECRET_WORDS = ("key", "token", "password", "secret")
 EXIT_MEANINGS = {
     0: "Every row was scheduled, or skipped by a policy.",
@@ -59,18 +64,26 @@ def write_html(
     meta: Mapping[str, Any],
     digest: Digest,
     timeline: Timeline,
+    *,
+    live: bool = False,
 ) -> Path:
     """Render the page and write it to `path`, atomically like every report."""
-    html = render(summary, meta, digest, timeline)
+    html = render(summary, meta, digest, timeline, live=live)
     with atomic_writer(path) as out:
         out.write(html)
     return path
 
 
 def render(
-    summary: Mapping[str, Any], meta: Mapping[str, Any], digest: Digest, timeline: Timeline
+    summary: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    digest: Digest,
+    timeline: Timeline,
+    *,
+    live: bool = False,
 ) -> str:
-    """The page's HTML, from the run's summary, its journal's meta and the pass's digest."""
+    """The page's HTML, from the run's summary, its journal's meta and the pass's digest;
+    `live`: a page of a run still going, which reloads itself every LIVE_EVERY seconds."""
     settings = meta.get("settings") or {}
     dry_run = bool(meta.get("dry_run"))
     counts = summary.get("counts", {})
@@ -86,6 +99,9 @@ def render(
         "sending": _sending(summary, timeline, settings),
         "ringing": _ringing(digest, settings, dry_run),
         "run": _run(summary, meta, settings),
+        "live": live,
+        "unmasked": bool(meta.get("report_unmasked")),
+        "reload": int(LIVE_EVERY),
     }
     return _environment().get_template("report.html.j2").render(**context)
 
@@ -93,6 +109,8 @@ def render(
 def next_steps(summary: Mapping[str, Any], dry_run: bool) -> list[str]:
     """What to run next, most urgent first."""
     counts, run_dir = summary.get("counts", {}), summary.get("run_dir")
+    if summary.get("exit_code") is None:
+        return ["Wait: the run is still going."]
     steps = []
     if dry_run:
         if counts.get("invalid"):
@@ -186,7 +204,8 @@ def _run(
     for name, value in sorted(settings.items()):
         if value in (None, "", [], {}) or any(word in name for word in SECRET_WORDS):
             continue
-        shown[name] = mask_phone(value) if name == "from_number" else value
+        masked = name == "from_number" and not meta.get("report_unmasked")
+        shown[name] = mask_phone(value) if masked else value
     return {
         "input": Path(meta.get("input") or summary.get("input") or "").name,
         "sha256": meta.get("input_sha256"),
@@ -195,14 +214,10 @@ def _run(
     }
 
 
-def rewrite(run_dir: Path) -> Path:
+def rewrite(run_dir: Path, *, unmasked: bool | None = None) -> Path:
     """Render RUN_DIR's report.html again from its journal (read-only) and summary.json,
-    without touching its CSVs; returns the page's path (`batchcall report`)."""
-    import json
-
-    from ._digest import digest_for
-    from ._journal import Journal
-    from ._report import PAGE_META
+    without touching its CSVs; returns the page's path (`batchcall report`). `unmasked`
+    overrides the run's choice of whole or masked phones for this page."""
     from ._runner import status
 
     summary = status(run_dir).to_dict()
@@ -213,6 +228,8 @@ def rewrite(run_dir: Path) -> Path:
         pass
     with Journal(run_dir / "journal.sqlite", readonly=True) as journal:
         meta = {key: journal.meta(key) for key in PAGE_META}
+        if unmasked is not None:
+            meta["report_unmasked"] = unmasked
         # Rows sent without a time rang as the last pass went, not now.
         digest = digest_for(meta, _when(summary.get("finished_at")))
         for row in journal.report_rows():
@@ -226,3 +243,21 @@ def _when(stamp: str | None) -> datetime:
         return datetime.fromisoformat(stamp or "").astimezone(UTC)
     except ValueError:
         return datetime.now(UTC)
+
+
+def write_live(journal: Journal, timeline: Timeline, *, started: float, started_at: str) -> Path:
+    """The page of a run still going: its counts by outcome and error code (two indexed
+    queries, not a pass over the rows) and its requests so far, reloading itself."""
+    meta = {key: journal.meta(key) for key in PAGE_META}
+    run_dir = journal.path.parent
+    counts, errors = journal.counts(), journal.error_counts()
+    summary: dict[str, Any] = {
+        "command": "run", "run_dir": str(run_dir), "input": meta.get("input"),
+        "total": sum(counts.values()), "counts": counts, "errors": errors,
+        "exit_code": None, "started_at": started_at, "finished_at": "still running",
+        "seconds": round(time.monotonic() - started, 1), "rate": None, "limiter": {},
+        "message": None,
+    }  # fmt: skip
+    digest = digest_for(meta, datetime.now(UTC))
+    digest.problems = {code: Problem(code, n) for code, n in errors.items()}
+    return write_html(run_dir / "report.html", summary, meta, digest, timeline, live=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import tempfile
 import time
@@ -28,6 +29,8 @@ from ._timeline import Timeline
 
 if TYPE_CHECKING:
     from ._dispatch import SendStats
+
+log = logging.getLogger("batchcall")
 
 
 @contextmanager
@@ -134,7 +137,9 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
 
 
 # What report.html reads of the journal's meta.
-PAGE_META = ("settings", "dry_run", "sandbox", "input", "input_sha256", "timezone_column")
+PAGE_META = (
+    "settings", "dry_run", "sandbox", "input", "input_sha256", "timezone_column", "report_unmasked",
+)  # fmt: skip
 
 
 def write_reports(run_dir: Path, journal: Journal, summary: Callable[[], dict[str, Any]]) -> None:
@@ -148,7 +153,14 @@ def write_reports(run_dir: Path, journal: Journal, summary: Callable[[], dict[st
     data = summary()
     write_summary(run_dir, data)
     timeline = Timeline.from_dict(journal.meta("timeline"))
-    write_html(run_dir / "report.html", data, meta, digest, timeline)
+    try:
+        write_html(run_dir / "report.html", data, meta, digest, timeline)
+    except OSError:
+        raise  # a full disk is the runner's to report
+    except Exception as exc:
+        # The page is a view of the CSVs and summary.json already written: a fault in it must
+        # not turn a finished run into a traceback.
+        log.warning("report.html could not be written: %s", exc)
 
 
 @dataclass(frozen=True)

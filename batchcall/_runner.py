@@ -395,6 +395,7 @@ def run(
     progress: Progress | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     verbose: bool = False,
+    report_unmasked: bool = False,
     **options: Any,
 ) -> Summary:
     """Schedule a call for every valid row of `input`; returns the run's summary.
@@ -403,10 +404,12 @@ def run(
     `max_rate`, ...), over batchcall.toml and the environment, or over a ready `Settings`; an
     unknown name or a bad value raises UsageError. The key comes from `api_key`,
     `api_key_file` or `VOXWORKS_API_KEY`. `dry_run=True` is `batchcall validate`: it writes
-    the report and sends nothing.
+    the report and sends nothing. `report_unmasked=True` shows whole phone numbers in this run's
+    report.html (masked by default, so that it can be shared).
     """
     settings, output = _settings(settings, options)
     verbose = verbose or output.verbose
+    unmasked = report_unmasked or output.report_unmasked
     api_key_file = api_key_file or output.api_key_file
     path = Path(input)
     with _sandbox_target(settings, sandbox) as (settings, sandbox_key):
@@ -428,7 +431,7 @@ def run(
             return _start_or_forget(
                 run_dir, path, table, planned, settings, sha256, key, dry_run=dry_run,
                 sandbox=sandbox, verbose=verbose, progress=progress, transport=transport,
-                ledger=ledger, lists=lists,
+                ledger=ledger, lists=lists, unmasked=unmasked,
             )  # fmt: skip
 
 
@@ -502,6 +505,7 @@ def _start(
     transport: httpx.AsyncBaseTransport | None,
     ledger: Ledger,
     lists: SuppressionList | None,
+    unmasked: bool = False,
 ) -> Summary:
     with (
         _disk_faults(run_dir),
@@ -524,6 +528,7 @@ def _start(
             sandbox=sandbox,
             load_complete=False,
             version=__version__,
+            report_unmasked=unmasked,
         )
         for warning in table.warnings:
             log.warning("%s", warning)

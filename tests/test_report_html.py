@@ -157,3 +157,48 @@ def test_batchcall_report_renders_the_page_again_from_the_journal(sample: Path, 
     assert (page.parent / "results.csv").stat().st_mtime_ns == results
     refused = cli("report", tmp_path, cwd=tmp_path)
     assert refused.returncode == 2 and "No journal" in refused.stderr
+
+
+def test_a_running_pass_rewrites_a_reloading_page_and_the_end_stops_it(
+    sample: Path, tmp_path: Path, monkeypatch
+):
+    """While a run goes, report.html is rewritten every LIVE_EVERY seconds with the counts so
+    far and reloads itself; the page the run ends with does not reload."""
+    import batchcall._dispatch as dispatch
+    from batchcall import _runner as runner
+
+    pages: list[str] = []
+
+    def spy(journal, timeline, **kwargs):
+        page = real(journal, timeline, **kwargs)
+        pages.append(page.read_text(encoding="utf-8"))
+        return page
+
+    real = dispatch.write_live
+    monkeypatch.setattr(dispatch, "LIVE_EVERY", 0.2)
+    monkeypatch.setattr(dispatch, "write_live", spy)
+    summary = runner.run(sample, sandbox=True, reports_dir=tmp_path / "reports")
+    assert pages, "no page was written while the run went"
+    for html in pages:
+        assert '<meta http-equiv="refresh"' in html and 'id="live"' in html
+        assert 'id="exit-code"' not in html
+    final = Path(summary.report_html or "").read_text(encoding="utf-8")
+    assert 'http-equiv="refresh"' not in final and 'id="live"' not in final
+    assert 'data-state="scheduled"><span class="n">47<' in final
+
+
+def test_report_unmasked_shows_whole_numbers_only_when_asked(sample: Path, tmp_path: Path):
+    """--report-unmasked puts whole numbers on the page, with a warning not to share it;
+    `batchcall report DIR --masked` masks them again."""
+    checked = cli(
+        "validate", sample, "--from-number", FROM, "--script-id", SCRIPT, "--report-unmasked",
+        cwd=tmp_path,
+    )  # fmt: skip
+    page = tmp_path / _report_line(checked.stdout)
+    html = page.read_text(encoding="utf-8")
+    assert 'id="unmasked"' in html and FROM in html
+    assert "Phone &#39;12345&#39;" in html  # the message as the validator wrote it
+    masked = cli("report", page.parent, "--masked", cwd=tmp_path)
+    assert masked.returncode == 0, masked.stderr
+    html = page.read_text(encoding="utf-8")
+    assert 'id="unmasked"' not in html and FROM not in html and "&#39;12345&#39;" not in html

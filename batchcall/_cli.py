@@ -10,6 +10,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -204,6 +205,8 @@ def format_summary(data: dict[str, Any]) -> str:
     if data["errors"]:
         lines.append("  errors by code:")
         lines += [f"    {code:<22} {n:>6}" for code, n in sorted(data["errors"].items())]
+    if data.get("plan"):
+        lines += format_plan(data["plan"])
     if data.get("requests"):
         rate = f", {data['rate']}/s" if data.get("rate") else ""
         lines.append(f"  requests {data['requests']}, 429s {data['throttled']}{rate}")
@@ -222,6 +225,24 @@ def format_summary(data: dict[str, Any]) -> str:
         # Last, so the page to open is the line a user's eye lands on.
         lines.append(f"  report: {data['report_html']}")
     return "\n".join(lines)
+
+
+def format_plan(plan: dict[str, Any]) -> list[str]:
+    """validate's pre-flight plan, in a few lines of the summary table."""
+    rate = f"{plan['rate']:g}/s" + ("" if plan["rate_given"] else " (assumed; set --max-rate)")
+    took = timedelta(seconds=round(plan["sending_seconds"]))
+    hours = sorted(enumerate(plan["by_local_hour"]), key=lambda hn: -hn[1])
+    busiest = ", ".join(f"{h:02d}:00 ({n})" for h, n in hours[:3] if n)
+    lines = [
+        "  plan, if sent now:",
+        f"    calls              {plan['calls']}, sent in about {took} at {rate}",
+        f"    last ring          {plan['last_ring'] or '-'} (UTC)",
+        f"    moved              {plan['moved_by_window']} by the calling window, "
+        f"{plan['moved_by_cap']} by a frequency cap",
+    ]
+    if busiest:
+        lines.append(f"    busiest hours      {busiest}, callee-local")
+    return lines
 
 
 def _finish(summary: Any, output: Output) -> None:
@@ -444,6 +465,9 @@ Examples:
 # validate sends nothing, but the key and API (when given) say whose ledger team it checks.
 @_apply(INPUT_OPTIONS + LEDGER_OPTIONS + [BASE_URL_OPTION, *KEY_OPTIONS] + OUTPUT_OPTIONS)
 @UNMASKED_OPTION
+@click.option(
+    "--max-rate", type=float, help="The run's ceiling (requests/s): the plan's sending time at it."
+)
 def validate(input: Path, **options: Any) -> None:
     """Dry run: read and check INPUT, write the run directory and report, send nothing.
 

@@ -22,6 +22,10 @@ from ._windows import phone_zone_names
 from ._zones import UnknownZone, parse_zone
 
 EXAMPLES = 10  # example rows shown per error code
+# The sending rate a plan assumes when no --max-rate says otherwise: the API's limit is only
+# learned while sending.
+ASSUMED_RATE = 10.0
+PLAN_DAYS = 31  # callee-local days a plan lists, at most
 # States whose rows ring (or, in a dry run, would ring).
 RINGING = frozenset({"scheduled", "pending"})
 
@@ -70,6 +74,7 @@ class Digest:
     zone_column: int | None = None
     fallback_zone: tzinfo | None = None
     unmasked: bool = False  # whole phones in the examples (--report-unmasked)
+    settings: dict[str, Any] = field(default_factory=dict)  # the run's, as recorded
     problems: dict[str, Problem] = field(default_factory=dict)
     hours: list[int] = field(default_factory=lambda: [0] * 24)
     weekdays: list[int] = field(default_factory=lambda: [0] * 7)
@@ -99,6 +104,22 @@ class Digest:
                 problem.examples.append(self._example(r))
         if r.state in RINGING and r.phone_e164:
             self._ring(r)
+
+    def plan(self, max_rate: float | None) -> dict[str, Any]:
+        """validate's pre-flight plan: how many calls, how long sending them takes, when
+        they ring (callee-local hours and days), the last ring, and what moved their times."""
+        rate = float(max_rate) if max_rate else ASSUMED_RATE
+        return {
+            "calls": self.ringing,
+            "sending_seconds": round(self.ringing / rate, 1),
+            "rate": rate,
+            "rate_given": bool(max_rate),
+            "last_ring": self.last_ring.isoformat(timespec="minutes") if self.last_ring else None,
+            "moved_by_window": self.moved_by_window,
+            "moved_by_cap": self.moved_by_cap,
+            "by_local_hour": list(self.hours),
+            "by_local_day": dict(sorted(self.days.items())[:PLAN_DAYS]),
+        }
 
     def _example(self, r: ReportRow) -> tuple[int, str, str]:
         if self.unmasked:
@@ -174,4 +195,5 @@ def digest_for(meta: Mapping[str, Any], now: datetime) -> Digest:
         zone_column=meta.get("timezone_column"),
         fallback_zone=fallback,
         unmasked=bool(meta.get("report_unmasked")),
+        settings=settings,
     )

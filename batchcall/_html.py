@@ -24,14 +24,13 @@ from typing import Any
 import jinja2
 
 from ._charts import hours_chart, open_hours, requests_chart, weekdays_chart
-from ._digest import FIXES, Digest, Problem, digest_for
+from ._digest import FIXES, PLAN_DAYS, Digest, Problem, digest_for
 from ._journal import Journal
 from ._mask import mask_phone
 from ._report import COUNT_ORDER, PAGE_META, atomic_writer
 from ._timeline import Timeline
 from ._version import __version__
 
-PLAN_DAYS = 31  # callee-local days listed, at most
 # While a run goes its page is rewritten this often, and reloads itself as often.
 LIVE_EVERY = 30.0
 SECRET_WORDS = ("key", "token", "password", "secret")
@@ -97,7 +96,7 @@ def render(
         "next_steps": next_steps(summary, dry_run),
         "problems": _problems(digest),
         "sending": _sending(summary, timeline, settings),
-        "ringing": _ringing(digest, settings, dry_run),
+        "ringing": _ringing(digest, summary.get("plan")),
         "run": _run(summary, meta, settings),
         "live": live,
         "unmasked": bool(meta.get("report_unmasked")),
@@ -170,14 +169,13 @@ def _sending(
     }
 
 
-def _ringing(digest: Digest, settings: Mapping[str, Any], dry_run: bool) -> dict[str, Any]:
-    window = settings.get("calling_window")
+def _ringing(digest: Digest, plan: Mapping[str, Any] | None) -> dict[str, Any]:
+    window = (digest.settings or {}).get("calling_window")
     days = sorted(digest.days.items())
-    rate = settings.get("max_rate")
     estimate = None
-    if dry_run and digest.ringing:
-        at = float(rate) if rate else 10.0
-        estimate = {"rate": at, "given": bool(rate), "took": _span(digest.ringing / at)}
+    if plan and plan.get("calls"):
+        took = _span(plan["sending_seconds"])
+        estimate = {"rate": plan["rate"], "given": plan["rate_given"], "took": took}
     return {
         "hours": hours_chart(digest, open_hours(window)),
         "weekdays": weekdays_chart(digest),
@@ -246,7 +244,7 @@ def _when(stamp: str | None) -> datetime:
 
 
 def write_live(journal: Journal, timeline: Timeline, *, started: float, started_at: str) -> Path:
-    """The page of a run still going: its counts by outcome and error code (two indexed
+    """The page of a run still going: its counts by outcome and error code (two counting
     queries, not a pass over the rows) and its requests so far, reloading itself."""
     meta = {key: journal.meta(key) for key in PAGE_META}
     run_dir = journal.path.parent

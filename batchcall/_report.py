@@ -142,7 +142,11 @@ PAGE_META = (
 )  # fmt: skip
 
 
-def write_reports(run_dir: Path, journal: Journal, summary: Callable[[], dict[str, Any]]) -> None:
+def write_reports(
+    run_dir: Path, journal: Journal, summary: Callable[[], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Every report, from one pass over the journal's rows; returns a dry run's plan (which
+    summary.json holds too), else None."""
     from ._html import write_html  # the page is built on this module's writers
 
     header = journal.meta("header", [])
@@ -151,6 +155,9 @@ def write_reports(run_dir: Path, journal: Journal, summary: Callable[[], dict[st
     rows = digest.tee(journal.report_rows())
     write_results(run_dir, header, rows, dry_run=bool(meta["dry_run"]))
     data = summary()
+    plan = digest.plan((meta["settings"] or {}).get("max_rate")) if meta["dry_run"] else None
+    if plan is not None:
+        data["plan"] = plan
     write_summary(run_dir, data)
     timeline = Timeline.from_dict(journal.meta("timeline"))
     try:
@@ -161,6 +168,7 @@ def write_reports(run_dir: Path, journal: Journal, summary: Callable[[], dict[st
         # The page is a view of the CSVs and summary.json already written: a fault in it must
         # not turn a finished run into a traceback.
         log.warning("report.html could not be written: %s", exc)
+    return plan
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,9 @@ class Summary:
     skipped_csv   the path of skipped.csv: the rows skipped by a policy (duplicate, and the
                   contact ledger's suppressed, already_scheduled and frequency_capped)
     report_html   the path of report.html: the run on one page, charts included, phones masked
+    plan          validate's pre-flight plan, else None: calls, sending_seconds at rate
+                  (--max-rate, else an assumed 10/s; rate_given says which), last_ring (UTC),
+                  moved_by_window, moved_by_cap, by_local_hour (24 counts), by_local_day
     message       why the run stopped early (an abort's message, or "interrupted"), else None
     """
 
@@ -212,6 +223,7 @@ class Summary:
     failed_csv: str | None = None
     skipped_csv: str | None = None
     report_html: str | None = None
+    plan: dict[str, Any] | None = None
     message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

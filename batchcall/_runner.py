@@ -179,7 +179,9 @@ async def _execute(
     _settle_leftovers(guard)
     stop = _stop(command, run_dir, journal, outcome)
     summary = _summary(command, run_dir, journal, outcome, stop)
-    _write_reports(run_dir, journal, summary)
+    plan = _write_reports(run_dir, journal, summary)
+    if plan is not None:
+        summary = dataclasses.replace(summary, plan=plan)
     if progress:
         progress.close()
     if stop is not None:
@@ -259,10 +261,11 @@ def _summary(
     return summary
 
 
-def _write_reports(run_dir: Path, journal: Journal, summary: Summary) -> None:
-    """The run's reports; on a full disk, what fits (summary.json is small), then the error."""
+def _write_reports(run_dir: Path, journal: Journal, summary: Summary) -> dict[str, Any] | None:
+    """The run's reports (and a dry run's plan); on a full disk, what fits (summary.json is
+    small), then the error."""
     try:
-        write_reports(run_dir, journal, summary.to_dict)
+        return write_reports(run_dir, journal, summary.to_dict)
     except Exception as exc:
         if not disk_full(exc, run_dir):
             raise

@@ -202,3 +202,20 @@ def test_report_unmasked_shows_whole_numbers_only_when_asked(sample: Path, tmp_p
     assert masked.returncode == 0, masked.stderr
     html = page.read_text(encoding="utf-8")
     assert 'id="unmasked"' not in html and FROM not in html and "&#39;12345&#39;" not in html
+
+
+def test_validate_prints_a_pre_flight_plan_and_keeps_it_in_summary_json(sample, tmp_path):
+    """validate says how many calls, how long sending them takes at --max-rate, the last ring
+    and the busiest callee-local hours; --json and summary.json hold the same plan."""
+    args = ["validate", sample, *("--from-number", FROM, "--script-id", SCRIPT)]
+    shown = cli(*args, "--max-rate", "5", "--calling-window", "au-telemarketing", cwd=tmp_path)
+    assert "plan, if sent now:" in shown.stdout
+    assert re.search(r"calls\s+47, sent in about 0:00:09 at 5/s\n", shown.stdout)
+    assert "last ring" in shown.stdout and "busiest hours" in shown.stdout
+    as_json = json.loads(cli(*args, "--max-rate", "5", "--json", cwd=tmp_path).stdout)
+    plan = as_json["plan"]
+    assert plan["calls"] == sum(plan["by_local_hour"]) == 47 and plan["rate_given"]
+    run_dir = tmp_path / as_json["run_dir"]
+    assert json.loads((run_dir / "summary.json").read_text())["plan"] == plan
+    page = (tmp_path / as_json["report_html"]).read_text(encoding="utf-8")
+    assert "0:00:09 at 5.0 requests/s" in page

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._digest import Digest
+from ._errors import UsageError
 from ._timeline import CLASSES, Timeline
 from ._windows import window_named
 
@@ -48,7 +49,9 @@ class Chart:
 PLOT_LEFT, PLOT_TOP, PLOT_HEIGHT = 40.0, 10.0, 140.0
 
 
-def _stacked(series: list[list[int]], kinds: Iterable[str], names: list[str], plot_width: float):
+def _stacked(
+    series: list[list[int]], kinds: Iterable[str], names: list[str], plot_width: float
+) -> tuple[list[Bar], int]:
     """Stacked bars, one per entry of `series`, over `plot_width`; returns bars and the top."""
     top = _nice(max((sum(s) for s in series), default=0))
     step = plot_width / max(1, len(series))
@@ -129,7 +132,7 @@ def open_hours(spec: str | None) -> set[int]:
         return set()
     try:
         _, week, _ = window_named(spec)
-    except Exception:
+    except UsageError:  # the run refused it already; the chart just has no bands
         return set()
     hours: set[int] = set()
     for day in week:

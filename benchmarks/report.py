@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 
 from load import DATA, FROM, SCRIPT, generate
 
 SNIPPET = f"""
-import json, statistics, sys, tempfile, time
+import json, os, statistics, sys, tempfile, time
 from datetime import UTC, datetime
 from pathlib import Path
 from batchcall import _runner as runner
@@ -36,11 +37,25 @@ from batchcall._report import PAGE_META, write_results
 from batchcall._timeline import Timeline
 
 path, repeat = sys.argv[1], int(sys.argv[2])
+
+def cpu():
+    # User + system time of this process and its finished children (the planning child):
+    # what the machine's other work does not inflate, unlike the wall clock.
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+def clocks():
+    return time.perf_counter(), cpu()
+
+def since(start):
+    wall, used = start
+    return time.perf_counter() - wall, cpu() - used
+
 with tempfile.TemporaryDirectory() as reports:
-    started = time.perf_counter()
+    started = clocks()
     summary = runner.validate(path, from_number="{FROM}", script_id="{SCRIPT}",
                               timezone="Australia/Sydney", reports_dir=reports)
-    validate_s = time.perf_counter() - started
+    validate_s = since(started)
     page = Path(summary.report_html).stat().st_size
     run_dir = Path(summary.run_dir)
     scratch = Path(reports) / "scratch"
@@ -50,15 +65,15 @@ with tempfile.TemporaryDirectory() as reports:
         header = journal.meta("header", [])
         meta = {{key: journal.meta(key) for key in PAGE_META}}
         for i in range(2 * repeat):
-            started = time.perf_counter()
+            started = clocks()
             if i % 2 == 0:
                 write_results(scratch, header, journal.report_rows(), dry_run=True)
-                plain.append(time.perf_counter() - started)
+                plain.append(since(started))
                 continue
             digest = digest_for(meta, datetime.now(UTC))
             write_results(scratch, header, digest.tee(journal.report_rows()), dry_run=True)
             write_html(scratch / "report.html", summary.to_dict(), meta, digest, Timeline())
-            ours.append(time.perf_counter() - started)
+            ours.append(since(started))
     timeline = Timeline()
     begin = time.time()
     for n in range(1_000_000):
@@ -83,19 +98,24 @@ def main() -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     got = json.loads(done.stdout.strip().splitlines()[-1])
-    plain = sorted(got["plain"])[len(got["plain"]) // 2]
-    ours = sorted(got["ours"])[len(got["ours"]) // 2]
-    added = ours - plain
-    share = added / got["validate_s"]
-    print(f"{got['rows']:,} rows; batchcall validate took {got['validate_s']:.1f} s in all")
-    print(f"{'reports pass (median of ' + str(args.repeat) + ')':<44}{'seconds':>10}")
-    print(f"{'  baseline: the three CSVs':<44}{plain:>10.2f}")
-    print(f"{'  batchcall: the CSVs + digest + report.html':<44}{ours:>10.2f}")
-    print(f"{'  added by the report':<44}{added:>10.2f}   {share:.1%} of the validate (<= 5%)")
-    print(f"{'report.html of the validate':<44}{got['page'] / 1024:>9.1f} KB (<= 1.5 MB)")
-    print(f"{'report.html with 1M attempts over 14 h':<44}{got['sending_page'] / 1024:>9.1f} KB")
-    ok = share <= 0.05 and max(got["page"], got["sending_page"]) <= 1.5 * 1024 * 1024
-    print("targets met" if ok else "TARGETS MISSED")
+    print(f"{got['rows']:,} rows; medians of {args.repeat}")
+    print(f"{'':<46}{'wall s':>9}{'CPU s':>9}")
+    figures = {}
+    for i, clock in enumerate(("wall", "CPU")):
+        plain = statistics.median(p[i] for p in got["plain"])
+        ours = statistics.median(o[i] for o in got["ours"])
+        figures[clock] = (got["validate_s"][i], plain, ours, ours - plain)
+    rows = ["batchcall validate, whole", "reports pass, baseline: the three CSVs",
+            "reports pass, batchcall: CSVs + digest + page", "added by the report"]  # fmt: skip
+    for n, label in enumerate(rows):
+        print(f"{label:<46}{figures['wall'][n]:>9.2f}{figures['CPU'][n]:>9.2f}")
+    shares = {clock: f[3] / f[0] for clock, f in figures.items()}
+    print(f"{'added, share of the validate':<46}{shares['wall']:>9.1%}{shares['CPU']:>9.1%}")
+    print(f"{'report.html of the validate':<46}{got['page'] / 1024:>8.1f} KB")
+    print(f"{'report.html with 1M attempts over 14 h':<46}{got['sending_page'] / 1024:>8.1f} KB")
+    # Judged on CPU time: on a shared machine the wall clock measures the neighbours too.
+    ok = shares["CPU"] <= 0.05 and max(got["page"], got["sending_page"]) <= 1.5 * 1024 * 1024
+    print("targets met (CPU share <= 5%, page <= 1.5 MB)" if ok else "TARGETS MISSED")
 
 
 if __name__ == "__main__":

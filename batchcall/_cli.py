@@ -10,6 +10,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -94,6 +95,8 @@ OUTPUT_OPTIONS = [
     _flag("verbose", "Log every request and answer to run.log.", "-v"),
     CONFIG_OPTION,
 ]
+# Only where a run starts: resume and retry keep the run's choice.
+UNMASKED_OPTION = _flag("report-unmasked", "Show whole phone numbers in report.html.")
 
 INPUT_OPTIONS = [
     click.option("--from-number", help="Caller ID in E.164, one of your team's numbers."),
@@ -209,6 +212,8 @@ def format_summary(data: dict[str, Any]) -> str:
     if data["errors"]:
         lines.append("  errors by code:")
         lines += [f"    {code:<22} {n:>6}" for code, n in sorted(data["errors"].items())]
+    if data.get("plan"):
+        lines += format_plan(data["plan"])
     if data.get("requests"):
         rate = f", {data['rate']}/s" if data.get("rate") else ""
         lines.append(f"  requests {data['requests']}, 429s {data['throttled']}{rate}")
@@ -223,7 +228,28 @@ def format_summary(data: dict[str, Any]) -> str:
     lines.append(f"    run.log       {run_dir / 'run.log'}")
     if data.get("message"):
         lines.append(f"  {data['message']}")
+    if data.get("report_html") and Path(data["report_html"]).is_file():
+        # Last, so the page to open is the line a user's eye lands on.
+        lines.append(f"  report: {data['report_html']}")
     return "\n".join(lines)
+
+
+def format_plan(plan: dict[str, Any]) -> list[str]:
+    """validate's pre-flight plan, in a few lines of the summary table."""
+    rate = f"{plan['rate']:g}/s" + ("" if plan["rate_given"] else " (assumed; set --max-rate)")
+    took = timedelta(seconds=round(plan["sending_seconds"]))
+    hours = sorted(enumerate(plan["by_local_hour"]), key=lambda hn: -hn[1])
+    busiest = ", ".join(f"{h:02d}:00 ({n})" for h, n in hours[:3] if n)
+    lines = [
+        "  plan, if sent now:",
+        f"    calls              {plan['calls']}, sent in about {took} at {rate}",
+        f"    last ring          {plan['last_ring'] or '-'} (UTC)",
+        f"    moved              {plan['moved_by_window']} by the calling window, "
+        f"{plan['moved_by_cap']} by a frequency cap",
+    ]
+    if busiest:
+        lines.append(f"    busiest hours      {busiest}, callee-local")
+    return lines
 
 
 def _finish(summary: Any, output: Output) -> None:
@@ -405,6 +431,7 @@ def main() -> None:
 @_flag("only-failed", "Input is a results.csv: send only its failed rows.")
 @_flag("include-unknown", "With --only-failed, also send rows whose outcome is unknown.")
 @click.option("--sandbox", is_flag=True, help="Start an embedded sandbox API and run against it.")
+@UNMASKED_OPTION
 def run(input: Path, sandbox: bool, **options: Any) -> None:
     """Schedule a call for every valid row of INPUT (CSV, TSV, TXT, XLSX, XLSM, XLS or ODS).
 
@@ -430,6 +457,7 @@ def run(input: Path, sandbox: bool, **options: Any) -> None:
             api_key_file=output.api_key_file,
             progress=_bar(output, "calls"),
             verbose=output.verbose,
+            report_unmasked=output.report_unmasked,
         ),
         output,
     )
@@ -447,6 +475,10 @@ Examples:
 @click.argument("input", type=click.Path(path_type=Path))
 # validate sends nothing, but the key and API (when given) say whose ledger team it checks.
 @_apply(INPUT_OPTIONS + LEDGER_OPTIONS + [BASE_URL_OPTION, *KEY_OPTIONS] + OUTPUT_OPTIONS)
+@UNMASKED_OPTION
+@click.option(
+    "--max-rate", type=float, help="The run's ceiling (requests/s): the plan's sending time at it."
+)
 def validate(input: Path, **options: Any) -> None:
     """Dry run: read and check INPUT, write the run directory and report, send nothing.
 
@@ -465,6 +497,7 @@ def validate(input: Path, **options: Any) -> None:
             api_key_file=output.api_key_file,
             progress=_bar(output, "rows"),
             verbose=output.verbose,
+            report_unmasked=output.report_unmasked,
         ),
         output,
     )
@@ -571,3 +604,26 @@ def status(run_dir: Path, as_json: bool) -> None:
 
     output = Output(json=as_json)
     _finish(_guard(lambda: runner.status(run_dir), output), output)
+
+
+@main.command(
+    epilog="""
+\b
+Example:
+  batchcall report reports/contacts-20261126T090000Z --open
+"""
+)
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--open", "open_it", is_flag=True, help="Open the page in the default browser.")
+@click.option(
+    "--unmasked/--masked", default=None, help="Whole phone numbers, or masked (default: the run's)."
+)
+def report(run_dir: Path, open_it: bool, unmasked: bool | None) -> None:
+    """Write RUN_DIR's report.html again from its journal, and print where it is."""
+    from ._html import rewrite
+
+    output = Output()
+    page = _guard(lambda: rewrite(run_dir, unmasked=unmasked), output)
+    click.echo(page)
+    if open_it:
+        click.launch(str(page))

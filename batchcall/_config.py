@@ -186,9 +186,10 @@ class Output(BaseModel):
     quiet: bool = False
     verbose: bool = False
     api_key_file: Path | None = None
+    report_unmasked: bool = False  # whole phone numbers in report.html, kept in the journal
 
 
-OUTPUT_KEYS = frozenset({"json", "quiet", "verbose", "api_key_file"})
+OUTPUT_KEYS = frozenset({"json", "quiet", "verbose", "api_key_file", "report_unmasked"})
 SETTING_KEYS = frozenset(Settings.model_fields)
 # What resume and retry may change: where the API is, how fast to send, and when to give up on
 # it. Anything else would send the rest of a run differently from its first part. The ledger's

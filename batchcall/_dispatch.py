@@ -39,6 +39,7 @@ import json
 import logging
 import random as _random
 import signal
+import sqlite3
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -52,11 +53,13 @@ from pydantic import ValidationError
 from ._config import Settings
 from ._errors import AbortedError, AuthError, LedgerError, TlsError, UnavailableError
 from ._guard import Guard, Skipped, row_cell
+from ._html import LIVE_EVERY, write_live
 from ._journal import ANSWER_DELAY, FINAL, Job, Journal, Result
 from ._ledger._model import iso
 from ._limiter import Gate, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
 from ._prepare import Prepared
+from ._timeline import Timeline
 from ._windows import WindowPolicy, placement_now
 
 log = logging.getLogger("batchcall")
@@ -339,10 +342,12 @@ class Dispatcher:
         breaker: Breaker | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
+        timeline: Timeline | None = None,
     ) -> None:
         self._client = client
         # Joined to the base URL once: httpx would parse and merge it again for every request.
         self._url = client.build_request("POST", ENDPOINT).url
+        self._timeline = timeline
         self._secrets = _bearer_token(client)
         self._timeout = timeout
         self._breaker = breaker or Breaker()
@@ -411,7 +416,7 @@ class Dispatcher:
                 if self._row_log.stopping:
                     return None
                 self._row_log.mark_sending(job, attempts)
-            decision = await self._exchange(job)
+            decision = await self._timed_exchange(job)
             pause = permit.learn(decision)
         if decision.status == 401:
             raise AuthError(
@@ -419,6 +424,14 @@ class Dispatcher:
                 "--api-key-file; unsent rows stay pending for `batchcall resume`."
             )
         return decision, pause
+
+    async def _timed_exchange(self, job: Job) -> Decision:
+        if self._timeline is None:
+            return await self._exchange(job)
+        sent_at, started = self._timeline.timed(), time.monotonic()
+        decision = await self._exchange(job)
+        self._timeline.record(sent_at, time.monotonic() - started, decision.status)
+        return decision
 
     async def _exchange(self, job: Job) -> Decision:
         """POST the row once, within the timeout, and classify what came back."""
@@ -850,6 +863,7 @@ class Execution:
         )
         tasks = [asyncio.create_task(loader.run())]
         commits = _AnswerCommits(self._journal, stopper)
+        timeline = Timeline.from_dict(self._journal.meta("timeline"))
         if self._client is not None:
             row_log = _PassLog(self._journal, stopper, stats, self._guard)
             breaker = Breaker(
@@ -857,16 +871,23 @@ class Execution:
             )
             dispatcher = Dispatcher(
                 self._client, gate, row_log, retry_ambiguous=settings.retry_ambiguous,
-                timeout=settings.timeout, breaker=breaker,
+                timeout=settings.timeout, breaker=breaker, timeline=timeline,
             )  # fmt: skip
             worker = _Worker(
                 self._journal, dispatcher, policy=self._policy, stopper=stopper, stats=stats,
                 display=display, commits=commits, guard=self._guard,
             )  # fmt: skip
             tasks += self._sending(worker, loader, rows_ready, stopper)
+        live = None
+        if self._client is not None:
+            live = asyncio.create_task(self._live(timeline, stats))
         error = await self._wait(tasks, stopper)
-        late = commits.final()  # always: the last answers must reach the disk
+        late = commits.final()  # always, and first: the last answers must reach the disk
         error = error or late
+        if live is not None:
+            live.cancel()
+            await asyncio.gather(live, return_exceptions=True)
+            self._keep(timeline)
         return PassOutcome(
             stats=stats,
             requests=gate.requests,
@@ -877,6 +898,25 @@ class Execution:
             error=error,
             signal=stopper.signal,
         )
+
+    async def _live(self, timeline: Timeline, stats: SendStats) -> None:
+        """Rewrite report.html every LIVE_EVERY seconds while the pass goes."""
+        while True:
+            await asyncio.sleep(LIVE_EVERY)
+            try:
+                write_live(
+                    self._journal, timeline, started=stats.started, started_at=stats.started_at
+                )
+            except Exception as exc:  # the page is only a view: the run goes on without it
+                log.warning("report.html could not be updated: %s", exc)
+
+    def _keep(self, timeline: Timeline) -> None:
+        """Store the pass's requests over time for the report; a report without them is
+        better than a run that fails here (a full disk is reported by the reports' writing)."""
+        try:
+            self._journal.set_meta(timeline=timeline.to_dict())
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("the requests over time could not be stored for the report: %s", exc)
 
     def _sending(
         self, worker: _Worker, loader: _Loader, rows_ready: asyncio.Event, stopper: Stopper

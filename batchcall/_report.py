@@ -1,5 +1,6 @@
-"""Reports, always rebuilt from the journal: results.csv, failed.csv, skipped.csv and the run's
-Summary (summary.json, and what --json prints).
+"""Reports, always rebuilt from the journal: results.csv, failed.csv, skipped.csv, the run's
+Summary (summary.json, and what --json prints) and report.html (`_html`), all from one pass
+over the journal's rows.
 
 Each file is written to a temporary name in the run directory and renamed over the old one, so
 a reader (or a crash) never sees half a report.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import tempfile
 import time
@@ -20,11 +22,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from ._csvsafe import neutralise, neutralise_all
+from ._digest import digest_for
 from ._journal import FAILED_STATES, SKIPPED_STATES, UNFINISHED, Journal, ReportRow, State
 from ._models import RESULT_COLUMNS
+from ._timeline import Timeline
 
 if TYPE_CHECKING:
     from ._dispatch import SendStats
+
+log = logging.getLogger("batchcall")
 
 
 @contextmanager
@@ -131,10 +137,39 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
     return path
 
 
-def write_reports(run_dir: Path, journal: Journal, summary: Callable[[], dict[str, Any]]) -> None:
+# What report.html reads of the journal's meta.
+PAGE_META = (
+    "settings", "dry_run", "sandbox", "input", "input_sha256", "timezone_column", "report_unmasked",
+)  # fmt: skip
+
+
+def write_reports(
+    run_dir: Path, journal: Journal, summary: Callable[[], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Every report, from one pass over the journal's rows; returns a dry run's plan (which
+    summary.json holds too), else None."""
+    from ._html import write_html  # the page is built on this module's writers
+
     header = journal.meta("header", [])
-    write_results(run_dir, header, journal.report_rows(), dry_run=bool(journal.meta("dry_run")))
-    write_summary(run_dir, summary())
+    meta = {key: journal.meta(key) for key in PAGE_META}
+    digest = digest_for(meta, datetime.now(UTC))
+    rows = digest.tee(journal.report_rows())
+    write_results(run_dir, header, rows, dry_run=bool(meta["dry_run"]))
+    data = summary()
+    plan = digest.plan((meta["settings"] or {}).get("max_rate")) if meta["dry_run"] else None
+    if plan is not None:
+        data["plan"] = plan
+    write_summary(run_dir, data)
+    timeline = Timeline.from_dict(journal.meta("timeline"))
+    try:
+        write_html(run_dir / "report.html", data, meta, digest, timeline)
+    except OSError:
+        raise  # a full disk is the runner's to report
+    except Exception as exc:
+        # The page is a view of the CSVs and summary.json already written: a fault in it must
+        # not turn a finished run into a traceback.
+        log.warning("report.html could not be written: %s", exc)
+    return plan
 
 
 @dataclass(frozen=True)
@@ -164,6 +199,10 @@ class Summary:
     failed_csv    the path of failed.csv: the invalid, failed and unknown rows, to fix and rerun
     skipped_csv   the path of skipped.csv: the rows skipped by a policy (duplicate, and the
                   contact ledger's suppressed, already_scheduled and frequency_capped)
+    report_html   the path of report.html: the run on one page, charts included, phones masked
+    plan          validate's pre-flight plan, else None: calls, sending_seconds at rate
+                  (--max-rate, else an assumed 10/s; rate_given says which), last_ring (UTC),
+                  moved_by_window, moved_by_cap, by_local_hour (24 counts), by_local_day
     message       why the run stopped early (an abort's message, or "interrupted"), else None
     """
 
@@ -184,6 +223,8 @@ class Summary:
     results_csv: str | None = None
     failed_csv: str | None = None
     skipped_csv: str | None = None
+    report_html: str | None = None
+    plan: dict[str, Any] | None = None
     message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,4 +274,5 @@ def summarise(
         results_csv=str(run_dir / "results.csv"),
         failed_csv=str(run_dir / "failed.csv"),
         skipped_csv=str(run_dir / "skipped.csv"),
+        report_html=str(run_dir / "report.html"),
     )

@@ -179,7 +179,9 @@ async def _execute(
     _settle_leftovers(guard)
     stop = _stop(command, run_dir, journal, outcome)
     summary = _summary(command, run_dir, journal, outcome, stop)
-    _write_reports(run_dir, journal, summary)
+    plan = _write_reports(run_dir, journal, summary)
+    if plan is not None:
+        summary = dataclasses.replace(summary, plan=plan)
     if progress:
         progress.close()
     if stop is not None:
@@ -259,10 +261,11 @@ def _summary(
     return summary
 
 
-def _write_reports(run_dir: Path, journal: Journal, summary: Summary) -> None:
-    """The run's reports; on a full disk, what fits (summary.json is small), then the error."""
+def _write_reports(run_dir: Path, journal: Journal, summary: Summary) -> dict[str, Any] | None:
+    """The run's reports (and a dry run's plan); on a full disk, what fits (summary.json is
+    small), then the error."""
     try:
-        write_reports(run_dir, journal, summary.to_dict)
+        return write_reports(run_dir, journal, summary.to_dict)
     except Exception as exc:
         if not disk_full(exc, run_dir):
             raise
@@ -395,6 +398,7 @@ def run(
     progress: Progress | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     verbose: bool = False,
+    report_unmasked: bool = False,
     **options: Any,
 ) -> Summary:
     """Schedule a call for every valid row of `input`; returns the run's summary.
@@ -403,10 +407,12 @@ def run(
     `max_rate`, ...), over batchcall.toml and the environment, or over a ready `Settings`; an
     unknown name or a bad value raises UsageError. The key comes from `api_key`,
     `api_key_file` or `VOXWORKS_API_KEY`. `dry_run=True` is `batchcall validate`: it writes
-    the report and sends nothing.
+    the report and sends nothing. `report_unmasked=True` shows whole phone numbers in this run's
+    report.html (masked by default, so that it can be shared).
     """
     settings, output = _settings(settings, options)
     verbose = verbose or output.verbose
+    unmasked = report_unmasked or output.report_unmasked
     api_key_file = api_key_file or output.api_key_file
     path = Path(input)
     with _sandbox_target(settings, sandbox) as (settings, sandbox_key):
@@ -428,7 +434,7 @@ def run(
             return _start_or_forget(
                 run_dir, path, table, planned, settings, sha256, key, dry_run=dry_run,
                 sandbox=sandbox, verbose=verbose, progress=progress, transport=transport,
-                ledger=ledger, lists=lists,
+                ledger=ledger, lists=lists, unmasked=unmasked,
             )  # fmt: skip
 
 
@@ -502,6 +508,7 @@ def _start(
     transport: httpx.AsyncBaseTransport | None,
     ledger: Ledger,
     lists: SuppressionList | None,
+    unmasked: bool = False,
 ) -> Summary:
     with (
         _disk_faults(run_dir),
@@ -509,24 +516,8 @@ def _start(
         Journal(run_dir / "journal.sqlite", create=True) as journal,
         run_logging(run_dir, verbose=verbose),
     ):
-        run_id = uuid.uuid4().hex[:16]
-        journal.set_meta(
-            run_id=run_id,
-            # The run as the ledger names it to any later run it blocks: where to look.
-            ledger_run_id=f"{run_dir.name}/{run_id}",
-            ledger_team=ledger.team,
-            input=str(path.resolve()),
-            input_sha256=sha256,
-            settings=settings.recorded(),
-            header=table.header,
-            timezone_column=table.fields.get("timezone"),
-            state_column=table.fields.get("state"),
-            zip_column=table.fields.get("zip"),
-            dry_run=dry_run,
-            sandbox=sandbox,
-            load_complete=False,
-            version=__version__,
-        )
+        _record_run(journal, run_dir, path, table, settings, sha256, ledger.team)
+        journal.set_meta(dry_run=dry_run, sandbox=sandbox, report_unmasked=unmasked)
         for warning in table.warnings:
             log.warning("%s", warning)
         log.info("run %s of %s (sha256 %s)", run_dir.name, path.name, sha256)
@@ -546,6 +537,34 @@ def _start(
                 guard=guard,
             )
         )
+
+
+def _record_run(
+    journal: Journal,
+    run_dir: Path,
+    path: Path,
+    table: Table,
+    settings: Settings,
+    sha256: str,
+    team: str,
+) -> None:
+    """What a new run is, in its journal: its ids, input, settings and columns."""
+    run_id = uuid.uuid4().hex[:16]
+    journal.set_meta(
+        run_id=run_id,
+        # The run as the ledger names it to any later run it blocks: where to look.
+        ledger_run_id=f"{run_dir.name}/{run_id}",
+        ledger_team=team,
+        input=str(path.resolve()),
+        input_sha256=sha256,
+        settings=settings.recorded(),
+        header=table.header,
+        timezone_column=table.fields.get("timezone"),
+        state_column=table.fields.get("state"),
+        zip_column=table.fields.get("zip"),
+        load_complete=False,
+        version=__version__,
+    )
 
 
 def _guard(

@@ -67,7 +67,7 @@ def test_summary_json_keeps_its_keys():
     assert set(_summary().to_dict()) == {
         "command", "run_dir", "input", "total", "counts", "errors", "exit_code", "started_at",
         "finished_at", "seconds", "requests", "throttled", "rate", "limiter", "results_csv",
-        "failed_csv", "skipped_csv", "message",
+        "failed_csv", "skipped_csv", "report_html", "plan", "message",
     }  # fmt: skip
     assert _summary().to_dict()["counts"] == {"scheduled": 2, "failed": 1}
 

@@ -23,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
@@ -163,6 +165,91 @@ def generate(path: Path, rows: int) -> None:
                 ]
             )
     tmp.replace(path)
+
+
+def generate_xlsx(source: Path, path: Path) -> None:
+    """The CSV as Excel saves it: every text in the shared-string table (in order of first use),
+    and the phones typed as digits with a leading zero kept by a `0000000000` number format, as
+    a sheet whose phone column was formatted that way stores them. Written by hand, streamed:
+    openpyxl's write-only mode writes inline strings, which Excel itself never does."""
+    strings: dict[str, int] = {}
+    sheet = path.with_suffix(".sheet.tmp")
+
+    def shared(text: str) -> str:
+        index = strings.setdefault(text, len(strings))
+        return f"<v>{index}</v>"
+
+    with source.open(encoding="utf-8", newline="") as fh, sheet.open("w", encoding="utf-8") as out:
+        out.write(
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns='
+            '"http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+        )
+        for number, record in enumerate(csv.reader(fh), 1):
+            cells = []
+            for column, text in enumerate(record):
+                ref = f"{'ABCDE'[column]}{number}"
+                if column == 0 and len(text) == 10 and text.isdigit() and text[0] == "0":
+                    cells.append(f'<c r="{ref}" s="1"><v>{int(text)}</v></c>')
+                else:
+                    cells.append(f'<c r="{ref}" t="s">{shared(escape(text))}</c>')
+            out.write(f'<row r="{number}">{"".join(cells)}</row>')
+        out.write("</sheetData></worksheet>")
+    with zipfile.ZipFile(path.with_suffix(".tmp"), "w", zipfile.ZIP_DEFLATED) as book:
+        for name, text in _XLSX_PARTS.items():
+            book.writestr(name, text)
+        book.write(sheet, "xl/worksheets/sheet1.xml")
+        with book.open("xl/sharedStrings.xml", "w", force_zip64=True) as out:
+            out.write(
+                f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns='
+                f'"http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+                f'uniqueCount="{len(strings)}">'.encode()
+            )
+            for text in strings:
+                out.write(f"<si><t>{text}</t></si>".encode())
+            out.write(b"</sst>")
+    sheet.unlink()
+    path.with_suffix(".tmp").replace(path)
+
+
+_NS = "http://schemas.openxmlformats.org"
+_XLSX_PARTS = {
+    "[Content_Types].xml": (
+        f'<Types xmlns="{_NS}/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
+        'officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/'
+        'sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
+        'worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/><Override '
+        'PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+        'spreadsheetml.styles+xml"/></Types>'
+    ),
+    "_rels/.rels": (
+        f'<Relationships xmlns="{_NS}/package/2006/relationships"><Relationship Id="rId1" '
+        f'Type="{_NS}/officeDocument/2006/relationships/officeDocument" '
+        'Target="xl/workbook.xml"/></Relationships>'
+    ),
+    "xl/workbook.xml": (
+        f'<workbook xmlns="{_NS}/spreadsheetml/2006/main" xmlns:r="{_NS}/officeDocument/2006/'
+        'relationships"><sheets><sheet name="Contacts" sheetId="1" r:id="rId1"/></sheets>'
+        "</workbook>"
+    ),
+    "xl/_rels/workbook.xml.rels": (
+        f'<Relationships xmlns="{_NS}/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{_NS}/officeDocument/2006/relationships/worksheet" '
+        'Target="worksheets/sheet1.xml"/>'
+        f'<Relationship Id="rId2" Type="{_NS}/officeDocument/2006/relationships/sharedStrings" '
+        'Target="sharedStrings.xml"/>'
+        f'<Relationship Id="rId3" Type="{_NS}/officeDocument/2006/relationships/styles" '
+        'Target="styles.xml"/></Relationships>'
+    ),
+    "xl/styles.xml": (
+        f'<styleSheet xmlns="{_NS}/spreadsheetml/2006/main"><numFmts count="1"><numFmt '
+        'numFmtId="164" formatCode="0000000000"/></numFmts><cellXfs count="2"><xf numFmtId="0"/>'
+        '<xf numFmtId="164" applyNumberFormat="1"/></cellXfs></styleSheet>'
+    ),
+}
 
 
 def measure(name: str, path: Path) -> dict[str, object]:

@@ -209,3 +209,46 @@ def test_a_workbook_report_footer_is_skipped_with_a_warning(tmp_path):
     log = (Path(summary.run_dir) / "run.log").read_text(encoding="utf-8")
     assert "Skipped the report footer at the end of the file (from row 31:" in log
     assert "Grand Totals (20,000 records)" in log
+
+
+def test_a_workbook_run_writes_failed_xlsx_with_every_cell_as_text(tmp_path):
+    """Beside failed.csv, failed.xlsx holds the rows to fix, each cell a text cell in the Text
+    format: the leading zero and the formula-looking cell are exactly as in the input (no
+    apostrophe, nothing Excel could evaluate)."""
+    sheet = (
+        '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
+        '<c r="C1" t="s"><v>2</v></c></row>'
+        '<row r="2"><c r="A2" s="1"><v>412345678</v></c><c r="B2" t="s"><v>3</v></c></row>'
+        '<row r="3"><c r="A3" t="inlineStr"><is><t>0412 34</t></is></c>'
+        '<c r="B3" t="s"><v>4</v></c><c r="C3" t="s"><v>8</v></c></row>'
+    )
+    source = xlsx(tmp_path / "book.xlsx", sheet, STRINGS, styles=STYLES)
+    summary = batchcall.validate(
+        source, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "r", region="AU"
+    )
+    failed = Path(summary.run_dir) / "failed.xlsx"
+    rows = rows_of_xlsx(failed)
+    assert rows[0][:4] == ["Phone", "First Name", "Notes", "row"]
+    assert [r[:3] for r in rows[1:]] == [["0412 34", "José", "=1+1"]]
+    assert rows[1][rows[0].index("error_code")] == "invalid_phone"
+    with zipfile.ZipFile(failed) as book:
+        xml = book.read("xl/worksheets/sheet1.xml").decode()
+        styles = book.read("xl/styles.xml").decode()
+    assert "<f>" not in xml and xml.count("<c ") == xml.count('t="inlineStr"')
+    assert 'numFmtId="49"' in styles  # every cell's style is the Text format (@)
+    assert (Path(summary.run_dir) / "failed.csv").exists()
+
+
+def test_a_csv_run_writes_no_failed_xlsx(tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("Phone\n12\n", encoding="utf-8")
+    summary = batchcall.validate(source, from_number=FROM, script_id=SCRIPT,
+                                 reports_dir=tmp_path / "r", region="AU")  # fmt: skip
+    assert not (Path(summary.run_dir) / "failed.xlsx").exists()
+
+
+def rows_of_xlsx(path: Path) -> list[list[str]]:
+    from python_calamine import CalamineWorkbook
+
+    return [[str(v) for v in row] for row in
+            CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).iter_rows()]  # fmt: skip

@@ -203,29 +203,39 @@ class Table:
                 close()
 
     def _rows(self, records: Iterator[list[str]]) -> Iterator[SourceRow]:
-        keep, prior_at, width = self._keep, self._prior, len(self._keep)
-        identity = keep == list(range(width))
         restore = csvsafe.restore if self.is_results else None
+        keep = self._keep
+        identity = keep == list(range(len(keep)))
         number = 0
         for record in records:
             number += 1
+            if restore is not None:
+                # Our own file: its apostrophes go before trimming, which could expose one.
+                record = [restore(cell) for cell in record]
             cells = [cell.strip() for cell in record]
             if not any(cells):
                 continue
-            if identity:
-                if len(cells) < width:
-                    cells.extend([""] * (width - len(cells)))
-                kept = cells[:width]
-            else:
-                kept = [cells[i] if i < len(cells) else "" for i in keep]
+            kept = _pick(cells, keep, identity)
+            # Trimmed for reading; the cells as read are what the reports write back.
+            raw = None if cells == record else _pick(record, keep, identity)
             prior = None
             if restore is not None:
-                kept = [restore(cell) for cell in kept]
                 prior = {
-                    name: (restore(cells[i]) if i < len(cells) else "")
-                    for name, i in prior_at.items()
+                    name: (cells[i] if i < len(cells) else "") for name, i in self._prior.items()
                 }
-            yield SourceRow(row=number, cells=tuple(kept), prior=prior)
+            yield SourceRow(
+                row=number, cells=tuple(kept), prior=prior, raw=None if raw is None else tuple(raw)
+            )
+
+
+def _pick(cells: list[str], keep: list[int], identity: bool) -> list[str]:
+    """The pass-through columns of a record, padded to the header's width."""
+    if identity:
+        width = len(keep)
+        if len(cells) < width:
+            cells = cells + [""] * (width - len(cells))
+        return cells[:width]
+    return [cells[i] if i < len(cells) else "" for i in keep]
 
 
 def open_table(path: Path, settings: Settings) -> Table:

@@ -132,7 +132,11 @@ class Validator:
             return _invalid(src, *problem, phone)
         request = self._request(cells, from_number, script_id, phone, sent)
         return Checked(
-            row=src.row, cells=cells, request=request, phone_e164=phone, time_moved=moved
+            row=src.row,
+            cells=src.raw or cells,
+            request=request,
+            phone_e164=phone,
+            time_moved=moved,
         )
 
     def _row_from_number(self, cells: tuple[str, ...]) -> tuple[str | None, _Problem | None]:
@@ -424,7 +428,7 @@ def _time_error(code: str, error: str) -> tuple[None, None, tuple[str, str]]:
 def _invalid(src: SourceRow, code: str, error: str, phone: str | None = None) -> Checked:
     return Checked(
         row=src.row,
-        cells=src.cells,
+        cells=src.raw or src.cells,
         phone_e164=phone,
         error_code=code,
         error=error,

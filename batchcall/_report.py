@@ -65,21 +65,25 @@ COUNT_ORDER: tuple[State | Literal["valid"], ...] = (
 
 def _cells(header_width: int, r: ReportRow, names: dict[State, str]) -> list[str]:
     # Rows shorter than the header (ragged CSV) are padded so columns stay aligned.
-    cells = list(r.cells) + [""] * (header_width - len(r.cells))
-    outcome = [
-        str(r.row),
-        names.get(r.state, r.state),
-        r.call_id or "",
-        r.contact_id or "",
-        "" if r.http_status is None else str(r.http_status),
-        r.error_code or "",
-        r.error or "",
-        str(r.attempts),
-        r.phone_e164 or "",
-        r.scheduled_time_sent or "",
-        "yes" if r.time_moved else "",
-    ]
-    return cells[:header_width] + outcome
+    cells = list(r.cells[:header_width])
+    if len(cells) < header_width:
+        cells.extend([""] * (header_width - len(cells)))
+    cells.extend(
+        (
+            str(r.row),
+            names.get(r.state, r.state),
+            r.call_id or "",
+            r.contact_id or "",
+            "" if r.http_status is None else str(r.http_status),
+            r.error_code or "",
+            r.error or "",
+            str(r.attempts),
+            r.phone_e164 or "",
+            r.scheduled_time_sent or "",
+            "yes" if r.time_moved else "",
+        )
+    )
+    return cells
 
 
 def write_results(

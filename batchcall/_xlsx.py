@@ -30,6 +30,7 @@ import html
 import posixpath
 import re
 import zipfile
+from array import array
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from xml.etree import ElementTree as ET
@@ -61,6 +62,8 @@ _V = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
 _IS = re.compile(rb"<(?:\w+:)?is>(.*?)</(?:\w+:)?is>", re.S)
 _DIMENSION = re.compile(rb"""<(?:\w+:)?dimension\b[^>]*\bref=["']([A-Z]*)""")
 _MAX_ROW_BYTES = 64 << 20
+# What `_text` would change in a plain item: an entity, a CR, Excel's _xHHHH_ escape.
+_NEEDS_DECODING = re.compile(rb"[&\r]|_x")
 # The shape Excel, Sheets, LibreOffice and openpyxl write (r, s, t in that order; a value, an
 # inline string or a plain formula): one C-level pass picks every such cell of a row out at
 # once. A row with any other shape goes through `_CELL`, one cell at a time.
@@ -170,14 +173,12 @@ class Workbook:
             return self._any_cells(body, first)
         cells: list[str] = []
         styles, strings = self._styles, self.strings
-        items = strings.items
         for letters, style, type_, value, inline in _FAST_CELL.findall(body):
             at = _column_at(letters) - first
             if at > len(cells):
                 cells.extend([""] * (at - len(cells)))
             if type_ == b"s" and value:
-                index = int(value)
-                cells.append(items[index] if index < len(items) else strings[index])
+                cells.append(strings[int(value)])
             elif inline or type_ == b"inlineStr":
                 cells.append(_text(inline))
             elif not value:
@@ -315,20 +316,26 @@ def _style(number_format: int, codes: dict[int, str]) -> _Style:
 
 
 class _SharedStrings:
-    """xl/sharedStrings.xml, read as far as the highest index asked for so far."""
+    """xl/sharedStrings.xml, read as far as the highest index asked for so far.
+
+    Kept as one UTF-8 buffer and the offsets where each string ends, decoded when asked for: a
+    million distinct strings as Python `str`s cost about 75 bytes each beside their text, which
+    was a third of a million-row workbook's peak memory.
+    """
 
     def __init__(self, book: zipfile.ZipFile, member: str | None) -> None:
-        self.items: list[str] = []
+        self._text = bytearray()
+        self._ends = array("Q")
         self._stream = book.open(member) if member is not None else None
         self._pending = b""
 
     def __getitem__(self, index: int) -> str:
-        items = self.items
-        while index >= len(items) and self._stream is not None:
+        ends = self._ends
+        while index >= len(ends) and self._stream is not None:
             self._read_more()
-        if index >= len(items):
+        if not 0 <= index < len(ends):
             raise XlsxError(f"a cell refers to shared string {index}, past the table's end")
-        return items[index]
+        return self._text[ends[index - 1] if index else 0 : ends[index]].decode()
 
     def _read_more(self) -> None:
         assert self._stream is not None
@@ -339,10 +346,16 @@ class _SharedStrings:
             chunk = b""
         text = self._pending + chunk
         end = 0
-        append = self.items.append
+        buffer, ends = self._text, self._ends
         for match in _SI.finditer(text):
             end = match.end()
-            append(_si_text(match.group(1)))
+            body = match.group(1)
+            plain = _PLAIN_T.fullmatch(body) if body else None
+            if plain is not None and not _NEEDS_DECODING.search(plain.group(1)):
+                buffer += plain.group(1)  # already the text, as UTF-8
+            else:
+                buffer += _si_text(body).encode()
+            ends.append(len(buffer))
         self._pending = text[end:]
 
 

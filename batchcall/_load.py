@@ -1,11 +1,12 @@
 """Read a spreadsheet into `SourceRow`s: every cell as text, headers matched to fields, streamed.
 
 CSV, TSV and TXT are read with the csv module, record by record, so a million-row file never sits
-in memory and the first row is ready at once. Spreadsheets (XLSX, XLSM, XLS, ODS) go through
-pandas' calamine engine with `dtype=object`, which hands us the cell values as Excel stored them
-(int, float, datetime, str); `_cell_text` turns each into the text a person sees, so no type
-inference ever touches a phone number. A text file's encoding is decided first, and never
-guessed silently (see `_encodings`).
+in memory and the first row is ready at once. XLSX and XLSM are streamed the same way, their
+XML read in chunks by `_xlsx`, so the first request leaves while the rest of the sheet is still
+unread. XLS (65,536 rows at most) and ODS go through calamine, whose cell values (int, float,
+datetime, str) `_cell_text` turns into text row by row as they are read. Either way every cell
+is the text a person sees, so no type inference ever touches a phone number. A text file's
+encoding is decided first, and never guessed silently (see `_encodings`).
 
 Headers are matched to fields in three steps, each documented where it lives:
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
+import logging
 import re
 import shlex
 import zipfile
@@ -45,12 +47,14 @@ import phonenumbers
 
 from . import _csvsafe as csvsafe
 from . import _encodings as encodings
+from . import _xlsx as xlsx
 from ._config import Settings
 from ._errors import InputError
 from ._models import RESULT_COLUMNS, SourceRow
 
 TEXT_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
 SHEET_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
+_STREAMED_SHEETS = frozenset({".xlsx", ".xlsm"})  # read by `_xlsx`, as the XML streams
 DELIMITERS = (",", ";", "\t", "|")
 
 # Canonical field -> the header names that mean it, in normalised form (see `normalise_header`
@@ -119,6 +123,7 @@ _ROW_REF = re.compile(rb'row r="(\d{1,7})"')
 _WIDE_CELL_REF = re.compile(rb'r="([A-Z]{2,3})\d')
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension ref="(?:[A-Z]{1,3}\d{1,7}:)?([A-Z]{1,3})(\d{1,7})"')
 # How a spreadsheet's bytes start: zip (XLSX, XLSM, ODS) and OLE2 (XLS).
+log = logging.getLogger("batchcall")
 _SHEET_MAGIC = {b"PK\x03\x04": "an XLSX or ODS workbook", b"\xd0\xcf\x11\xe0": "an XLS workbook"}
 
 
@@ -201,29 +206,39 @@ class Table:
                 close()
 
     def _rows(self, records: Iterator[list[str]]) -> Iterator[SourceRow]:
-        keep, prior_at, width = self._keep, self._prior, len(self._keep)
-        identity = keep == list(range(width))
         restore = csvsafe.restore if self.is_results else None
+        keep = self._keep
+        identity = keep == list(range(len(keep)))
         number = 0
         for record in records:
             number += 1
+            if restore is not None:
+                # Our own file: its apostrophes go before trimming, which could expose one.
+                record = [restore(cell) for cell in record]
             cells = [cell.strip() for cell in record]
             if not any(cells):
                 continue
-            if identity:
-                if len(cells) < width:
-                    cells.extend([""] * (width - len(cells)))
-                kept = cells[:width]
-            else:
-                kept = [cells[i] if i < len(cells) else "" for i in keep]
+            kept = _pick(cells, keep, identity)
+            # Trimmed for reading; the cells as read are what the reports write back.
+            raw = None if cells == record else _pick(record, keep, identity)
             prior = None
             if restore is not None:
-                kept = [restore(cell) for cell in kept]
                 prior = {
-                    name: (restore(cells[i]) if i < len(cells) else "")
-                    for name, i in prior_at.items()
+                    name: (cells[i] if i < len(cells) else "") for name, i in self._prior.items()
                 }
-            yield SourceRow(row=number, cells=tuple(kept), prior=prior)
+            yield SourceRow(
+                row=number, cells=tuple(kept), prior=prior, raw=None if raw is None else tuple(raw)
+            )
+
+
+def _pick(cells: list[str], keep: list[int], identity: bool) -> list[str]:
+    """The pass-through columns of a record, padded to the header's width."""
+    if identity:
+        width = len(keep)
+        if len(cells) < width:
+            cells = cells + [""] * (width - len(cells))
+        return cells[:width]
+    return [cells[i] if i < len(cells) else "" for i in keep]
 
 
 def open_table(path: Path, settings: Settings) -> Table:
@@ -261,6 +276,9 @@ def open_table(path: Path, settings: Settings) -> Table:
     table = _map_columns(path, header, settings, source.records)
     table.has_rows = has_rows
     table.warnings[:0] = source.notes
+    if source.late is not None:
+        source.late[:0] = table.warnings
+        table.warnings = source.late
     if source.footer is not None and source.footer.at > header_at:
         table._footer_at = source.footer.at
         table.warnings.append(source.footer.warning(header_at))
@@ -285,6 +303,8 @@ class _Source(NamedTuple):
     records: Callable[[], Iterator[list[str]]]
     footer: Footer | None = None
     notes: tuple[str, ...] = ()  # warnings about how it was read
+    # Warnings found only as the records stream (a workbook's footer): the table's own list.
+    late: list[str] | None = None
 
 
 # --- report footers -----------------------------------------------------------------------------
@@ -835,37 +855,91 @@ def _column_letters(number: int) -> str:
 
 
 def _sheet_source(path: Path, settings: Settings) -> _Source:
-    import pandas as pd  # deferred: pandas costs ~0.5 s to import, and CSV runs never need it
-
+    """A workbook's chosen sheet, row by row (see the module docstring); a report footer at its
+    end is held back as the rows stream (`_without_footer`)."""
     _check_workbook(path)
-
     try:
-        book = pd.ExcelFile(path, engine="calamine")
-        names = [str(n) for n in book.sheet_names]
-        sheet: str | int = 0
-        if settings.sheet:
-            if settings.sheet in names:
-                sheet = settings.sheet
-            elif settings.sheet.isdigit() and 1 <= int(settings.sheet) <= len(names):
-                sheet = int(settings.sheet) - 1
-            else:
-                raise InputError(
-                    f"{path} has no sheet {settings.sheet!r}. Sheets: "
-                    + ", ".join(repr(n) for n in names)
-                    + "."
-                )
-        frame = pd.read_excel(book, sheet_name=sheet, header=None, dtype=object, na_filter=False)
+        if path.suffix.lower() in _STREAMED_SHEETS:
+            read = _xlsx_sheet(path, settings.sheet)
+        else:
+            read = _calamine_sheet(path, settings.sheet)
     except InputError:
         raise
-    except Exception as exc:  # calamine raises its own types for damaged or encrypted files
+    except Exception as exc:  # the readers raise their own types for damaged or encrypted files
         raise InputError(f"Cannot read {path} as a spreadsheet: {exc}{_sheet_hint(path)}") from exc
-    rows = [[_cell_text(v) for v in values] for values in frame.itertuples(index=False)]
+
+    late: list[str] = []
 
     def records() -> Iterator[list[str]]:
-        return iter(rows)
+        try:
+            yield from _without_footer(read(), late)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(
+                f"Cannot read {path} as a spreadsheet: {exc}{_sheet_hint(path)}"
+            ) from exc
 
-    start = max(len(rows) - FOOTER_TAIL, 0)
-    return _Source(records, find_footer(enumerate(rows[start:], start)))
+    return _Source(records, late=late)
+
+
+def _pick_sheet(path: Path, names: list[str], wanted: str | None) -> int:
+    """The index of --sheet (a name, or a 1-based number), else of the first sheet."""
+    if not wanted:
+        return 0
+    if wanted in names:
+        return names.index(wanted)
+    if wanted.isdigit() and 1 <= int(wanted) <= len(names):
+        return int(wanted) - 1
+    raise InputError(
+        f"{path} has no sheet {wanted!r}. Sheets: " + ", ".join(repr(n) for n in names) + "."
+    )
+
+
+def _xlsx_sheet(path: Path, wanted: str | None) -> Callable[[], Iterator[list[str]]]:
+    book = xlsx.Workbook(str(path))
+    if not book.sheets:
+        raise InputError(f"{path} holds no worksheet.")
+    member = book.sheets[_pick_sheet(path, [name for name, _ in book.sheets], wanted)][1]
+    # One Workbook for every pass: the shared strings read so far serve the next pass too.
+    return lambda: book.rows(member)
+
+
+def _calamine_sheet(path: Path, wanted: str | None) -> Callable[[], Iterator[list[str]]]:
+    """XLS (at most 65,536 rows by its format) and ODS: calamine holds the sheet, and each
+    row becomes text only as it is read."""
+    from python_calamine import CalamineWorkbook
+
+    book = CalamineWorkbook.from_path(str(path))
+    names = [str(n) for n in book.sheet_names]
+    sheet = book.get_sheet_by_index(_pick_sheet(path, names, wanted))
+    return lambda: ([_cell_text(v) for v in values] for values in sheet.iter_rows())
+
+
+def _without_footer(records: Iterator[list[str]], late: list[str]) -> Iterator[list[str]]:
+    """`records`, less a report footer at the end (`find_footer`), with a warning for it,
+    logged and added to `late` (the table's warnings) when the end is reached.
+
+    A workbook is read once, as it streams, so the last `FOOTER_TAIL` records are held back
+    until the end shows whether they are a footer.
+    """
+    tail: deque[tuple[int, list[str]]] = deque()
+    header_at = -1
+    for index, record in enumerate(records):
+        if header_at < 0 and any(cell.strip() for cell in record):
+            header_at = index
+        tail.append((index, record))
+        if len(tail) > FOOTER_TAIL:
+            yield tail.popleft()[1]
+    footer = find_footer(t for t in tail if t[0] > header_at)
+    for index, record in tail:
+        if footer is not None and index >= footer.at:
+            warning = footer.warning(header_at)
+            if warning not in late:
+                late.append(warning)
+                log.warning("%s", warning)
+            return
+        yield record
 
 
 def _sheet_hint(path: Path) -> str:

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -51,30 +50,6 @@ class _RunLogHandler(logging.StreamHandler[TextIO]):
     """run.log's handler. A write that fails for want of space raises to the code that logged,
     as a journal write would, so the run stops with a clear exit instead of printing logging's
     traceback and going on without its log."""
-
-    # A write to the OS per line would cost a syscall per row; a line waits in our buffer at
-    # most this long (a warning not at all). A kill -9 can lose that much of the log, never a
-    # row's state: that is the journal's.
-    FLUSH_EVERY = 0.5
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__(stream)
-        self._flushed = time.monotonic()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._urgent = record.levelno >= logging.WARNING
-        super().emit(record)
-
-    def flush(self) -> None:
-        now = time.monotonic()
-        if getattr(self, "_urgent", True) or now - self._flushed >= self.FLUSH_EVERY:
-            self._flushed = now
-            super().flush()
-
-    def close(self) -> None:
-        self._urgent = True
-        self.flush()
-        super().close()
 
     def handleError(self, record: logging.LogRecord) -> None:
         failure = sys.exc_info()[1]

@@ -82,6 +82,9 @@ class SourceRow:
     cells: tuple[str, ...]
     # When the input is one of our own results.csv files: its outcome columns, by name.
     prior: dict[str, str] | None = None
+    # The cells exactly as read, when trimming `cells` changed any (None: they are `cells`):
+    # what results.csv writes back, byte for byte.
+    raw: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

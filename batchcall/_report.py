@@ -12,18 +12,20 @@ import csv
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from ._csvsafe import neutralise, neutralise_all
+from ._csvsafe import neutralise_all
 from ._digest import digest_for
 from ._journal import FAILED_STATES, SKIPPED_STATES, UNFINISHED, Journal, ReportRow, State
+from ._load import SHEET_SUFFIXES
 from ._models import RESULT_COLUMNS
 from ._timeline import Timeline
 
@@ -67,24 +69,28 @@ COUNT_ORDER: tuple[State | Literal["valid"], ...] = (
 )
 
 
-def _line(header_width: int, r: ReportRow, names: dict[State, str]) -> list[str]:
+def _cells(header_width: int, r: ReportRow, names: dict[State, str]) -> list[str]:
     # Rows shorter than the header (ragged CSV) are padded so columns stay aligned.
-    cells = list(r.cells) + [""] * (header_width - len(r.cells))
-    outcome = [
-        str(r.row),
-        names.get(r.state, r.state),
-        r.call_id or "",
-        r.contact_id or "",
-        "" if r.http_status is None else str(r.http_status),
-        r.error_code or "",
-        r.error or "",
-        str(r.attempts),
-        r.phone_e164 or "",
-        r.scheduled_time_sent or "",
-        "yes" if r.time_moved else "",
-        r.window_rule or "",
-    ]
-    return neutralise_all(cells[:header_width] + outcome)
+    cells = list(r.cells[:header_width])
+    if len(cells) < header_width:
+        cells.extend([""] * (header_width - len(cells)))
+    cells.extend(
+        (
+            str(r.row),
+            names.get(r.state, r.state),
+            r.call_id or "",
+            r.contact_id or "",
+            "" if r.http_status is None else str(r.http_status),
+            r.error_code or "",
+            r.error or "",
+            str(r.attempts),
+            r.phone_e164 or "",
+            r.scheduled_time_sent or "",
+            "yes" if r.time_moved else "",
+            r.window_rule or "",
+        )
+    )
+    return cells
 
 
 def write_results(
@@ -93,17 +99,20 @@ def write_results(
     rows: Iterable[ReportRow],
     *,
     dry_run: bool = False,
+    workbook: bool = False,
 ) -> tuple[Path, Path]:
     """Write results.csv (every row), failed.csv (the rows to fix and run again) and
     skipped.csv (the rows a policy skipped: duplicates, and the contact ledger's skips);
-    returns the first two."""
+    returns the first two. With `workbook` (the input was one), failed.xlsx too, beside
+    failed.csv (see `_FailedBook`)."""
     results, failed, skipped = (run_dir / name for name in REPORT_FILES)
-    columns = [neutralise(h) for h in header] + list(RESULT_COLUMNS)
+    columns = list(header) + list(RESULT_COLUMNS)
     # utf-8-sig: Excel opens a BOM-less UTF-8 CSV as cp1252 and garbles non-ASCII names.
     with (
         atomic_writer(results, newline="") as out_all,
         atomic_writer(failed, newline="") as out_bad,
         atomic_writer(skipped, newline="") as out_skipped,
+        _FailedBook(run_dir / FAILED_XLSX) if workbook else nullcontext() as book,
     ):
         # Every cell quoted: no list separator (`,`, `;`, tab) can split a formula out of one.
         writers = [
@@ -111,18 +120,76 @@ def write_results(
         ]
         for handle, writer in zip((out_all, out_bad, out_skipped), writers, strict=True):
             _bom(handle)
-            writer.writerow(columns)
+            writer.writerow(neutralise_all(columns))
+        if book is not None:
+            book.append(columns)
         all_writer, bad_writer, skipped_writer = writers
         width = len(header)
         names = DRY_RUN_NAMES if dry_run else {}
         for r in rows:
-            line = _line(width, r, names)
+            cells = _cells(width, r, names)
+            line = neutralise_all(cells)
             all_writer.writerow(line)
             if r.state in FAILED_STATES:
                 bad_writer.writerow(line)
+                if book is not None:
+                    book.append(cells)
             elif r.state in SKIPPED_STATES:
                 skipped_writer.writerow(line)
     return results, failed
+
+
+FAILED_XLSX = "failed.xlsx"
+# Characters an XLSX cannot hold (XML 1.0 forbids them), written as Excel's own _xHHHH_.
+_NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+class _FailedBook:
+    """failed.xlsx, streamed (openpyxl's write-only mode keeps one row in memory).
+
+    Every cell is a text cell in the Text format (`@`): Excel keeps a phone's leading zero,
+    shows `=1+1` as those characters and never evaluates a cell, and a cell edited later stays
+    text. So, unlike the CSVs, no cell needs an apostrophe: each holds exactly what the input
+    did. Written to a temporary name and renamed, like the CSVs.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from openpyxl import Workbook  # deferred: only a workbook's run writes failed.xlsx
+
+        self._path = path
+        self._book = Workbook(write_only=True)
+        self._sheet = self._book.create_sheet("Failed")
+
+    def __enter__(self) -> _FailedBook:
+        return self
+
+    def append(self, cells: Sequence[str]) -> None:
+        from openpyxl.cell import WriteOnlyCell
+
+        row = []
+        for text in cells:
+            cell = WriteOnlyCell(self._sheet, value=_NOT_IN_XML.sub(_escape_x, text))
+            cell.data_type = "s"  # never "f": openpyxl reads a leading "=" as a formula
+            cell.number_format = "@"
+            row.append(cell)
+        self._sheet.append(row)
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None:
+            self._book.close()
+            return
+        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=f".{self._path.name}.")
+        os.close(fd)
+        try:
+            self._book.save(tmp)
+            os.replace(tmp, self._path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _escape_x(match: re.Match[str]) -> str:
+    return f"_x{ord(match.group()):04X}_"
 
 
 def _bom(handle: IO[str]) -> None:
@@ -154,7 +221,14 @@ def write_reports(
     meta = {key: journal.meta(key) for key in PAGE_META}
     digest = digest_for(meta, datetime.now(UTC))
     rows = digest.tee(journal.report_rows())
-    write_results(run_dir, header, rows, dry_run=bool(meta["dry_run"]))
+    source = Path(meta["input"] or "")
+    write_results(
+        run_dir,
+        header,
+        rows,
+        dry_run=bool(meta["dry_run"]),
+        workbook=source.suffix.lower() in SHEET_SUFFIXES,
+    )
     data = summary()
     plan = digest.plan((meta["settings"] or {}).get("max_rate")) if meta["dry_run"] else None
     if plan is not None:

@@ -1,14 +1,19 @@
-"""Load benchmark: a 1M-row CSV through load + validate + plan, beside pandas.read_csv.
+"""Load benchmark: a 1M-row CSV and the same rows as an xlsx, beside pandas reading each.
 
-    python benchmarks/load.py [--rows 1000000] [--repeat 3]
+    python benchmarks/load.py [--rows 1000000] [--repeat 3] [--input csv|xlsx]
 
 It writes benchmarks/_data/contacts_<rows>.csv once (phone, names, one object column, times with
-offsets; a few invalid rows and duplicates, as in real files), then runs each measured thing in
-its own subprocess, `--repeat` times, and prints the medians: wall time, peak RSS (ru_maxrss of
-that subprocess) and, for batchcall, the time from process start until the first row is planned
-(load+validate+plan) or until the runner's first request leaves (`run`, against a transport that
-answers 401, so the run stops there). The baseline is `pandas.read_csv(dtype=str)` of the same
-file, which only reads it: no header mapping, no phone parsing, no times.
+offsets; a few invalid rows and duplicates, as in real files), and contacts_<rows>.xlsx from it
+(as Excel saves a sheet: shared strings, a zero-padded number format on digit-only phones), then
+runs each measured thing in its own subprocess, `--repeat` times, and prints the medians: wall
+time, peak RSS (ru_maxrss of that subprocess and its children) and, for batchcall, the time
+from process start until the first row is planned (load+validate+plan) or until the first
+request leaves (`run`, against a transport that answers 401, so the run stops there; `run vs a
+sandbox`, the CLI against a sandbox in another process). The baseline is
+`pandas.read_csv(dtype=str)` of the same file, which only reads it: no header mapping, no phone
+parsing, no times; for the xlsx, `pandas.read_excel(engine="calamine", dtype=str)`. The runs of
+each input are interleaved, and the ratio is a median over the baseline's median from the same
+invocation.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "_data"
@@ -122,6 +129,26 @@ import pandas as pd
 frame = pd.read_csv(path, dtype=str, keep_default_na=False)
 first, rows = None, len(frame)
 """,
+    "pandas.read_excel(engine='calamine')": """
+import pandas as pd
+frame = pd.read_excel(path, engine="calamine", dtype=str, keep_default_na=False)
+first, rows = None, len(frame)
+""",
+}
+# What is measured on which input; the last of each is the baseline its ratios are over.
+PLAN = {
+    "csv": (
+        "batchcall load+validate+plan",
+        "batchcall validate (runner, journal + report)",
+        "batchcall run, to its first request",
+        "batchcall run vs a sandbox, to its first call",
+        "pandas.read_csv(dtype=str)",
+    ),
+    "xlsx": (
+        "batchcall validate (runner, journal + report)",
+        "batchcall run vs a sandbox, to its first call",
+        "pandas.read_excel(engine='calamine')",
+    ),
 }
 
 
@@ -165,6 +192,91 @@ def generate(path: Path, rows: int) -> None:
     tmp.replace(path)
 
 
+def generate_xlsx(source: Path, path: Path) -> None:
+    """The CSV as Excel saves it: every text in the shared-string table (in order of first use),
+    and the phones typed as digits with a leading zero kept by a `0000000000` number format, as
+    a sheet whose phone column was formatted that way stores them. Written by hand, streamed:
+    openpyxl's write-only mode writes inline strings, which Excel itself never does."""
+    strings: dict[str, int] = {}
+    sheet = path.with_suffix(".sheet.tmp")
+
+    def shared(text: str) -> str:
+        index = strings.setdefault(text, len(strings))
+        return f"<v>{index}</v>"
+
+    with source.open(encoding="utf-8", newline="") as fh, sheet.open("w", encoding="utf-8") as out:
+        out.write(
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns='
+            '"http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+        )
+        for number, record in enumerate(csv.reader(fh), 1):
+            cells = []
+            for column, text in enumerate(record):
+                ref = f"{'ABCDE'[column]}{number}"
+                if column == 0 and len(text) == 10 and text.isdigit() and text[0] == "0":
+                    cells.append(f'<c r="{ref}" s="1"><v>{int(text)}</v></c>')
+                else:
+                    cells.append(f'<c r="{ref}" t="s">{shared(escape(text))}</c>')
+            out.write(f'<row r="{number}">{"".join(cells)}</row>')
+        out.write("</sheetData></worksheet>")
+    with zipfile.ZipFile(path.with_suffix(".tmp"), "w", zipfile.ZIP_DEFLATED) as book:
+        for name, text in _XLSX_PARTS.items():
+            book.writestr(name, text)
+        book.write(sheet, "xl/worksheets/sheet1.xml")
+        with book.open("xl/sharedStrings.xml", "w", force_zip64=True) as table:
+            table.write(
+                f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns='
+                f'"http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+                f'uniqueCount="{len(strings)}">'.encode()
+            )
+            for text in strings:
+                table.write(f"<si><t>{text}</t></si>".encode())
+            table.write(b"</sst>")
+    sheet.unlink()
+    path.with_suffix(".tmp").replace(path)
+
+
+_NS = "http://schemas.openxmlformats.org"
+_XLSX_PARTS = {
+    "[Content_Types].xml": (
+        f'<Types xmlns="{_NS}/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
+        'officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/'
+        'sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.'
+        'worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+        'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/><Override '
+        'PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+        'spreadsheetml.styles+xml"/></Types>'
+    ),
+    "_rels/.rels": (
+        f'<Relationships xmlns="{_NS}/package/2006/relationships"><Relationship Id="rId1" '
+        f'Type="{_NS}/officeDocument/2006/relationships/officeDocument" '
+        'Target="xl/workbook.xml"/></Relationships>'
+    ),
+    "xl/workbook.xml": (
+        f'<workbook xmlns="{_NS}/spreadsheetml/2006/main" xmlns:r="{_NS}/officeDocument/2006/'
+        'relationships"><sheets><sheet name="Contacts" sheetId="1" r:id="rId1"/></sheets>'
+        "</workbook>"
+    ),
+    "xl/_rels/workbook.xml.rels": (
+        f'<Relationships xmlns="{_NS}/package/2006/relationships">'
+        f'<Relationship Id="rId1" Type="{_NS}/officeDocument/2006/relationships/worksheet" '
+        'Target="worksheets/sheet1.xml"/>'
+        f'<Relationship Id="rId2" Type="{_NS}/officeDocument/2006/relationships/sharedStrings" '
+        'Target="sharedStrings.xml"/>'
+        f'<Relationship Id="rId3" Type="{_NS}/officeDocument/2006/relationships/styles" '
+        'Target="styles.xml"/></Relationships>'
+    ),
+    "xl/styles.xml": (
+        f'<styleSheet xmlns="{_NS}/spreadsheetml/2006/main"><numFmts count="1"><numFmt '
+        'numFmtId="164" formatCode="0000000000"/></numFmts><cellXfs count="2"><xf numFmtId="0"/>'
+        '<xf numFmtId="164" applyNumberFormat="1"/></cellXfs></styleSheet>'
+    ),
+}
+
+
 def measure(name: str, path: Path) -> dict[str, object]:
     code = _PRELUDE + SNIPPETS[name] + _EPILOGUE
     started = time.time()
@@ -185,25 +297,43 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=sorted(SNIPPETS), action="append")
+    parser.add_argument("--input", choices=sorted(PLAN), action="append")
     args = parser.parse_args()
     # The runs call the same phones again and again: give them a throwaway contact ledger, never
     # the user's own (children inherit it).
     os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="batchcall-bench-state-")
-    path = DATA / f"contacts_{args.rows}.csv"
-    if not path.exists():
-        print(f"generating {path} ...", file=sys.stderr)
-        generate(path, args.rows)
-    size_mb = path.stat().st_size / 1e6
-    print(f"input: {path.name}, {args.rows:,} rows, {size_mb:.0f} MB; medians of {args.repeat}")
-    print(f"{'what':<46} {'seconds':>8} {'peak RSS MB':>12} {'first row s':>12}")
-    for name in args.only or SNIPPETS:
-        runs = [measure(name, path) for _ in range(args.repeat)]
-        seconds = statistics.median(float(r["seconds"]) for r in runs)  # type: ignore[arg-type]
-        rss = statistics.median(float(r["rss_mb"]) for r in runs)  # type: ignore[arg-type]
-        firsts = [float(r["first"]) for r in runs if r["first"] is not None]  # type: ignore[arg-type]
-        first = f"{statistics.median(firsts):.2f}" if firsts else "-"
-        print(f"{name:<46} {seconds:>8.1f} {rss:>12.0f} {first:>12}")
-        print(f"  rows: {runs[-1]['rows']}", file=sys.stderr)
+    source = DATA / f"contacts_{args.rows}.csv"
+    if not source.exists():
+        print(f"generating {source} ...", file=sys.stderr)
+        generate(source, args.rows)
+    print(f"{args.rows:,} rows; medians of {args.repeat} runs; ratio: seconds over the baseline's")
+    print(
+        f"{'input':<10} {'what':<46} {'seconds':>8} {'ratio':>6} {'peak RSS MB':>12} {'first s':>8}"
+    )
+    for kind in args.input or PLAN:
+        path = source if kind == "csv" else source.with_suffix(".xlsx")
+        if not path.exists():
+            print(f"generating {path} ...", file=sys.stderr)
+            generate_xlsx(source, path)
+        names = [n for n in PLAN[kind] if not args.only or n in args.only or n == PLAN[kind][-1]]
+        # Interleaved, so that load from other users of the machine falls on both alike.
+        runs: dict[str, list[dict[str, object]]] = {name: [] for name in names}
+        for _ in range(args.repeat):
+            for name in names:
+                runs[name].append(measure(name, path))
+        base = statistics.median(float(r["seconds"]) for r in runs[names[-1]])  # type: ignore[arg-type]
+        size = f"{path.suffix[1:]} {path.stat().st_size / 1e6:.0f}MB"
+        for name in names:
+            print(_line(size, name, runs[name], base))
+            print(f"  rows: {runs[name][-1]['rows']}", file=sys.stderr)
+
+
+def _line(size: str, name: str, runs: list[dict[str, object]], base: float) -> str:
+    seconds = statistics.median(float(r["seconds"]) for r in runs)  # type: ignore[arg-type]
+    rss = statistics.median(float(r["rss_mb"]) for r in runs)  # type: ignore[arg-type]
+    firsts = [float(r["first"]) for r in runs if r["first"] is not None]  # type: ignore[arg-type]
+    first = f"{statistics.median(firsts):.2f}" if firsts else "-"
+    return f"{size:<10} {name:<46} {seconds:>8.1f} {seconds / base:>6.2f} {rss:>12.0f} {first:>8}"
 
 
 if __name__ == "__main__":

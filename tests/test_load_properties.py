@@ -10,7 +10,7 @@ from pathlib import Path
 
 import phonenumbers
 from e2e_support import FROM, SCRIPT
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from batchcall._config import Settings
@@ -227,3 +227,68 @@ def test_arbitrary_bytes_are_refused_or_read_never_crash(data: bytes, suffix: st
             assert path.name in str(exc) or "column" in str(exc)
             return
     assert all(c.request is not None or c.error_code for c in checked)
+
+
+ROUND_TRIP = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+any_cell = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=20
+)
+risky_cell = st.sampled_from(["=", "+", "-", "@", "\t", "\r", "'", " ", "'=", "+61 "]).flatmap(
+    lambda head: any_cell.map(lambda tail: head + tail)
+)
+
+
+@ROUND_TRIP
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(
+                st.sampled_from(EXAMPLES).map(
+                    lambda ex: phonenumbers.format_number(
+                        ex[1], phonenumbers.PhoneNumberFormat.INTERNATIONAL
+                    )
+                ),
+                any_cell,
+                risky_cell,
+            ),
+            st.one_of(any_cell, risky_cell),
+            st.one_of(any_cell, risky_cell),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_results_csv_keeps_every_input_cell_byte_for_byte_but_what_could_execute(
+    rows: list[tuple[str, str, str]],
+) -> None:
+    """Through a real `batchcall validate`: every cell of results.csv, read as raw CSV, is the
+    input's cell byte for byte (spaces, quotes, line breaks and all), or, only when a
+    spreadsheet could run it as a formula, that cell behind one apostrophe; phone_e164 never
+    carries one."""
+    import batchcall
+    from batchcall._csvsafe import could_execute
+
+    header = ["Phone", "first_name", "note"]
+    assume(any(cell.strip() for row in rows for cell in row))  # else nothing to validate
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        source = write_csv(directory, [header, *map(list, rows)])
+        summary = batchcall.validate(
+            source, from_number=FROM, script_id=SCRIPT, reports_dir=directory / "r"
+        )
+        with open(summary.results_csv, encoding="utf-8-sig", newline="") as fh:
+            written = list(csv.reader(fh))
+    assert written[0][:3] == header
+    kept = [row for row in rows if any(cell.strip() for cell in row)]
+    assert len(written) - 1 == len(kept)
+    e164_at = written[0].index("phone_e164")
+    for line, row in zip(written[1:], kept, strict=True):
+        for out, cell in zip(line[:3], row, strict=True):
+            apostrophe_led = cell[:1] == "'" and cell[1:2] in set("=+-@\t\r'")
+            if could_execute(cell) or apostrophe_led:
+                assert out == "'" + cell
+            else:
+                assert out == cell
+        assert not line[e164_at].startswith("'")
+        if line[e164_at]:
+            assert phonenumbers.is_valid_number(phonenumbers.parse(line[e164_at]))

@@ -63,3 +63,53 @@ def test_fast_validity_agrees_on_numbers_near_real_ones(
         country_code=example.country_code, national_number=int(digits)
     )
     assert is_valid_number(number) == phonenumbers.is_valid_number(number)
+
+
+def _slow_e164(raw: str, region: str | None) -> str | None:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_the_fast_parse_agrees_with_phonenumbers_on_every_example_in_every_format() -> None:
+    """Every example number of every region, a digit off either way, written as E.164,
+    international and national, read in its own region and in others: the fast parse gives
+    phonenumbers' answer, or leaves the cell to phonenumbers."""
+    from batchcall._validate import _UNSURE, _fast_e164
+
+    formats = (
+        phonenumbers.PhoneNumberFormat.E164,
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+        phonenumbers.PhoneNumberFormat.NATIONAL,
+    )
+    answered = 0
+    for example in _examples():
+        own = phonenumbers.region_code_for_number(example)
+        for number in [example, *_variants(example)]:
+            for form in formats:
+                raw = phonenumbers.format_number(number, form)
+                for region in {own, "AU", "GB", "DE", "US", None}:
+                    if region == "001":
+                        continue
+                    fast = _fast_e164(raw, region)
+                    if fast is not _UNSURE:
+                        answered += 1
+                        assert fast == _slow_e164(raw, region), (raw, region)
+    assert answered > 5000  # the fast path is taken, not only ever deferred
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    raw=st.from_regex(r"\A\+?0{0,2}[0-9 ().-]{0,18}\Z"),
+    region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
+)
+def test_the_fast_parse_agrees_with_phonenumbers_on_any_digits(raw: str, region: str) -> None:
+    from batchcall._validate import _UNSURE, _fast_e164
+
+    fast = _fast_e164(raw, region)
+    if fast is not _UNSURE:
+        assert fast == _slow_e164(raw, region)

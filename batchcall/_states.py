@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import geocoder
 
 STATE_NAMES: dict[str, str] = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
@@ -104,6 +103,10 @@ def _geocode(phone_e164: str) -> tuple[bool, str | None]:
         return False, None
     if phonenumbers.region_code_for_number(number) != "US":
         return False, None
+    # Imported here: the geocoder's data for every country costs 0.4 s at every start, and
+    # only a run under US state rules looks a number up.
+    from phonenumbers import geocoder
+
     place = geocoder.description_for_number(number, "en")
     head, _, tail = place.rpartition(", ")
     if head and tail in STATE_NAMES:

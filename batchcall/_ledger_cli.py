@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from ._config import DEFAULT_BASE_URL, read_api_key
 from ._errors import BatchCallError, UsageError
@@ -62,13 +63,18 @@ _REGION = click.option("--region", help="Default region for national numbers, e.
 
 
 @contextmanager
-def _shell() -> Iterator[None]:
-    """Any `BatchCallError` inside becomes one line on stderr and its exit code."""
+def shell() -> Iterator[None]:
+    """Any `BatchCallError` inside becomes one line on stderr and its exit code; an option the
+    settings refused, one line and exit 2."""
     try:
         yield
     except BatchCallError as exc:
         click.echo(f"batchcall: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except ValidationError as exc:
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        click.echo(f"batchcall: {message}", err=True)
+        sys.exit(UsageError.exit_code)
 
 
 def _open(options: dict[str, Any]) -> Ledger:
@@ -127,7 +133,7 @@ def suppress_add(
     **options: Any,
 ) -> None:  # fmt: skip
     """Add NUMBER... to the team's suppression list."""
-    with _shell():
+    with shell():
         expires = None if until is None else _when(until, option="--until", end_of_day=True)
         with _open(options) as opened:
             added = opened.suppress(
@@ -142,7 +148,7 @@ def suppress_add(
 @_ledger_options
 def suppress_remove(numbers: tuple[str, ...], region: str | None, **options: Any) -> None:
     """Remove NUMBER... from the team's suppression list."""
-    with _shell(), _open(options) as opened:
+    with shell(), _open(options) as opened:
         removed = opened.unsuppress(numbers, region=region)
         click.echo(f"Removed {removed} of {len(numbers)} number(s) {_place(opened)}.")
 
@@ -152,7 +158,7 @@ def suppress_remove(numbers: tuple[str, ...], region: str | None, **options: Any
 def suppress_list(**options: Any) -> None:
     """Print the team's suppression list, one number a line (tab-separated)."""
     now = datetime.now(UTC)
-    with _shell(), _open(options) as opened:
+    with shell(), _open(options) as opened:
         entries = opened.suppressions()
         click.echo("phone\treason\tuntil\tsource\tadded")
         for e in entries:
@@ -175,7 +181,7 @@ def suppress_import(file: Path, region: str | None, **options: Any) -> None:
     and expires columns, or plain text with one number per line. Nothing is added unless every
     line is a number; an entry already on the list is never shortened.
     """
-    with _shell(), _open(options) as opened:
+    with shell(), _open(options) as opened:
         added = opened.import_suppressions(file, now=datetime.now(UTC), region=region)
         click.echo(f"Imported {added} number(s) from {file} {_place(opened)}.")
 
@@ -194,7 +200,7 @@ def ledger() -> None:
 @_ledger_options
 def ledger_show(phone: str, region: str | None, **options: Any) -> None:
     """Print every call to PHONE on record, oldest first (tab-separated)."""
-    with _shell():
+    with shell():
         number = phone_or_error(phone, check_region(region), "PHONE")
         with _open(options) as opened:
             calls = opened.history(number)
@@ -218,7 +224,7 @@ def ledger_import(file: Path, region: str | None, timezone: str | None, **option
     FILE has a phone column, a time column (scheduled_time, time or called_at) and optional
     call_id and script_id columns. Importing the same file again changes nothing.
     """
-    with _shell(), _open(options) as opened:
+    with shell(), _open(options) as opened:
         count = opened.import_calls(file, now=datetime.now(UTC), region=region, timezone=timezone)
         click.echo(f"Imported {count} call(s) from {file} {_place(opened)}.")
 
@@ -232,7 +238,7 @@ def ledger_prune(before: str, **options: Any) -> None:
     For retention of personal data. Calls within a cap's period (or the repeat window) of now
     still guard against calling someone again: keep at least that much.
     """
-    with _shell():
+    with shell():
         cutoff = _when(before, option="--before", end_of_day=False)
         if cutoff > datetime.now(UTC):
             raise UsageError(

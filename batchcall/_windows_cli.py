@@ -7,18 +7,16 @@ contact's zone(s) and in UTC, margin included. Errors are one line on stderr wit
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import click
-from pydantic import ValidationError
 
 from ._config import Settings
-from ._errors import BatchCallError, UsageError
+from ._errors import UsageError
 from ._ledger._suppress import check_region, phone_or_error
+from ._ledger_cli import shell
 from ._states import (
     STATE_CELL_HELP,
     UnknownState,
@@ -31,19 +29,6 @@ from ._us_states import RULES_VERSION, US_STATE_RULES
 from ._windows import Interval, WindowPolicy, allowed_intervals, explain, state_label
 
 DAYS = 7
-
-
-@contextmanager
-def _shell() -> Iterator[None]:
-    try:
-        yield
-    except BatchCallError as exc:
-        click.echo(f"batchcall: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except ValidationError as exc:  # an option the settings refused
-        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
-        click.echo(f"batchcall: {message}", err=True)
-        sys.exit(UsageError.exit_code)
 
 
 @click.group()
@@ -73,7 +58,7 @@ def show(
     start: str | None,
 ) -> None:
     """The allowed hours of PROFILE for one contact over the next 7 days, and its rules."""
-    with _shell():
+    with shell():
         number = phone_or_error(phone, check_region(region), "--phone")
         if state:
             try:

@@ -230,3 +230,14 @@ class RecordingTransport(httpx.AsyncHTTPTransport):
         self.bodies.append(json.loads(request.content))
         self.headers.append(request.headers)
         return await super().handle_async_request(request)
+
+
+def us_fall_back(after: date) -> date:
+    """The first Sunday of November (US clocks go back an hour) at least a week after `after`."""
+    year = after.year
+    while True:
+        first = date(year, 11, 1)
+        sunday = first + timedelta(days=(6 - first.weekday()) % 7)
+        if sunday >= after + timedelta(days=7):
+            return sunday
+        year += 1

@@ -7,20 +7,9 @@ import csv
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from e2e_support import FROM, SCRIPT, read_results
+from e2e_support import FROM, SCRIPT, read_results, us_fall_back
 
 import batchcall
-
-
-def _us_fall_back(after: date) -> date:
-    """The first Sunday of November (US clocks go back an hour) at least a week after `after`."""
-    year = after.year
-    while True:
-        first = date(year, 11, 1)
-        sunday = first + timedelta(days=(6 - first.weekday()) % 7)
-        if sunday >= after + timedelta(days=7):
-            return sunday
-        year += 1
 
 
 def _rows(today: date) -> list[tuple[str, str, str, str, str, str]]:
@@ -30,7 +19,7 @@ def _rows(today: date) -> list[tuple[str, str, str, str, str, str]]:
     after 02:00 on standard time (-5, -6, -8), so a call moved to Sunday 08:00 lands an hour
     later in UTC than the Saturday's offset would say. Every date comes from `today`.
     """
-    sunday = _us_fall_back(today)
+    sunday = us_fall_back(today)
     sat, sun = (sunday - timedelta(days=1)).isoformat(), sunday.isoformat()
     mon = (sunday + timedelta(days=1)).isoformat()
 

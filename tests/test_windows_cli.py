@@ -3,27 +3,17 @@ in results.csv's `window_rule`, and its allowed hours for 7 days, local and UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from e2e_support import us_fall_back
 
 FL_HOURS = "FL: daily 08:00-20:00 (Fla. Stat. 501.616(6))"
 FL_CAP = "FL: at most 3 calls in any 24 h (Fla. Stat. 501.616(6))"
 FEDERAL = "us-tcpa: daily 08:00-21:00 (47 CFR 64.1200(c)(1))"
 
 
-def _us_fall_back(after: date) -> date:
-    """The first Sunday of November at least a week after `after` (US clocks go back)."""
-    year = after.year
-    while True:
-        first = date(year, 11, 1)
-        sunday = first + timedelta(days=(6 - first.weekday()) % 7)
-        if sunday >= after + timedelta(days=7):
-            return sunday
-        year += 1
-
-
-SUNDAY = _us_fall_back(datetime.now(UTC).date())
+SUNDAY = us_fall_back(datetime.now(UTC).date())
 SATURDAY = SUNDAY - timedelta(days=1)
 
 

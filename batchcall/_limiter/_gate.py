@@ -13,6 +13,7 @@ import math
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 
@@ -84,6 +85,8 @@ class Gate:
         self._unanswered = 0.0
         self._pause_until = -math.inf
         self._throttled = 0
+        self._first_sent: float | None = None
+        self._last_accepted: float | None = None
         self._learner = Learner(min(max_rate, MAX_RATE) if max_rate else MAX_RATE)
 
     # --- admission ----------------------------------------------------------------------------
@@ -115,6 +118,8 @@ class Gate:
             if self._ceiling is not None:
                 await self._ceiling.acquire()
             now = self._clock()
+            if self._first_sent is None:
+                self._first_sent = now
             return Permit(self, self._learner.sent(now), now)
 
     def _wait(self, now: float) -> float:
@@ -167,6 +172,7 @@ class Gate:
                     paused_until=self._pause_until,
                 )
             else:
+                self._last_accepted = now
                 learner.accepted(permit.seq, permit.sent_at, now, reply.remaining)
         elif self._latency is None:
             self._unanswered = max(self._unanswered, now - permit.sent_at)
@@ -204,18 +210,24 @@ class Gate:
         """Answers that were 429: the run's one count of them."""
         return self._throttled
 
-    def stats(self) -> dict[str, float | int | None]:
-        """Requests, 429s, the current rate, the learned limit and window, and concurrency."""
-        now = self._clock()
-        learner = self._learner
-        window, refill = learner.window(), learner.refill
-        return {
-            "requests": self.requests,
-            "throttled": self._throttled,
-            "rate": round(learner.rate(now), 3),
-            "limit": learner.quota.limit,
-            "window": round(window, 3) if window is not None else None,
-            "refill": round(refill, 3) if refill is not None else None,
-            "concurrency": self._cap(now),
-            "latency": round(self._latency, 4) if self._latency is not None else None,
-        }
+    def stats(self) -> dict[str, Any]:
+        """What the gate measured and learned, for the report; only what it measured.
+
+        `kind`, `limit`, `window` or `refill`, and `achieved_rate` (requests accepted per
+        second, first request to last acceptance) appear only once known, and `sources` says of
+        each whether it was observed (a header, our own clock) or inferred from the counts.
+        """
+        stats: dict[str, Any] = {"requests": self.requests, "throttled": self._throttled}
+        sources: dict[str, str] = {}
+        for name, (value, source) in self._learner.learned().items():
+            stats[name], sources[name] = value, source
+        first, last = self._first_sent, self._last_accepted
+        accepted = self._learner.quota.accepted
+        if first is not None and last is not None and last > first and accepted > 1:
+            stats["achieved_rate"] = round(accepted / (last - first), 3)
+            sources["achieved_rate"] = "observed"
+        if self._latency is not None:
+            stats["latency"] = round(self._latency, 4)
+            sources["latency"] = "observed"
+        stats["sources"] = sources
+        return stats

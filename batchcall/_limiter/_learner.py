@@ -212,28 +212,8 @@ class Learner:
     # --- reporting ----------------------------------------------------------------------------
 
     def learned(self) -> dict[str, tuple[str | float | int, str]]:
-        """What the answers taught, each as (value, "observed" or "inferred"); nothing guessed.
-
-        The limit is observed (the header said it); the kind and the window or refill rate are
-        inferred from the counts, and only once the evidence picked a kind.
-        """
-        learned: dict[str, tuple[str | float | int, str]] = {}
-        if self.quota.limit is not None:
-            learned["limit"] = (self.quota.limit, "observed")
-        model, rolling = self.model, self._rolling
-        if isinstance(model, FixedWindow):
-            learned["kind"] = ("fixed window", "inferred")
-            learned["window"] = (round(model.period, 3), "inferred")
-        elif model is rolling and rolling.settled:
-            echo = rolling.echo.window
-            if echo is not None:
-                learned["kind"] = ("sliding window", "inferred")
-                learned["window"] = (round(echo, 3), "inferred")
-            elif rolling.echo.broken:
-                learned["kind"] = ("token bucket", "inferred")
-            if echo is None and rolling.refill:
-                learned["refill"] = (round(rolling.refill, 3), "inferred")
-        return learned
+        """What the answers taught, each as (value, "observed" or "inferred"); nothing guessed."""
+        return _learned(self.model, self._rolling, self.quota)
 
     def window(self) -> float | None:
         """The window learned, or the one the rolling measurements imply."""
@@ -243,3 +223,26 @@ class Learner:
     @property
     def refill(self) -> float | None:
         return self._rolling.refill
+
+
+def _learned(
+    model: RateModel, rolling: Rolling, quota: Quota
+) -> dict[str, tuple[str | float | int, str]]:
+    """The limit is observed (the header said it); the kind and the window or refill rate are
+    inferred from the counts, and only once the evidence picked a kind."""
+    learned: dict[str, tuple[str | float | int, str]] = {}
+    if quota.limit is not None:
+        learned["limit"] = (quota.limit, "observed")
+    if isinstance(model, FixedWindow):
+        learned["kind"] = ("fixed window", "inferred")
+        learned["window"] = (round(model.period, 3), "inferred")
+    elif model is rolling and rolling.settled:
+        echo = rolling.echo.window
+        if echo is not None:
+            learned["kind"] = ("sliding window", "inferred")
+            learned["window"] = (round(echo, 3), "inferred")
+        elif rolling.echo.broken:
+            learned["kind"] = ("token bucket", "inferred")
+        if echo is None and rolling.refill:
+            learned["refill"] = (round(rolling.refill, 3), "inferred")
+    return learned

@@ -54,7 +54,10 @@ from e2e_support import BATCHCALL, TEAM, au_mobiles, scrubbed_env, write_contact
 
 ENDPOINT = "/api/v1/create-phone-call"
 WORKERS = 64  # tasks of the oracle
-ORACLE_LAG = 0.002  # seconds the oracle's clock runs behind the server's, besides
+# Seconds the oracle's clock runs behind the server's: a fixed window's resets are timed from
+# the first answer, but a sliding log times each request by its arrival, later than our send
+# by a trip through a loaded loopback.
+ORACLE_LAG = {"fixed": 0.002, "sliding": 0.03, "token_bucket": 0.002}
 
 
 @dataclass(frozen=True)
@@ -186,9 +189,9 @@ class RuleClock:
     """
 
     def __init__(self, scenario: Scenario) -> None:
-        self._rule = ALGORITHMS[scenario.config["kind"]](
-            limit=scenario.limit, window=scenario.window
-        )
+        kind = scenario.config["kind"]
+        self._rule = ALGORITHMS[kind](limit=scenario.limit, window=scenario.window)
+        self._lag = ORACLE_LAG[kind]
         self._start: float | None = None
         self._first_sent = False
         self._anchored = asyncio.Event()
@@ -209,7 +212,7 @@ class RuleClock:
                 return
             while True:
                 assert self._start is not None
-                at = time.perf_counter() - self._start - ORACLE_LAG
+                at = time.perf_counter() - self._start - self._lag
                 if self._rule.try_acquire(max(0.0, at)):
                     return
                 await asyncio.sleep(max(self._rule.retry_after(max(0.0, at)), 0.001))
@@ -333,7 +336,7 @@ def main() -> None:
         ) <= scenario.max_429
         if spreads:
             ok = ok and max(spreads) <= 0.10
-        target = f"≤{scenario.max_ratio:.2f}× " if scenario.max_ratio else "(ceiling) "
+        target = f"≤{scenario.max_ratio:.2f}× " if scenario.max_ratio else "(no time target) "
         target += f"≤{scenario.max_429:.0%} 429s" + (" spread ≤10%" if spreads else "")
         spread = f"{max(spreads):.0%}" if spreads else "-"
         oracle_text = f"{oracle.elapsed / limit:.2f}" if oracle else "-"

@@ -32,8 +32,8 @@ It is composed the way botocore composes its adaptive mode (`CubicCalculator`, `
     came back as refill.
   - `_fixed.FixedWindow`: resets seen sharply (the previous request went shortly before) give
     the window's period and phase; one noticed only after a pause is late by the pause and is
-    not used to time windows. What a window holds is spent at once after each reset (the
-    least time the limit allows). A throttle can also reveal a fixed window
+    not used to time windows. The rate spreads what is left until the predicted reset
+    (prawcore's remaining / seconds-to-reset). A throttle can also reveal a fixed window
     (`_fixed.WindowReader`): the refused request found our last `limit` accepted ones in the
     window, so it began just before the first of them, and a Retry-After of two seconds or more
     must agree with windows back to back from our first request. Then the gate paces that

@@ -3,10 +3,8 @@
 In a fixed window the quota handed back is never positive except at a reset, where it jumps by
 a large share of the limit. Resets seen sharply (the previous request went shortly before)
 give the window's period and phase; one noticed only after a pause is late by the pause and is
-not used to time windows. What a window holds is spent at once, a burst after each reset: the
-least time the limit allows. A window read from a blind 429 has no count to correct it, so
-there the rate spreads what is left until the predicted reset (prawcore's remaining /
-seconds-to-reset).
+not used to time windows. The rate spreads what is left until the predicted reset (prawcore's
+remaining / seconds-to-reset).
 
 A throttle can also reveal a fixed window while the gate is blind (`WindowReader`); the gate
 then paces it as if it saw its resets, until a 429 says otherwise.

@@ -120,13 +120,6 @@ class FixedWindow(Accounted):
         return 1 + quota.margin if quota.last_send < reset else left
 
     def pace(self, now: float, quota: Quota, available: float) -> float:
-        if not self.trusted:
-            # What the window holds is spent at once: the least time the limit allows is a
-            # burst at every reset, and quota still unspent at the next reset is lost (spread
-            # over a 60 s window, 900 rows took 1.5 times that least time).
-            return self.max_rate
-        # A window read from a blind 429 has no count to correct its timing: spread what is
-        # left to the predicted reset.
         left = max(self.next_reset(now) - now, 1e-3)
         rate = (available - quota.margin) / left
         rate = max(rate, (quota.window_quota or quota.limit or 1) / self.period)

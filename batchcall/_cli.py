@@ -203,6 +203,28 @@ def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 # --- output ------------------------------------------------------------------------------
 
 
+def format_learned(limiter: dict[str, Any]) -> str:
+    """What the gate learned of the rate limit, each part marked observed or inferred."""
+    sources = limiter.get("sources", {})
+
+    def part(name: str, text: str) -> str:
+        return f"{text} ({sources.get(name, 'inferred')})"
+
+    parts = []
+    if "kind" in limiter:
+        parts.append(part("kind", str(limiter["kind"])))
+    if "limit" in limiter:
+        per = f" per {limiter['window']:g} s" if "window" in limiter else ""
+        parts.append(part("limit", f"{limiter['limit']} requests") + per)
+        if per:
+            parts[-1] += f" ({sources.get('window', 'inferred')})"
+    if "refill" in limiter:
+        parts.append(part("refill", f"refill {limiter['refill']:g}/s"))
+    if "achieved_rate" in limiter:
+        parts.append(part("achieved_rate", f"achieved {limiter['achieved_rate']:g}/s"))
+    return ", ".join(parts)
+
+
 def format_summary(data: dict[str, Any]) -> str:
     """The table printed at the end: counts, errors by code, rate, and where the reports are."""
     lines = [f"batchcall {data['command']}: {data['total']} rows in {data['seconds']:.1f}s"]
@@ -217,6 +239,9 @@ def format_summary(data: dict[str, Any]) -> str:
     if data.get("requests"):
         rate = f", {data['rate']}/s" if data.get("rate") else ""
         lines.append(f"  requests {data['requests']}, 429s {data['throttled']}{rate}")
+        learned = format_learned(data.get("limiter") or {})
+        if learned:
+            lines.append(f"  rate limit: {learned}")
     run_dir = Path(data["run_dir"])
     lines.append(f"  run directory: {run_dir}")
     lines.append(f"    results.csv   {data['results_csv']}")

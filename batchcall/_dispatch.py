@@ -41,6 +41,7 @@ import random as _random
 import signal
 import sqlite3
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -604,6 +605,24 @@ class _PassLog:
         self._stats.sent()
 
 
+ANNOUNCE_PAUSE = 5.0  # seconds; a longer pause is said, so a log never shows a silent gap
+
+
+def announce_pause(seconds: float, retry_after: float | None) -> None:
+    """Say a long rate-limit pause in run.log, and on stderr when it is not a terminal.
+
+    A cron log would otherwise show an unexplained gap; on a terminal the bar is drawing.
+    """
+    if seconds <= ANNOUNCE_PAUSE:
+        return
+    why = f"429, Retry-After {retry_after:.0f}" if retry_after is not None else "429"
+    line = f"waiting {seconds:.0f} s for the API's rate limit ({why})"
+    log.info(line)
+    stream = sys.stderr
+    if stream is not None and not stream.isatty():
+        print(f"batchcall: {line}", file=stream, flush=True)
+
+
 class _Display:
     """What the progress display is told; the 429s it shows are the gate's count."""
 
@@ -854,7 +873,9 @@ class Execution:
         early is in the outcome, not raised, so the runner can write the reports first."""
         settings = self._settings
         stats = SendStats()
-        gate = Gate(max_rate=settings.max_rate, concurrency=settings.concurrency)
+        gate = Gate(
+            max_rate=settings.max_rate, concurrency=settings.concurrency, on_pause=announce_pause
+        )
         rows_ready = asyncio.Event()
         stopper = Stopper(rows_ready)
         display = _Display(self._progress, gate)

@@ -267,8 +267,9 @@ class Summary:
     requests      HTTP requests the gate admitted in this pass, every attempt counted
     throttled     answers that were 429 (rate limited) in this pass
     rate          rows answered per second, first request to last answer; None if none were
-    limiter       what the gate learned (rate, limit, window, concurrency, latency); {} when
-                  nothing could be sent
+    limiter       what the gate measured: requests, throttled, and once known kind, limit,
+                  window or refill, achieved_rate and latency, with `sources` saying of each
+                  whether it was observed or inferred; {} when nothing could be sent
     results_csv   the path of results.csv: every row, in input order, with its outcome
     failed_csv    the path of failed.csv: the invalid, failed and unknown rows, to fix and rerun
     skipped_csv   the path of skipped.csv: the rows skipped by a policy (duplicate, and the

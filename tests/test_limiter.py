@@ -187,7 +187,8 @@ def drive(
                 await asyncio.sleep(delay or 0.0)
 
         await asyncio.gather(*(row() for _ in range(rows)))
-        stats = gate.stats()
+        # The cap in use at the end, beside what the report says was learned.
+        stats = {**gate.stats(), "concurrency": gate._cap(loop.time())}
         return Outcome(max(finished) - start, stats["requests"], stats["throttled"], stats)
 
     return run_virtual(main)
@@ -258,7 +259,7 @@ def test_headers_only_on_429_still_converge(kind: str) -> None:
 def test_a_blind_fixed_window_is_read_from_its_first_429(seed: int | None) -> None:
     """With headers only on 429s, one refusal teaches a fixed window, and few 429s follow."""
     outcome = drive(Server("fixed", headers="on_429"), jitter=seed)
-    assert outcome.stats["window"] == pytest.approx(WINDOW, abs=0.05)
+    assert outcome.stats.get("window") == pytest.approx(WINDOW, abs=0.05)
     assert outcome.versus_oracle(FULL_RATE) <= 1.10
     assert outcome.throttled <= 2
 
@@ -267,7 +268,7 @@ def test_a_blind_fixed_window_is_read_from_its_first_429(seed: int | None) -> No
 def test_a_short_retry_after_is_not_read_as_a_fixed_window(kind: str) -> None:
     """A sliding window's or a bucket's 429s (Retry-After: 1) leave the gate in its blind mode."""
     outcome = drive(Server(kind, headers="on_429"))
-    assert outcome.stats["window"] is None
+    assert "window" not in outcome.stats
 
 
 @pytest.mark.parametrize("used_before", [0.3, 1.9])
@@ -292,7 +293,7 @@ def test_limit_halved_mid_run_is_followed(kind: str) -> None:
 def test_a_sliding_window_is_recognised_by_its_echo_of_our_own_requests() -> None:
     """The gate learns a sliding window's length from when its own requests come back."""
     outcome = drive(Server("sliding"))
-    assert outcome.stats["window"] == pytest.approx(WINDOW, abs=0.05)
+    assert outcome.stats.get("window") == pytest.approx(WINDOW, abs=0.05)
     assert outcome.throttled == 0
 
 
@@ -305,7 +306,7 @@ def test_resets_seen_late_do_not_skew_a_fixed_window(seed: int) -> None:
     within 15% of an oracle.
     """
     outcome = drive(Server("fixed", other_share=0.3), jitter=seed)
-    assert outcome.stats["window"] == pytest.approx(WINDOW, abs=0.05)
+    assert outcome.stats.get("window") == pytest.approx(WINDOW, abs=0.05)
     assert outcome.versus_oracle(FULL_RATE * 0.7) <= 1.15
     assert outcome.throttled_share <= 0.03
 
@@ -332,3 +333,33 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert parse_retry_after(later, now=now + 60) == 0.0
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None, now=now) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "learned"),
+    [("fixed", "fixed window"), ("sliding", "sliding window"), ("token_bucket", "token bucket")],
+)
+def test_the_report_says_what_was_learned_and_how(kind: str, learned: str) -> None:
+    """The limit is observed, the kind and its window or refill inferred; nothing else shows."""
+    stats = drive(Server(kind)).stats
+    sources = stats["sources"]
+    assert (stats["limit"], sources["limit"]) == (LIMIT, "observed")
+    assert (stats["kind"], sources["kind"]) == (learned, "inferred")
+    if kind == "token_bucket":
+        assert sources["refill"] == "inferred" and "window" not in stats
+    else:
+        assert stats["window"] == pytest.approx(WINDOW, abs=0.1)
+    assert sources["achieved_rate"] == "observed"
+    assert stats["achieved_rate"] == pytest.approx(FULL_RATE, rel=0.25)
+    assert "rate" not in stats and "concurrency" not in gate_stats_keys(stats)
+
+
+def gate_stats_keys(stats: dict) -> set[str]:
+    return set(stats) - {"concurrency"}  # drive() adds the cap in use, the report does not
+
+
+def test_a_blind_run_reports_no_kind_it_did_not_learn() -> None:
+    """Headers only on 429 and a sliding window: the limit is known, the kind is not said."""
+    stats = drive(Server("sliding", headers="on_429")).stats
+    assert stats["sources"]["limit"] == "observed"
+    assert "kind" not in stats and "window" not in stats

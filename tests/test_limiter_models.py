@@ -26,7 +26,7 @@ def accepted_quota(limit: int, sends: list[float], *, keep: float = 1.0) -> Quot
     for t in sends:
         seq = quota.send(t, keep=keep)
         quota.answered(seq)
-        quota.count(t)
+        quota.count(seq, t)
     return quota
 
 

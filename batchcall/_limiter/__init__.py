@@ -8,10 +8,11 @@ It is composed the way botocore composes its adaptive mode (`CubicCalculator`, `
 `TokenBucket`): the parts measure, the composition decides.
 
 - **The gate** (`_gate.Gate`) admits requests: a shared pause on 429 (`Retry-After`, seconds or
-  an HTTP-date, capped and jittered, that every worker waits for; the throttled row is
-  re-queued, since a 429 was never executed), a pacer, a concurrency cap that follows
-  rate × observed latency plus a small reserve (unless the user fixed it with
-  `--concurrency`), and the `--max-rate` ceiling. It starts cautiously: one request goes alone
+  an HTTP-date, capped, with at most 50 ms of jitter, once per storm of 429s, that every
+  worker waits for; the throttled row is re-queued, since a 429 was never executed), a
+  pacer, a concurrency cap that follows rate × observed latency plus a small reserve (unless
+  the user fixed it with `--concurrency`; while blind, at most 2% of the requests accepted so
+  far), and the `--max-rate` ceiling. It starts cautiously: one request goes alone
   and says how much quota there is.
 - **A pacer whose rate changes at run time.** aiolimiter cannot change its drain rate once built
   (aiolimiter issue #98), and a fresh `AsyncLimiter` bursts its whole capacity, so the adaptive

@@ -36,19 +36,28 @@ class Echo:
         self.high = math.inf
         self.broken = False
 
-    def observe(self, sent_at: float, handed_back: int, counted: Sequence[float]) -> None:
-        """A count from the request sent at `sent_at` showed `handed_back` more expired."""
+    def observe(
+        self, sent_at: float, handed_back: int, counted: Sequence[float], *, noise: int = 0
+    ) -> None:
+        """A count from the request sent at `sent_at` showed `handed_back` more expired.
+
+        The server counts requests in flight in its own order, so the count of expired ones
+        is off by up to `noise` either way: the bounds take only the requests surely expired
+        and surely not, and a total that dips below zero by that much is noise, not a break.
+        """
         if self.broken:
             return
         self.expired += handed_back
         k = self.expired
-        if k < 0 or k > len(counted):
+        if k < -noise or k > len(counted) + noise:
             self.broken = True
             return
-        if k >= 1:
-            self.high = min(self.high, sent_at - counted[k - 1] + ECHO_SLACK)
-        if k < len(counted):
-            self.low = max(self.low, sent_at - counted[k] - ECHO_SLACK)
+        if k - noise >= 1:
+            self.high = min(
+                self.high, sent_at - counted[min(k - noise, len(counted)) - 1] + ECHO_SLACK
+            )
+        if 0 <= k + noise < len(counted):
+            self.low = max(self.low, sent_at - counted[max(k + noise, 0)] - ECHO_SLACK)
         if self.low > self.high:
             self.broken = True
 

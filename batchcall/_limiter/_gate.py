@@ -13,6 +13,7 @@ import math
 import random as _random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 
@@ -21,6 +22,11 @@ from ._model import MAX_RATE
 from ._reply import NO_REPLY, Reply
 
 RETRY_AFTER_CAP = 60.0  # seconds; a longer Retry-After is more likely a server bug than a plan
+# Seconds of jitter at most on a pause. Every worker of a process shares the pause anyway; the
+# jitter only keeps two processes on one key from coming back in the same millisecond.
+PAUSE_JITTER = 0.05
+BLIND_IN_FLIGHT_SHARE = 0.02  # while blind, requests in flight per request accepted so far
+BLIND_MIN_IN_FLIGHT = 4
 
 
 class Permit:
@@ -58,6 +64,7 @@ class Gate:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
+        on_pause: Callable[[float, float | None], None] | None = None,
     ) -> None:
         if max_rate is not None and max_rate <= 0:
             raise ValueError("max_rate must be positive")
@@ -66,6 +73,7 @@ class Gate:
         self._clock = clock
         self._sleep = sleep
         self._random = random
+        self._on_pause = on_pause  # told (seconds, Retry-After) once per pause, as it begins
         # A burst-free ceiling: capacity one, refilled every 1 / max_rate seconds.
         self._ceiling = AsyncLimiter(1, 1 / max_rate) if max_rate else None
         self._fixed_concurrency = concurrency
@@ -77,6 +85,8 @@ class Gate:
         self._unanswered = 0.0
         self._pause_until = -math.inf
         self._throttled = 0
+        self._first_sent: float | None = None
+        self._last_accepted: float | None = None
         self._learner = Learner(min(max_rate, MAX_RATE) if max_rate else MAX_RATE)
 
     # --- admission ----------------------------------------------------------------------------
@@ -108,6 +118,8 @@ class Gate:
             if self._ceiling is not None:
                 await self._ceiling.acquire()
             now = self._clock()
+            if self._first_sent is None:
+                self._first_sent = now
             return Permit(self, self._learner.sent(now), now)
 
     def _wait(self, now: float) -> float:
@@ -128,7 +140,14 @@ class Gate:
             # answered that slowly, so a silent server's rows time out together, not one by one.
             latency = self._unanswered
         rate = self._learner.rate(now)
-        return max(2, math.ceil(rate * latency * 1.5) + 2)
+        cap = max(2, math.ceil(rate * latency * 1.5) + 2)
+        if self._learner.blind:
+            # With no count, the first 429 refuses everything in flight: a cap that grows with
+            # the requests accepted keeps that storm to a small share of the run.
+            quota = self._learner.quota
+            share = math.ceil(BLIND_IN_FLIGHT_SHARE * quota.accepted)
+            cap = min(cap, max(BLIND_MIN_IN_FLIGHT, share))
+        return cap
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -153,6 +172,7 @@ class Gate:
                     paused_until=self._pause_until,
                 )
             else:
+                self._last_accepted = now
                 learner.accepted(permit.seq, permit.sent_at, now, reply.remaining)
         elif self._latency is None:
             self._unanswered = max(self._unanswered, now - permit.sent_at)
@@ -160,17 +180,23 @@ class Gate:
         return delay
 
     def _pause(self, now: float, retry_after: float | None) -> float:
-        """Pause every worker for a 429's Retry-After, capped and jittered; the seconds left.
+        """Pause every worker for a 429's Retry-After, once per storm; the seconds left.
 
-        The throttled row is re-queued by the dispatcher, since a 429 was never executed.
+        The other 429s of a storm were in flight when the first came: they share its pause
+        rather than each drawing a longer one. The throttled row is re-queued by the
+        dispatcher, since a 429 was never executed.
         """
         self._throttled += 1
+        if now < self._pause_until:
+            return self._pause_until - now
         if retry_after is None:
             retry_after = min(RETRY_AFTER_CAP, 0.5 * 2 ** min(self._throttled, 8))
-        delay = min(retry_after, RETRY_AFTER_CAP)
-        delay += self._random() * max(0.05, 0.1 * delay)
-        self._pause_until = max(self._pause_until, now + delay)
-        return self._pause_until - now
+        delay = self._learner.pause(now, min(retry_after, RETRY_AFTER_CAP))
+        delay += self._random() * min(PAUSE_JITTER, 0.1 * delay)
+        self._pause_until = now + delay
+        if self._on_pause is not None:
+            self._on_pause(delay, retry_after)
+        return delay
 
     # --- reporting ----------------------------------------------------------------------------
 
@@ -184,18 +210,24 @@ class Gate:
         """Answers that were 429: the run's one count of them."""
         return self._throttled
 
-    def stats(self) -> dict[str, float | int | None]:
-        """Requests, 429s, the current rate, the learned limit and window, and concurrency."""
-        now = self._clock()
-        learner = self._learner
-        window, refill = learner.window(), learner.refill
-        return {
-            "requests": self.requests,
-            "throttled": self._throttled,
-            "rate": round(learner.rate(now), 3),
-            "limit": learner.quota.limit,
-            "window": round(window, 3) if window is not None else None,
-            "refill": round(refill, 3) if refill is not None else None,
-            "concurrency": self._cap(now),
-            "latency": round(self._latency, 4) if self._latency is not None else None,
-        }
+    def stats(self) -> dict[str, Any]:
+        """What the gate measured and learned, for the report; only what it measured.
+
+        `kind`, `limit`, `window` or `refill`, and `achieved_rate` (requests accepted per
+        second, first request to last acceptance) appear only once known, and `sources` says of
+        each whether it was observed (a header, our own clock) or inferred from the counts.
+        """
+        stats: dict[str, Any] = {"requests": self.requests, "throttled": self._throttled}
+        sources: dict[str, str] = {}
+        for name, (value, source) in self._learner.learned().items():
+            stats[name], sources[name] = value, source
+        first, last = self._first_sent, self._last_accepted
+        accepted = self._learner.quota.accepted
+        if first is not None and last is not None and last > first and accepted > 1:
+            stats["achieved_rate"] = round(accepted / (last - first), 3)
+            sources["achieved_rate"] = "observed"
+        if self._latency is not None:
+            stats["latency"] = round(self._latency, 4)
+            sources["latency"] = "observed"
+        stats["sources"] = sources
+        return stats

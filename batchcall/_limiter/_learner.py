@@ -24,6 +24,7 @@ from ._quota import Quota
 from ._rolling import Rolling
 
 RESET_SHARE = 0.25  # a jump of this share of the limit at once is a window reset
+RESET_GUARD = 0.005  # seconds after a predicted reset before a paused request goes
 
 
 class Learner:
@@ -48,12 +49,36 @@ class Learner:
     def rate(self, now: float) -> float:
         return self.model.rate(now, self.quota)
 
+    @property
+    def blind(self) -> bool:
+        """No count has come from the server yet: the rate is found by throttles."""
+        return self.model is self._blind
+
     def sent(self, now: float) -> int:
         """Book a request leaving now; its sequence number."""
-        model = self.model
+        model, quota = self.model, self.quota
+        # A request our books say finds nothing left looks for a refill or a reset: its 429
+        # was foreseen, and says nothing of another client.
+        looking = quota.remaining is not None and quota.left < 1
         # The blind mode counts the last second's sends, a fixed window those since its reset.
         keep = max(1.0, model.period if isinstance(model, FixedWindow) else 0.0)
-        return self.quota.send(now, keep=keep)
+        seq = quota.send(now, keep=keep)
+        if looking:
+            quota.looks.add(seq)
+        return seq
+
+    def pause(self, now: float, retry_after: float) -> float:
+        """Seconds to pause after a 429 that asked for `retry_after`.
+
+        Retry-After comes in whole seconds, rounded up; a fixed window whose resets are known
+        says more exactly when the quota comes back, within that last second.
+        """
+        model = self.model
+        if isinstance(model, FixedWindow) and (model.trusted or len(model.resets) >= 2):
+            back = model.next_reset(now) + RESET_GUARD - now
+            if retry_after - 1 - RESET_GUARD < back < retry_after:
+                return back
+        return retry_after
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -76,9 +101,14 @@ class Learner:
     def accepted(self, seq: int, sent_at: float, now: float, remaining: int | None) -> None:
         """Permit `seq`, sent at `sent_at`, was accepted with `remaining` left (if it said)."""
         quota = self.quota
-        quota.count(sent_at)
-        if remaining is None or quota.limit is None or not quota.is_newer(seq):
-            return  # no count, or one older than what we already know: it is stale
+        quota.count(seq, sent_at)
+        if remaining is None or quota.limit is None:
+            return
+        if not quota.is_newer(seq):
+            # Older than what we already know: stale, but it measures how far the server's
+            # order strays from ours, which bounds the noise in every count.
+            quota.reorder = max(quota.reorder, quota.newest_seq - seq)
+            return
         remaining = max(0, remaining)
         after = quota.observed_sent
         handed_back = quota.observe(seq, now, sent_at, remaining)
@@ -87,7 +117,7 @@ class Learner:
             quota.window_quota = remaining + 1
             self.model = self._rolling
         else:
-            self._rolling.echo.observe(sent_at, handed_back, quota.counted)
+            self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
             self._classify(handed_back, at=sent_at, after=after, remaining=remaining)
         self._rolling.measure(now, seq, remaining)
 
@@ -99,7 +129,7 @@ class Learner:
         limit = self.quota.known_limit
         if handed_back >= max(3, RESET_SHARE * limit):
             self._reset(at=at, after=after, remaining=remaining)
-        elif handed_back > 0 and rolling.trickled(handed_back, limit):
+        elif rolling.trickled(handed_back, limit, noise=self.quota.reorder):
             rolling.settled = True
             self.model = rolling
 
@@ -130,6 +160,8 @@ class Learner:
         """Permit `seq` drew a 429 (with the server's own Retry-After, if any)."""
         quota = self.quota
         quota.refuse(seq)
+        foreseen = seq in quota.looks
+        quota.looks.discard(seq)
         if retry_after is not None and quota.remaining is None:
             self._reader.refused(seq, sent_at, retry_after)
         read_at = self._reader.read_at
@@ -140,12 +172,13 @@ class Learner:
         if quota.remaining is None:
             self._blind.throttled(now, quota, paused_until=paused_until)
             return
-        quota.hold_back_more()
+        if not foreseen:
+            quota.hold_back_more()
         if quota.is_newer(seq):
             # A refusal says the quota was empty when it arrived: an observation too.
             handed_back = quota.observe(seq, now, sent_at, 0)
             if handed_back is not None:
-                self._rolling.echo.observe(sent_at, handed_back, quota.counted)
+                self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
         self._rolling.refused()
 
     def _forget_read_window(self) -> None:
@@ -178,6 +211,10 @@ class Learner:
 
     # --- reporting ----------------------------------------------------------------------------
 
+    def learned(self) -> dict[str, tuple[str | float | int, str]]:
+        """What the answers taught, each as (value, "observed" or "inferred"); nothing guessed."""
+        return _learned(self.model, self._rolling, self.quota)
+
     def window(self) -> float | None:
         """The window learned, or the one the rolling measurements imply."""
         window = self.model.window(self.quota)
@@ -186,3 +223,26 @@ class Learner:
     @property
     def refill(self) -> float | None:
         return self._rolling.refill
+
+
+def _learned(
+    model: RateModel, rolling: Rolling, quota: Quota
+) -> dict[str, tuple[str | float | int, str]]:
+    """The limit is observed (the header said it); the kind and the window or refill rate are
+    inferred from the counts, and only once the evidence picked a kind."""
+    learned: dict[str, tuple[str | float | int, str]] = {}
+    if quota.limit is not None:
+        learned["limit"] = (quota.limit, "observed")
+    if isinstance(model, FixedWindow):
+        learned["kind"] = ("fixed window", "inferred")
+        learned["window"] = (round(model.period, 3), "inferred")
+    elif model is rolling and rolling.settled:
+        echo = rolling.echo.window
+        if echo is not None:
+            learned["kind"] = ("sliding window", "inferred")
+            learned["window"] = (round(echo, 3), "inferred")
+        elif rolling.echo.broken:
+            learned["kind"] = ("token bucket", "inferred")
+        if echo is None and rolling.refill:
+            learned["refill"] = (round(rolling.refill, 3), "inferred")
+    return learned

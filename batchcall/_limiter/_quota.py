@@ -22,12 +22,14 @@ class Quota:
         "issued",
         "last_send",
         "limit",
+        "looks",
         "margin",
         "newest_seq",
         "observed_at",
         "observed_sent",
         "outstanding",
         "remaining",
+        "reorder",
         "sends",
         "started",
         "uncounted",
@@ -50,6 +52,10 @@ class Quota:
         self.sends: deque[float] = deque()  # send times of the last second, or of the window
         self.counted: list[float] = []  # sorted send times the server counted, under this limit
         self.accepted = 0  # answers that were not 429
+        self.looks: set[int] = set()  # permits sent with nothing left on our books
+        # How many permits an answer lagged behind the newest one seen, at most: the server
+        # counts requests in flight in its own order, so each count is off by up to this.
+        self.reorder = 0
 
     # --- what we sent -------------------------------------------------------------------------
 
@@ -95,8 +101,9 @@ class Quota:
         assert self.limit is not None
         return self.limit
 
-    def count(self, sent_at: float) -> None:
-        """Book an accepted request: the server counted it, as sent at `sent_at`."""
+    def count(self, seq: int, sent_at: float) -> None:
+        """Book accepted permit `seq`: the server counted it, as sent at `sent_at`."""
+        self.looks.discard(seq)
         self.accepted += 1
         bisect.insort(self.counted, sent_at)
 

@@ -47,10 +47,17 @@ class Rolling(Accounted):
         if now - first[0] >= REFILL_SPAN / 2:
             self.refill = max(0.0, (remaining - first[2] + seq - first[1]) / (now - first[0]))
 
-    def trickled(self, handed_back: int, limit: int) -> bool:
-        """Count quota handed back outside a reset; True once a fixed window cannot explain it."""
-        self._growth += handed_back
-        return self._growth > 2 + 0.02 * limit
+    def trickled(self, handed_back: int, limit: int, *, noise: int) -> bool:
+        """Count quota handed back outside a reset; True once a fixed window cannot explain it.
+
+        Counts from requests in flight come in the server's order, not ours, so each one is
+        off by up to `noise` either way; but the sum of what came back telescopes, and stays
+        within twice that in a fixed window (four times, as it is floored at zero so that
+        another client's spending cannot hide a later trickle). Only growth beyond it is
+        quota coming back.
+        """
+        self._growth = max(0, self._growth + handed_back)
+        return self._growth > 2 + 0.02 * limit + 4 * noise
 
     def window_reset(self) -> None:
         """A fixed window's reset was seen: what came back before it was that window's."""

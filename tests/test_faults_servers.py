@@ -375,10 +375,10 @@ def test_the_gate_opens_its_cap_once_a_request_times_out_before_any_answer():
             permit.learn(reply)
 
     silent = Gate(clock=lambda: now[0], sleep=no_sleep)
-    assert silent.stats()["concurrency"] == 1
+    assert silent.concurrency == 1
     asyncio.run(one(silent, 2.0, NO_REPLY))  # a 2 s timeout, no answer
-    assert silent.stats()["concurrency"] > 10
+    assert silent.concurrency > 10
 
     answering = Gate(clock=lambda: now[0], sleep=no_sleep)
     asyncio.run(one(answering, 0.01, Decision(Result("scheduled", 201), status=201)))
-    assert answering.stats()["concurrency"] <= 3  # rate x 10 ms is small: a few at most
+    assert answering.concurrency <= 3  # rate x 10 ms is small: a few at most

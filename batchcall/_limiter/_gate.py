@@ -141,9 +141,10 @@ class Gate:
             latency = self._unanswered
         rate = self._learner.rate(now)
         cap = max(2, math.ceil(rate * latency * 1.5) + 2)
-        if self._learner.blind:
+        if self._learner.blind and self._latency is not None:
             # With no count, the first 429 refuses everything in flight: a cap that grows with
-            # the requests accepted keeps that storm to a small share of the run.
+            # the requests accepted keeps that storm to a small share of the run. (A server
+            # that has never answered refuses nothing: its timeouts run side by side.)
             quota = self._learner.quota
             share = math.ceil(BLIND_IN_FLIGHT_SHARE * quota.accepted)
             cap = min(cap, max(BLIND_MIN_IN_FLIGHT, share))
@@ -209,6 +210,11 @@ class Gate:
     def throttled(self) -> int:
         """Answers that were 429: the run's one count of them."""
         return self._throttled
+
+    @property
+    def concurrency(self) -> int:
+        """How many requests may be in flight now."""
+        return self._cap(self._clock())
 
     def stats(self) -> dict[str, Any]:
         """What the gate measured and learned, for the report; only what it measured.

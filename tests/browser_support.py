@@ -24,7 +24,12 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 def need_chromium() -> None:
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+        # A fail, not a skip: a skipped browser test would check nothing, on CI or off it.
+        pytest.fail(
+            "Debian's chromium is not installed: the report's tests read report.html in it. "
+            "Install it with `apt-get install -y chromium` (.ci/run does this).",
+            pytrace=False,
+        )
 
 
 @contextlib.contextmanager

@@ -286,3 +286,37 @@ def test_a_cap_moves_the_time_sent_and_keeps_the_time_asked(journal):
     assert (_row(journal, 1).scheduled_time_sent, _row(journal, 1).time_moved) == (None, 0)
     journal.retime_by_cap(2, "ignored", deferred=False)  # nothing deferred: nothing touched
     assert _row(journal, 2).scheduled_time_sent is None
+
+
+def _state_on_disk(path, row: int) -> str:
+    """The row's state as another process (a `kill -9` survivor, `status`) would read it."""
+    with sqlite3.connect(path) as other:
+        return other.execute("SELECT state FROM rows WHERE row = ?", (row,)).fetchone()[0]
+
+
+def test_an_answer_reaches_the_disk_with_the_next_sending_mark(journal):
+    """One sync per row: an answer is written at once but committed by the next row's
+    `sending` mark (which must be on the disk before its request leaves) or by `commit()`.
+    Until then, anyone else reading the file sees the row still in flight, never pending."""
+    journal.mark_sending(1, 1)
+    journal.record_result(1, Result("scheduled", 201, call_id="c"), attempts=1)
+    assert journal.uncommitted and _row(journal, 1).state == "scheduled"
+    assert _state_on_disk(journal.path, 1) == "sending"
+    journal.mark_sending(2, 1)
+    assert not journal.uncommitted
+    assert (_state_on_disk(journal.path, 1), _state_on_disk(journal.path, 2)) == (
+        "scheduled",
+        "sending",
+    )
+    journal.record_result(2, Result("failed", 400, error_code="invalid_phone"), attempts=1)
+    journal.commit()
+    assert _state_on_disk(journal.path, 2) == "failed"
+
+
+def test_closing_the_journal_commits_the_last_answers(tmp_path):
+    path = tmp_path / "journal.sqlite"
+    with Journal(path, create=True) as journal:
+        journal.add_rows(map(encode, [_checked(1)]), run_id="r")
+        journal.mark_sending(1, 1)
+        journal.record_result(1, Result("scheduled", 201, call_id="c"), attempts=1)
+    assert _state_on_disk(path, 1) == "scheduled"

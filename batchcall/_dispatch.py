@@ -822,7 +822,9 @@ class _Worker:
 
     def _recheck(self, policy: WindowPolicy, job: Job) -> Job | None:
         """The row as it may leave now, or None when its window refuses it for good."""
-        cells = self._journal.cells(job.row)
+        columns = (self._zone_column, self._state_column, self._zip_column)
+        # The row's cells are read back only when one of them can say something.
+        cells = self._journal.cells(job.row) if any(c is not None for c in columns) else []
         placed = placement_now(
             policy,
             job.body,

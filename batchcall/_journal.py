@@ -15,7 +15,10 @@ method per edge) and nowhere re-derived:
 
 What is promised, and how:
 - `sending` is committed before a request leaves, and that commit is on the disk (fsync'd)
-  when `mark_sending` returns: WAL with `synchronous=FULL` syncs the log at every commit. So
+  when `mark_sending` returns: WAL with `synchronous=FULL` syncs the log at every commit. A
+  pass writes the marks of the rows the gate admits together with `write_sending` and makes
+  them durable with one `commit()` (group commit: one fsync for many rows), and lets none of
+  those requests leave before that commit returned and `durable` says it carried the mark. So
   neither a `kill -9` nor a power cut at any instant can turn a row whose request left back
   into `pending`: each row is either provably unsent (`pending`) or possibly sent (`sending`,
   which `resume` turns into `unknown`). Measured in `benchmarks/overhead.py`: the syncs cost
@@ -450,6 +453,11 @@ class Journal(_Reads):
     def __init__(self, path: Path, *, create: bool = False, readonly: bool = False) -> None:
         self.path = path
         self._db = _connect(path, create=create, readonly=readonly)
+        # The transactions `_begin` opened for marks and answers, numbered: the last one a
+        # `commit()` made durable, and those rolled back (a full disk), for `durable`.
+        self._opened = 0
+        self._committed = 0
+        self._lost: set[int] = set()
 
     def close(self) -> None:
         try:
@@ -464,10 +472,27 @@ class Journal(_Reads):
         try:
             self._db.execute("COMMIT")
         except BaseException:
-            # A full disk can fail the COMMIT itself; the answers then fall back to `sending`.
+            # A full disk can fail the COMMIT itself; the answers then fall back to `sending`,
+            # and the marks written with them to `pending`.
+            self._lost.add(self._opened)
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
+        self._committed = self._opened
+
+    def _begin(self) -> int:
+        """Open a transaction for marks and answers unless one is open; its number."""
+        if not self._db.in_transaction:
+            if self._opened != self._committed:
+                # The last one ended without a commit of ours: SQLite rolled it back itself.
+                self._lost.add(self._opened)
+            self._db.execute("BEGIN")
+            self._opened += 1
+        return self._opened
+
+    def durable(self, transaction: int) -> bool:
+        """Whether a `commit()` made `write_sending`'s transaction `transaction` durable."""
+        return transaction <= self._committed and transaction not in self._lost
 
     @property
     def uncommitted(self) -> bool:
@@ -539,11 +564,18 @@ class Journal(_Reads):
         """pending -> sending: committed after the gate admits the request, before it leaves."""
         self._move(row, "pending", "sending", attempts=attempts)
 
+    def write_sending(self, row: int, attempts: int) -> int:
+        """pending -> sending, written but not committed: the number of the transaction that
+        holds it. Its request may leave only once `commit()` returned and `durable` of that
+        number is true; many rows' marks then cost one fsync."""
+        transaction = self._begin()
+        self._move(row, "pending", "sending", commit=False, attempts=attempts)
+        return transaction
+
     def record_result(self, row: int, result: Result, *, attempts: int) -> None:
         """sending -> scheduled | failed | unknown: what the request's answer (or lack) said.
         Committed with the next `sending` mark or `commit()`, not before it returns."""
-        if not self._db.in_transaction:
-            self._db.execute("BEGIN")
+        self._begin()
         self._move(
             row,
             "sending",

@@ -446,24 +446,14 @@ class _Reads:
             yield ReportRow(row, scan(cells, 0)[0], *outcome)
 
 
-class Journal(_Reads):
-    """One run's journal. `create` makes a new one; otherwise the file is checked first
-    (`open_checked`), and `readonly` keeps to the checked read-only connection."""
+class _Commits:
+    """The commits of marks and answers: each transaction `_begin` opens is numbered, so that
+    `durable` can say whether a `commit()` carried it to the disk (a group commit's check)."""
 
-    def __init__(self, path: Path, *, create: bool = False, readonly: bool = False) -> None:
-        self.path = path
-        self._db = _connect(path, create=create, readonly=readonly)
-        # The transactions `_begin` opened for marks and answers, numbered: the last one a
-        # `commit()` made durable, and those rolled back (a full disk), for `durable`.
-        self._opened = 0
-        self._committed = 0
-        self._lost: set[int] = set()
-
-    def close(self) -> None:
-        try:
-            self.commit()
-        finally:
-            self._db.close()
+    _db: sqlite3.Connection
+    _opened: int  # the transactions opened
+    _committed: int  # the last of them a `commit()` made durable
+    _lost: set[int]  # those rolled back (a full disk)
 
     def commit(self) -> None:
         """Commit the answers written but not yet committed (see the module docstring)."""
@@ -498,6 +488,24 @@ class Journal(_Reads):
     def uncommitted(self) -> bool:
         """Answers are waiting for a commit."""
         return self._db.in_transaction
+
+
+class Journal(_Commits, _Reads):
+    """One run's journal. `create` makes a new one; otherwise the file is checked first
+    (`open_checked`), and `readonly` keeps to the checked read-only connection."""
+
+    def __init__(self, path: Path, *, create: bool = False, readonly: bool = False) -> None:
+        self.path = path
+        self._db = _connect(path, create=create, readonly=readonly)
+        self._opened = 0
+        self._committed = 0
+        self._lost = set()
+
+    def close(self) -> None:
+        try:
+            self.commit()
+        finally:
+            self._db.close()
 
     def __enter__(self) -> Journal:
         return self

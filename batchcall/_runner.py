@@ -58,6 +58,7 @@ from ._plan import plan
 from ._prepare import Plan, Prepared
 from ._report import Summary, summarise, write_reports, write_summary
 from ._rundir import RunLock, private_dir
+from ._transport import SpreadTransport
 from ._validate import Validator
 from ._version import __version__
 from ._windows import WindowPolicy
@@ -146,7 +147,9 @@ def _client(
         # "nothing was sent", so that request can be retried safely.
         timeout=httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)),
         limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
-        transport=transport,
+        # A pool of one connection per worker: one pool of many costs more CPU than the rest
+        # of a row (see `_transport`).
+        transport=transport or SpreadTransport(workers, verify=True),
         verify=True,
     )
 

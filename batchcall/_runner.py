@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -147,11 +148,18 @@ def _client(
         # "nothing was sent", so that request can be retried safely.
         timeout=httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)),
         limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
-        # A pool of one connection per worker: one pool of many costs more CPU than the rest
-        # of a row (see `_transport`).
-        transport=transport or SpreadTransport(workers, verify=True),
+        transport=transport or _spread(workers),
         verify=True,
     )
+
+
+def _spread(workers: int) -> httpx.AsyncBaseTransport | None:
+    """A pool of one connection per worker: one pool of many cost more CPU than the rest of a
+    row (see `_transport`). Not behind a proxy: httpx reads HTTP(S)_PROXY only for a client
+    that keeps its own transport."""
+    if set(urllib.request.getproxies()) & {"http", "https", "all"}:
+        return None
+    return SpreadTransport(workers, verify=True)
 
 
 async def _execute(

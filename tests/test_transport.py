@@ -62,3 +62,22 @@ def test_a_request_that_fails_gives_its_pool_back():
                 assert transport._free == [0] and transport._busy == [0]
 
     asyncio.run(go())
+
+
+def test_behind_a_proxy_the_client_keeps_httpx_s_own_transport(monkeypatch):
+    """httpx honours HTTPS_PROXY only with its own transport; without a proxy, each worker gets
+    a pool of its own."""
+    from batchcall._runner import _spread
+
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(_spread(4), SpreadTransport)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert _spread(4) is None

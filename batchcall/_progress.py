@@ -2,27 +2,72 @@
 
 Cron, Airflow and `--json` consumers read stderr as a log; a bar's carriage returns and ANSI
 codes would only be noise there, so off a TTY nothing of the bar is written at all.
+
+Two things the bar takes from the gate rather than from tqdm (the dispatcher tells it about
+once a second, see `_dispatch._Display.redraw`):
+
+- A 429 pause, shown as "waiting for rate limit: N s" and counted down at every redraw. Without
+  it the bar stood still for the whole pause, as if the run had hung.
+- The time left. tqdm's estimate is the recent throughput, and a fixed window's quota is spent
+  in a burst at each reset, so it read "00:08" with two minutes to go. The gate's learned rate
+  (limit per window, or the refill) holds over the coming windows; tqdm's estimate is kept
+  only for when nothing was learned.
 """
 
 from __future__ import annotations
 
+import math
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
-# rows done of total, the bar, then elapsed<ETA, the current rate and the 429s so far.
+# rows done of total, the bar, then elapsed<time left, the current rate and the 429s so far
+# (and a pause's countdown while one runs).
 BAR_FORMAT = (
-    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-    "[{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{left}, {rate_fmt}{postfix}]"
 )
+WAITING = "waiting for rate limit: {seconds} s"
+
+
+class _Meter(tqdm):  # type: ignore[misc]  # tqdm has no type hints
+    """tqdm whose postfix and time left are computed at each draw, from what the gate said."""
+
+    throttled = 0
+    pause_until = -math.inf  # on tqdm's own clock
+    learned_rate: float | None = None
+
+    @property
+    def format_dict(self) -> dict[str, Any]:
+        meter: dict[str, Any] = super().format_dict
+        pause = max(0.0, self.pause_until - self._time())
+        postfix = f"429s={self.throttled}"
+        if pause > 0:
+            postfix += ", " + WAITING.format(seconds=math.ceil(pause))
+        meter["postfix"] = postfix
+        meter["left"] = self._left(meter, pause)
+        return meter
+
+    def _left(self, meter: dict[str, Any], pause: float) -> str:
+        """Rows left at the learned rate, plus the pause left; else tqdm's own estimate."""
+        total, done, elapsed = meter["total"], meter["n"], meter["elapsed"]
+        if not total:
+            return "?"
+        rate = self.learned_rate or meter["rate"]
+        if rate is None and elapsed:
+            rate = (done - meter["initial"]) / elapsed  # as tqdm does: the average so far
+        if done >= total:
+            return self.format_interval(0)
+        if not rate:
+            return "?"
+        return self.format_interval((total - done) / rate + pause)
 
 
 class Bar:
     """What the runner reports progress to (its `Progress` protocol), drawn with tqdm."""
 
     def __init__(self, label: str, stream: TextIO, *, mininterval: float = 0.1) -> None:
-        self._bar = tqdm(
+        self._bar = _Meter(
             total=0,
             desc="batchcall",
             unit=f" {label}",
@@ -31,9 +76,7 @@ class Bar:
             smoothing=0.1,
             mininterval=mininterval,
             bar_format=BAR_FORMAT,
-            postfix="429s=0",
         )
-        self._throttled = 0
 
     @classmethod
     def for_stderr(cls, label: str, stream: TextIO | None = None) -> Bar | None:
@@ -48,11 +91,18 @@ class Bar:
             self._bar.refresh()
 
     def advance(self, rows: int, *, throttled: int) -> None:
-        if throttled != self._throttled:
-            self._throttled = throttled
-            self._bar.set_postfix_str(f"429s={throttled}", refresh=False)
+        self._bar.throttled = throttled
         if rows:
             self._bar.update(rows)
+
+    def pacing(self, *, waiting: float, rate: float | None) -> None:
+        """The gate's news, about once a second and as a pause begins: `waiting` seconds of
+        pause left, and the rate it expects to admit (None: nothing learned). Redraws, so the
+        countdown and the elapsed time move though no row completes."""
+        bar = self._bar
+        bar.pause_until = bar._time() + waiting if waiting > 0 else -math.inf
+        bar.learned_rate = rate if rate and rate > 0 else None
+        bar.refresh()
 
     def close(self) -> None:
         self._bar.close()

@@ -237,3 +237,31 @@ class Gate:
             sources["latency"] = "observed"
         stats["sources"] = sources
         return stats
+
+    def pause_left(self) -> float:
+        """Seconds left of the shared 429 pause; zero when none is running."""
+        return max(0.0, self._pause_until - self._clock())
+
+    def expected_rate(self) -> float | None:
+        """Requests per second the gate expects to admit over the coming windows, for an ETA.
+
+        The learned limit per window, or the learned refill; else the rate achieved so far,
+        pauses included (blind, it is all there is). Not the pacer's rate now, which spends a
+        window's quota at once. None before anything was accepted.
+        """
+        learned = self._learner.learned()
+        limit, window = learned.get("limit"), learned.get("window")
+        refill = learned.get("refill")
+        rate: float | None = None
+        if limit is not None and window is not None and float(window[0]) > 0:
+            rate = float(limit[0]) / float(window[0])
+        elif refill is not None and float(refill[0]) > 0:
+            rate = float(refill[0])
+        else:
+            first, accepted = self._first_sent, self._learner.quota.accepted
+            elapsed = self._clock() - first if first is not None else 0.0
+            if accepted > 1 and elapsed > 0:
+                rate = accepted / elapsed
+        if rate is not None and self._ceiling is not None:
+            rate = min(rate, 1 / self._ceiling.time_period)
+        return rate

@@ -243,25 +243,30 @@ class Gate:
         return max(0.0, self._pause_until - self._clock())
 
     def expected_rate(self) -> float | None:
-        """Requests per second the gate expects to admit over the coming windows, for an ETA.
+        """Requests per second expected over the coming windows, for an ETA (`_expected`)."""
+        since = self._clock() - self._first_sent if self._first_sent is not None else 0.0
+        ceiling = 1 / self._ceiling.time_period if self._ceiling is not None else None
+        return _expected(self._learner.learned(), self._learner.quota.accepted, since, ceiling)
 
-        The learned limit per window, or the learned refill; else the rate achieved so far,
-        pauses included (blind, it is all there is). Not the pacer's rate now, which spends a
-        window's quota at once. None before anything was accepted.
-        """
-        learned = self._learner.learned()
-        limit, window = learned.get("limit"), learned.get("window")
-        refill = learned.get("refill")
-        rate: float | None = None
-        if limit is not None and window is not None and float(window[0]) > 0:
-            rate = float(limit[0]) / float(window[0])
-        elif refill is not None and float(refill[0]) > 0:
-            rate = float(refill[0])
-        else:
-            first, accepted = self._first_sent, self._learner.quota.accepted
-            elapsed = self._clock() - first if first is not None else 0.0
-            if accepted > 1 and elapsed > 0:
-                rate = accepted / elapsed
-        if rate is not None and self._ceiling is not None:
-            rate = min(rate, 1 / self._ceiling.time_period)
-        return rate
+
+def _expected(
+    learned: dict[str, tuple[str | float | int, str]],
+    accepted: int,
+    elapsed: float,
+    ceiling: float | None,
+) -> float | None:
+    """The learned limit per window, or the learned refill; else the rate achieved so far,
+    pauses included (blind, it is all there is); within the `--max-rate` ceiling. Not the
+    pacer's rate now, which may spend a window's quota at once. None before two acceptances.
+    """
+    limit, window, refill = learned.get("limit"), learned.get("window"), learned.get("refill")
+    rate: float | None = None
+    if limit is not None and window is not None and float(window[0]) > 0:
+        rate = float(limit[0]) / float(window[0])
+    elif refill is not None and float(refill[0]) > 0:
+        rate = float(refill[0])
+    elif accepted > 1 and elapsed > 0:
+        rate = accepted / elapsed
+    if rate is not None and ceiling is not None:
+        rate = min(rate, ceiling)
+    return rate

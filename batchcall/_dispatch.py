@@ -650,6 +650,7 @@ class _Display:
     def pacing(self) -> None:
         if self._paced is not None:
             gate = self._gate
+            self._paced.advance(0, throttled=gate.throttled)  # the 429 that began a pause
             self._paced.pacing(waiting=gate.pause_left(), rate=gate.expected_rate())
 
     async def redraw(self) -> None:

@@ -30,7 +30,7 @@ BAR_FORMAT = (
 WAITING = "waiting for rate limit: {seconds} s"
 
 
-class _Meter(tqdm):  # type: ignore[misc]  # tqdm has no type hints
+class _Meter(tqdm):
     """tqdm whose postfix and time left are computed at each draw, from what the gate said."""
 
     throttled = 0

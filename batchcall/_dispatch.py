@@ -475,9 +475,10 @@ class Progress(Protocol):
 @runtime_checkable
 class PacedProgress(Progress, Protocol):
     """A display that also shows the gate's pacing (the CLI's bar does); told about once a
-    second and as a pause begins, so a pause counts down though no row completes."""
+    second and as a pause begins, so a pause counts down though no row completes. `eta(rows)`
+    is the seconds to send `rows` more, or None if the gate cannot tell yet."""
 
-    def pacing(self, *, waiting: float, rate: float | None) -> None: ...
+    def pacing(self, *, waiting: float, eta: Callable[[int], float | None]) -> None: ...
 
 
 @dataclass
@@ -651,7 +652,7 @@ class _Display:
         if self._paced is not None:
             gate = self._gate
             self._paced.advance(0, throttled=gate.throttled)  # the 429 that began a pause
-            self._paced.pacing(waiting=gate.pause_left(), rate=gate.expected_rate())
+            self._paced.pacing(waiting=gate.pause_left(), eta=gate.seconds_for)
 
     async def redraw(self) -> None:
         """Tell the display the gate's pacing every REDRAW_EVERY seconds, until cancelled."""
@@ -937,12 +938,14 @@ class Execution:
         live = None
         if self._client is not None:
             live = asyncio.create_task(self._live(timeline, stats))
-        redraw = asyncio.create_task(display.redraw())
+        # Only while sending: a pass that sends nothing has no pacing, and keeps tqdm's ETA.
+        redraw = asyncio.create_task(display.redraw()) if self._client is not None else None
         try:
             error = await self._wait(tasks, stopper)
         finally:  # on every way out, Ctrl-C and errors too: no redraw after the bar closes
-            redraw.cancel()
-            await asyncio.gather(redraw, return_exceptions=True)
+            if redraw is not None:
+                redraw.cancel()
+                await asyncio.gather(redraw, return_exceptions=True)
         late = commits.final()  # always, and first: the last answers must reach the disk
         error = error or late
         if live is not None:

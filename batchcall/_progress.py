@@ -10,14 +10,16 @@ once a second, see `_dispatch._Display.redraw`):
   it the bar stood still for the whole pause, as if the run had hung.
 - The time left. tqdm's estimate is the recent throughput, and a fixed window's quota is spent
   in a burst at each reset, so it read "00:08" with two minutes to go. The gate's learned rate
-  (limit per window, or the refill) holds over the coming windows; tqdm's estimate is kept
-  only for when nothing was learned.
+  (limit per window, or the refill) holds over the coming windows (`Gate.seconds_for`); where
+  the gate cannot tell yet the bar says "?", and tqdm's estimate is kept for a bar with no
+  gate behind it (a pass that sends nothing).
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from tqdm import tqdm
@@ -35,7 +37,7 @@ class _Meter(tqdm):
 
     throttled = 0
     pause_until = -math.inf  # on tqdm's own clock
-    learned_rate: float | None = None
+    eta: Callable[[int], float | None] | None = None  # the gate's, once it said anything
 
     @property
     def format_dict(self) -> dict[str, Any]:
@@ -49,18 +51,19 @@ class _Meter(tqdm):
         return meter
 
     def _left(self, meter: dict[str, Any], pause: float) -> str:
-        """Rows left at the learned rate, plus the pause left; else tqdm's own estimate."""
+        """The gate's time for the rows left (pause included); tqdm's estimate without one."""
         total, done, elapsed = meter["total"], meter["n"], meter["elapsed"]
         if not total:
             return "?"
-        rate = self.learned_rate or meter["rate"]
-        if rate is None and elapsed:
-            rate = (done - meter["initial"]) / elapsed  # as tqdm does: the average so far
         if done >= total:
             return self.format_interval(0)
-        if not rate:
-            return "?"
-        return self.format_interval((total - done) / rate + pause)
+        if self.eta is not None:
+            seconds = self.eta(total - done)
+            return "?" if seconds is None else self.format_interval(seconds)
+        rate = meter["rate"]
+        if rate is None and elapsed:
+            rate = (done - meter["initial"]) / elapsed  # as tqdm does: the average so far
+        return self.format_interval((total - done) / rate + pause) if rate else "?"
 
 
 class Bar:
@@ -95,13 +98,14 @@ class Bar:
         if rows:
             self._bar.update(rows)
 
-    def pacing(self, *, waiting: float, rate: float | None) -> None:
+    def pacing(self, *, waiting: float, eta: Callable[[int], float | None]) -> None:
         """The gate's news, about once a second and as a pause begins: `waiting` seconds of
-        pause left, and the rate it expects to admit (None: nothing learned). Redraws, so the
-        countdown and the elapsed time move though no row completes."""
+        pause left, and `eta(rows)`, the seconds to send `rows` more (None: it cannot tell
+        yet), asked at each draw. Redraws, so the countdown and the elapsed time move though
+        no row completes."""
         bar = self._bar
         bar.pause_until = bar._time() + waiting if waiting > 0 else -math.inf
-        bar.learned_rate = rate if rate and rate > 0 else None
+        bar.eta = eta
         bar.refresh()
 
     def close(self) -> None:

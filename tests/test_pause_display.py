@@ -1,5 +1,5 @@
 """What the display is told of the gate's pacing: a pause as it begins and then once a second,
-and the rate the gate expects to admit, from which the bar's time left is reckoned.
+and the time it expects the rows left to take, which is the bar's time left.
 
 The gate runs on a fake clock and the redraw loop on a virtual-time event loop: nothing sleeps.
 """
@@ -16,7 +16,7 @@ from test_limiter import run_virtual
 
 from batchcall._dispatch import PacedProgress, _Display, announce_pause
 from batchcall._limiter import Gate
-from batchcall._limiter._gate import _expected
+from batchcall._limiter._learner import Learner
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Recorder:
 
     def __init__(self, clock) -> None:  # type: ignore[no-untyped-def]
         self.clock = clock
-        self.told: list[tuple[float, float, float | None]] = []
+        self.told: list[tuple[float, float, float | None]] = []  # when, waiting, 3 rows' time
 
     def set_total(self, total: int) -> None: ...
 
@@ -45,8 +45,8 @@ class Recorder:
 
     def close(self) -> None: ...
 
-    def pacing(self, *, waiting: float, rate: float | None) -> None:
-        self.told.append((self.clock(), waiting, rate))
+    def pacing(self, *, waiting: float, eta) -> None:  # type: ignore[no-untyped-def]
+        self.told.append((self.clock(), waiting, eta(3)))
 
 
 class PausedGate:
@@ -60,8 +60,8 @@ class PausedGate:
     def pause_left(self) -> float:
         return max(0.0, self.until - self.clock())
 
-    def expected_rate(self) -> float | None:
-        return 1.5
+    def seconds_for(self, rows: int) -> float | None:
+        return rows / 1.5 + self.pause_left()
 
 
 async def _send(gate: Gate, answer: Answer) -> float | None:
@@ -69,48 +69,78 @@ async def _send(gate: Gate, answer: Answer) -> float | None:
         return permit.learn(answer)
 
 
-def test_the_gate_says_the_pause_left_and_the_rate_achieved_while_blind():
-    """With no headers, 3 rows accepted in the first 2 s is 1.5/s expected; a 429 asking for
-    10 s leaves 10 s of pause, then 6 s once 4 s have passed, and 0 after it. The rate so far
-    counts the pause: 3 rows in about 12 s."""
-    now = [100.0]
-
-    async def skip(seconds: float) -> None:
+def _gate(now: list[float], **options) -> Gate:  # type: ignore[no-untyped-def]
+    async def skip(seconds: float) -> None:  # the fake clock moves on; nothing sleeps
         now[0] += seconds
 
-    gate = Gate(clock=lambda: now[0], sleep=skip, random=lambda: 0.0)
+    return Gate(clock=lambda: now[0], sleep=skip, random=lambda: 0.0, **options)
+
+
+def test_blind_the_time_left_is_at_the_rate_achieved_so_far_pauses_included():
+    """With no headers: nothing accepted, no time to say; 3 rows accepted over 2 s make 6 rows
+    4 s. A 429 asking for 10 s leaves 10 s of pause (6 s once 4 s have passed) on top of the
+    rows, and the rate so far then counts the pause."""
+    now = [100.0]
+    gate = _gate(now)
 
     async def main() -> None:
-        assert gate.expected_rate() is None and gate.pause_left() == 0.0
+        assert gate.seconds_for(6) is None and gate.pause_left() == 0.0
         for _ in range(3):
             await _send(gate, Answer(201))
             now[0] += 1.0
         now[0] -= 1.0
-        assert gate.expected_rate() == pytest.approx(1.5)
+        assert gate.seconds_for(6) == pytest.approx(4.0)
         assert await _send(gate, Answer(429, retry_after=10.0)) == pytest.approx(10.0)
         assert gate.pause_left() == pytest.approx(10.0)
         now[0] += 4.0
         assert gate.pause_left() == pytest.approx(6.0)
+        rate = 3 / (now[0] - 100.0)
+        assert gate.seconds_for(6) == pytest.approx(6 / rate + 6.0)
         now[0] += 6.0
         assert gate.pause_left() == 0.0
-        assert gate.expected_rate() == pytest.approx(3 / (now[0] - 100.0))  # about 12 s
 
     asyncio.run(main())
 
 
-def test_the_expected_rate_is_the_learned_limit_per_window_or_refill_within_max_rate():
-    """A fixed window of 8 per 6 s expects 8/6 a second, a bucket its refill, and --max-rate
-    caps either; nothing learned and fewer than two rows accepted expects nothing."""
-    window = {"kind": ("fixed window", "inferred"), "limit": (8, "observed")}
-    window["window"] = (6.0, "inferred")
-    bucket = {"kind": ("token bucket", "inferred"), "limit": (50, "observed")}
-    bucket["refill"] = (2.5, "inferred")
-    assert _expected(window, 100, 10.0, None) == pytest.approx(8 / 6)
-    assert _expected(bucket, 100, 10.0, None) == pytest.approx(2.5)
-    assert _expected(bucket, 100, 10.0, 1.0) == pytest.approx(1.0)
-    # A limit heard but no window or refill yet: the achieved rate so far.
-    assert _expected({"limit": (8, "observed")}, 8, 2.0, None) == pytest.approx(4.0)
-    assert _expected({}, 1, 2.0, None) is None
+def test_a_count_without_its_window_says_no_time_once_the_rows_outrun_the_quota_left():
+    """The headers said 8 requests, 5 left: 4 more rows fit, at the rate so far; 20 more
+    need quota back, and when it comes back is not known yet: no time at all, until a 429
+    says when."""
+    now = [0.0]
+    gate = _gate(now)
+
+    async def main() -> None:
+        for remaining in (7, 6, 5):
+            await _send(gate, Answer(201, limit=8, remaining=remaining))
+            now[0] += 0.5
+        assert gate.seconds_for(4) == pytest.approx(4 / (3 / now[0]))
+        assert gate.seconds_for(20) is None
+        # A 429's Retry-After says when quota returns: the rows can be timed from there.
+        await _send(gate, Answer(429, limit=8, remaining=0, retry_after=3.0))
+        assert gate.seconds_for(20) == pytest.approx(20 / (3 / now[0]) + 3.0)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("learned", "max_rate", "seconds"),
+    [
+        ({"kind": ("fixed window", "inferred"), "limit": (8, "observed"),
+          "window": (6.0, "inferred")}, None, 60 / (8 / 6)),
+        ({"kind": ("token bucket", "inferred"), "limit": (50, "observed"),
+          "refill": (2.5, "inferred")}, None, 60 / 2.5),
+        ({"kind": ("token bucket", "inferred"), "limit": (50, "observed"),
+          "refill": (2.5, "inferred")}, 1.0, 60 / 1.0),
+    ],
+)  # fmt: skip
+def test_the_time_left_is_at_the_learned_limit_per_window_or_refill_within_max_rate(
+    monkeypatch, learned, max_rate, seconds
+):
+    """60 rows against a fixed window of 8 per 6 s take 45 s, against a bucket refilling 2.5/s
+    24 s, and 60 s under --max-rate 1, whatever the pacer's rate of the moment."""
+    monkeypatch.setattr(Learner, "learned", lambda self: learned)
+    gate = _gate([0.0], max_rate=max_rate)
+    assert gate.seconds_for(60) == pytest.approx(seconds)
 
 
 def test_a_pause_is_shown_as_it_begins_and_then_about_once_a_second():
@@ -132,7 +162,7 @@ def test_a_pause_is_shown_as_it_begins_and_then_about_once_a_second():
     assert [(round(at), round(waiting, 1)) for at, waiting, _ in told] == [
         (0, 3.5), (0, 3.5), (1, 2.5), (2, 1.5), (3, 0.5), (4, 0.0),
     ]  # fmt: skip
-    assert {rate for _, _, rate in told} == {1.5}
+    assert [round(eta, 1) for _, _, eta in told] == [5.5, 5.5, 4.5, 3.5, 2.5, 2.0]
 
 
 def test_a_display_without_pacing_is_left_alone():

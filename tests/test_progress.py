@@ -84,14 +84,14 @@ def test_a_pause_shows_as_a_countdown_redrawn_though_no_row_completes(tqdm_clock
     bar = Bar("calls", terminal)
     bar.set_total(10)
     bar.advance(4, throttled=1)
-    bar.pacing(waiting=42.0, rate=None)
+    bar.pacing(waiting=42.0, eta=lambda rows: None)
     shown = [frames(terminal.getvalue())[-1]]
     for _ in range(2):
         tqdm_clock[0] += 1.0
-        bar.pacing(waiting=42.0 - (tqdm_clock[0] - 1_000.0), rate=None)
+        bar.pacing(waiting=42.0 - (tqdm_clock[0] - 1_000.0), eta=lambda rows: None)
         shown.append(frames(terminal.getvalue())[-1])
     tqdm_clock[0] += 40.0
-    bar.pacing(waiting=0.0, rate=None)
+    bar.pacing(waiting=0.0, eta=lambda rows: None)
     shown.append(frames(terminal.getvalue())[-1])
     bar.close()
     waits = [re.search(r", 429s=1(?:, waiting for rate limit: (\d+) s)?\]$", f) for f in shown]
@@ -107,7 +107,7 @@ def test_the_countdown_is_taken_at_each_draw_so_it_never_shows_a_pause_that_is_o
     terminal = FakeTerminal()
     bar = Bar("calls", terminal, mininterval=0)
     bar.set_total(10)
-    bar.pacing(waiting=3.0, rate=None)
+    bar.pacing(waiting=3.0, eta=lambda rows: None)
     tqdm_clock[0] += 1.5
     bar.advance(1, throttled=1)
     assert frames(terminal.getvalue())[-1].endswith("429s=1, waiting for rate limit: 2 s]")
@@ -117,23 +117,31 @@ def test_the_countdown_is_taken_at_each_draw_so_it_never_shows_a_pause_that_is_o
     bar.close()
 
 
-def test_the_time_left_comes_from_the_learned_rate_and_the_pause_left(tqdm_clock):
+def test_the_time_left_is_the_gates_not_the_recent_throughput(tqdm_clock):
     """20 of 100 rows done in 1 s is 20 rows/s as tqdm measures it (4 s left), but the gate
-    learned 8 requests per 10 s: 80 rows at 0.8/s is 100 s, plus 6 s of pause, 01:46."""
+    learned 8 requests per 10 s: 80 rows at 0.8/s is 100 s, plus 6 s of pause, 01:46, and
+    01:40 once the pause is over. Where the gate cannot tell yet, the bar says so: "?"."""
     terminal = FakeTerminal()
     bar = Bar("calls", terminal)
     bar.set_total(100)
     tqdm_clock[0] += 1.0
     bar.advance(20, throttled=0)
-    tqdm_left = FRAME.fullmatch(frames(terminal.getvalue())[-1])
-    assert tqdm_left and tqdm_left["left"] == "00:04"
-    bar.pacing(waiting=6.0, rate=0.8)
-    learned_left = FRAME.fullmatch(frames(terminal.getvalue())[-1])
-    assert learned_left and learned_left["left"] == "01:46"
+
+    def left() -> str:
+        frame = FRAME.fullmatch(frames(terminal.getvalue())[-1])
+        assert frame, terminal.getvalue()
+        return frame["left"]
+
+    assert left() == "00:04"
+    pause = [6.0]
+    bar.pacing(waiting=6.0, eta=lambda rows: rows / 0.8 + pause[0])
+    assert left() == "01:46"
     tqdm_clock[0] += 6.0
-    bar.pacing(waiting=0.0, rate=0.8)
-    after = FRAME.fullmatch(frames(terminal.getvalue())[-1])
-    assert after and (after["left"], after["wait"]) == ("01:40", None)
+    pause[0] = 0.0
+    bar.pacing(waiting=0.0, eta=lambda rows: rows / 0.8 + pause[0])
+    assert left() == "01:40"
+    bar.pacing(waiting=0.0, eta=lambda rows: None)
+    assert left() == "?"
     bar.close()
 
 

@@ -204,20 +204,22 @@ def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 
 
 def format_learned(limiter: dict[str, Any]) -> str:
-    """What the gate learned of the rate limit, each part marked observed or inferred."""
+    """What the gate learned of the rate limit, each part marked observed or inferred as
+    summary.json's `sources` says; what the gate did not measure is not there to print."""
     sources = limiter.get("sources", {})
 
     def part(name: str, text: str) -> str:
-        return f"{text} ({sources.get(name, 'inferred')})"
+        return f"{text} ({sources[name]})" if name in sources else text
 
     parts = []
     if "kind" in limiter:
         parts.append(part("kind", str(limiter["kind"])))
+    window = part("window", f"{limiter['window']:g} s") if "window" in limiter else None
     if "limit" in limiter:
-        per = f" per {limiter['window']:g} s" if "window" in limiter else ""
+        per = f" per {window}" if window else ""
         parts.append(part("limit", f"{limiter['limit']} requests") + per)
-        if per:
-            parts[-1] += f" ({sources.get('window', 'inferred')})"
+    elif window:  # a window timed by its resets, its limit not heard
+        parts.append(f"window {window}")
     if "refill" in limiter:
         parts.append(part("refill", f"refill {limiter['refill']:g}/s"))
     if "achieved_rate" in limiter:

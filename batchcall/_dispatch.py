@@ -48,7 +48,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 from pydantic import ValidationError
@@ -478,6 +478,15 @@ class Progress(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class PacedProgress(Progress, Protocol):
+    """A display that also shows the gate's pacing (the CLI's bar does); told about once a
+    second and as a pause begins, so a pause counts down though no row completes. `eta(rows)`
+    is the seconds to send `rows` more, or None if the gate cannot tell yet."""
+
+    def pacing(self, *, waiting: float, eta: Callable[[int], float | None]) -> None: ...
+
+
 @dataclass
 class SendStats:
     """Timings and counts of one sending pass, for the summary."""
@@ -673,12 +682,35 @@ def announce_pause(seconds: float, retry_after: float | None) -> None:
         print(f"batchcall: {line}", file=stream, flush=True)
 
 
+REDRAW_EVERY = 1.0  # seconds between the pacing news a display is given
+
+
 class _Display:
     """What the progress display is told; the 429s it shows are the gate's count."""
 
     def __init__(self, progress: Progress | None, gate: Gate) -> None:
         self._progress = progress
         self._gate = gate
+        self._paced = progress if isinstance(progress, PacedProgress) else None
+
+    def paused(self, seconds: float, retry_after: float | None) -> None:
+        """The gate's `on_pause`: say a long pause, and show it on the bar at once."""
+        announce_pause(seconds, retry_after)
+        self.pacing()
+
+    def pacing(self) -> None:
+        if self._paced is not None:
+            gate = self._gate
+            self._paced.advance(0, throttled=gate.throttled)  # the 429 that began a pause
+            self._paced.pacing(waiting=gate.pause_left(), eta=gate.seconds_for)
+
+    async def redraw(self) -> None:
+        """Tell the display the gate's pacing every REDRAW_EVERY seconds, until cancelled."""
+        if self._paced is None:
+            return
+        while True:
+            self.pacing()
+            await asyncio.sleep(REDRAW_EVERY)
 
     def planned(self, total: int, *, finished: int) -> None:
         if self._progress:
@@ -926,7 +958,9 @@ class Execution:
         settings = self._settings
         stats = SendStats()
         gate = Gate(
-            max_rate=settings.max_rate, concurrency=settings.concurrency, on_pause=announce_pause
+            max_rate=settings.max_rate,
+            concurrency=settings.concurrency,
+            on_pause=lambda seconds, retry_after: display.paused(seconds, retry_after),
         )
         rows_ready = asyncio.Event()
         stopper = Stopper(rows_ready)
@@ -954,7 +988,14 @@ class Execution:
         live = None
         if self._client is not None:
             live = asyncio.create_task(self._live(timeline, stats))
-        error = await self._wait(tasks, stopper)
+        # Only while sending: a pass that sends nothing has no pacing, and keeps tqdm's ETA.
+        redraw = asyncio.create_task(display.redraw()) if self._client is not None else None
+        try:
+            error = await self._wait(tasks, stopper)
+        finally:  # on every way out, Ctrl-C and errors too: no redraw after the bar closes
+            if redraw is not None:
+                redraw.cancel()
+                await asyncio.gather(redraw, return_exceptions=True)
         late = commits.final()  # always, and first: the last answers must reach the disk
         error = error or late
         if live is not None:

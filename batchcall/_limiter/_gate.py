@@ -237,3 +237,41 @@ class Gate:
             sources["latency"] = "observed"
         stats["sources"] = sources
         return stats
+
+    def pause_left(self) -> float:
+        """Seconds left of the shared 429 pause; zero when none is running."""
+        return max(0.0, self._pause_until - self._clock())
+
+    def seconds_for(self, rows: int) -> float | None:
+        """Seconds to send `rows` more, the pause left included; None if it cannot tell yet."""
+        return _seconds_for(self, rows, self._clock())
+
+
+def _seconds_for(gate: Gate, rows: int, now: float) -> float | None:
+    """`rows` at the rate the gate expects over the coming windows, plus the pause left.
+
+    The rate is the learned limit per window, or the learned refill; within the `--max-rate`
+    ceiling. Not the pacer's rate now, which may spend a window's quota at once (a bar's ETA
+    from the recent throughput read 00:08 with two minutes to go). With nothing learned of how
+    quota comes back it is the rate achieved so far, pauses included, but only while the rows
+    fit in the quota a count said is left, while a 429's Retry-After says when quota returns,
+    or while no count came at all (blind). Otherwise when the quota returns is all that
+    matters, and it is not known yet.
+    """
+    learner, quota = gate._learner, gate._learner.quota
+    learned = learner.learned()
+    limit, window, refill = learned.get("limit"), learned.get("window"), learned.get("refill")
+    rate: float | None = None
+    if limit is not None and window is not None and float(window[0]) > 0:
+        rate = float(limit[0]) / float(window[0])
+    elif refill is not None and float(refill[0]) > 0:
+        rate = float(refill[0])
+    elif quota.remaining is not None and rows > quota.left and now >= gate._pause_until:
+        return None
+    elif gate._first_sent is not None and quota.accepted > 1 and now > gate._first_sent:
+        rate = quota.accepted / (now - gate._first_sent)
+    if rate is None:
+        return None
+    if gate._ceiling is not None:
+        rate = min(rate, 1 / gate._ceiling.time_period)
+    return rows / rate + max(0.0, gate._pause_until - now)

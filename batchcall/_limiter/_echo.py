@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 ECHO_SLACK = 0.02  # seconds of send-to-count jitter allowed when matching refills to our sends
 ECHO_MIN_WINDOW = 0.2  # seconds; a shorter "window" is a bucket's refill, not an echo
-ECHO_MIN_SEEN = 3  # expired requests before an echo is trusted
+ECHO_MIN_SEEN = 10  # expired requests before an echo is trusted: a bucket refills a few early too
 ECHO_GUARD = 0.01  # seconds added to the learned window before counting a request as expired
 
 
@@ -47,6 +47,11 @@ class Echo:
         """
         if self.broken:
             return
+        # None of our requests can have left a window shorter than ECHO_MIN_WINDOW: quota that
+        # seems to come back before that is the noise of counts read out of order (a burst's
+        # first answers), not an expiry, and is not taken as one.
+        if handed_back > 0 and not counted or sent_at - counted[0] < ECHO_MIN_WINDOW:
+            return
         self.expired += handed_back
         k = self.expired
         if k < -noise or k > len(counted) + noise:
@@ -66,6 +71,8 @@ class Echo:
         """The window, erring long, once the echo is established; None otherwise."""
         if self.broken or self.expired < ECHO_MIN_SEEN or self.high < ECHO_MIN_WINDOW:
             return None
+        if math.isinf(self.high):
+            return None  # nothing has bounded it yet: the counts are within their noise
         return self.high + ECHO_GUARD
 
     def returning(self, since: float, until: float, counted: Sequence[float]) -> int:

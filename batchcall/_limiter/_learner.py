@@ -17,10 +17,14 @@ window keeps its timing (a new limit is not a new clock). A window read from a 4
 
 from __future__ import annotations
 
+import math
+
 from ._blind import Blind
+from ._counted import CountedWindow, pause_to_reset
 from ._fixed import FixedWindow, WindowReader
 from ._model import RateModel
 from ._quota import Quota
+from ._resets import ResetBounds
 from ._rolling import Rolling
 
 RESET_SHARE = 0.25  # a jump of this share of the limit at once is a window reset
@@ -30,7 +34,17 @@ RESET_GUARD = 0.005  # seconds after a predicted reset before a paused request g
 class Learner:
     """Keeps the `Quota` and switches the rate model as answers come; the gate asks it to pace."""
 
-    __slots__ = ("_blind", "_max_rate", "_reader", "_rolling", "model", "quota")
+    __slots__ = (
+        "_blind",
+        "_max_rate",
+        "_opened_sent",
+        "_reader",
+        "_rolling",
+        "bounds",
+        "latency",
+        "model",
+        "quota",
+    )
 
     def __init__(self, max_rate: float) -> None:
         self._max_rate = max_rate
@@ -39,12 +53,20 @@ class Learner:
         self._rolling = Rolling(max_rate)  # measures every count, whichever model is in use
         self._reader = WindowReader()
         self.model: RateModel = self._blind
+        # Where a fixed window's resets may lie, from the first count on, whichever model is
+        # in use, so that a window is timed from its first reset.
+        self.bounds: ResetBounds | None = None
+        self._opened_sent = -math.inf  # when the request that opened the current window left
+        self.latency = 0.0  # the gate's estimate, seconds
 
     # --- pacing -------------------------------------------------------------------------------
 
     def wait(self, now: float) -> float:
         """Seconds until a request may leave, as the model in use paces; zero or less is now."""
-        return self.model.wait(now, self.quota)
+        model = self.model
+        if isinstance(model, CountedWindow):
+            model.latency = self.latency
+        return model.wait(now, self.quota)
 
     def rate(self, now: float) -> float:
         return self.model.rate(now, self.quota)
@@ -74,6 +96,11 @@ class Learner:
         says more exactly when the quota comes back, within that last second.
         """
         model = self.model
+        if isinstance(model, CountedWindow) or (
+            model is self._rolling and not model.settled and self.bounds is not None
+        ):
+            # A fixed window or not yet known otherwise: its first reset may be foreseen.
+            return pause_to_reset(self.bounds, now, retry_after)  # type: ignore[arg-type]
         if isinstance(model, FixedWindow) and (model.trusted or len(model.resets) >= 2):
             back = model.next_reset(now) + RESET_GUARD - now
             if retry_after - 1 - RESET_GUARD < back < retry_after:
@@ -108,6 +135,7 @@ class Learner:
             # Older than what we already know: stale, but it measures how far the server's
             # order strays from ours, which bounds the noise in every count.
             quota.reorder = max(quota.reorder, quota.newest_seq - seq)
+            quota.lower(seq, max(0, remaining))
             return
         remaining = max(0, remaining)
         after = quota.observed_sent
@@ -116,32 +144,57 @@ class Learner:
             # The first count: our first request began the window, or found a fresh key.
             quota.window_quota = remaining + 1
             self.model = self._rolling
+            self.bounds = ResetBounds(sent_at, now)
         else:
             self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
-            self._classify(handed_back, at=sent_at, after=after, remaining=remaining)
+            reset = self._classify(handed_back, at=sent_at, after=after, remaining=remaining)
+            if reset:
+                quota.window_seq = seq
+            if self.bounds is not None:
+                if reset:
+                    self.bounds.opened(sent_at, now)
+                    self._opened_sent = sent_at
+                else:
+                    self.bounds.counted(sent_at)
         self._rolling.measure(now, seq, remaining)
 
-    def _classify(self, handed_back: int, *, at: float, after: float, remaining: int) -> None:
-        """Read quota handed back between counts sent at `after` and `at` as a reset or not."""
+    def bound_refusal(self, sent_at: float, now: float, retry_after: float | None) -> None:
+        """A 429 with counts: the current window was full when it came (before its pause)."""
+        if self.bounds is not None and self.quota.remaining is not None:
+            if sent_at >= self._opened_sent:  # sent in the window we are in, not an older one
+                self.bounds.refused(sent_at, now, retry_after)
+
+    def _classify(self, handed_back: int, *, at: float, after: float, remaining: int) -> bool:
+        """Read quota handed back between counts sent at `after` and `at`; True at a reset."""
         rolling = self._rolling
         if rolling.settled:
-            return
+            return False
         limit = self.quota.known_limit
         if handed_back >= max(3, RESET_SHARE * limit):
             self._reset(at=at, after=after, remaining=remaining)
-        elif rolling.trickled(handed_back, limit, noise=self.quota.reorder):
+            return True
+        if rolling.trickled(handed_back, limit, noise=self.quota.reorder):
             rolling.settled = True
             self.model = rolling
+        return False
 
     def _reset(self, *, at: float, after: float, remaining: int) -> None:
         """A reset between the sends at `after` and `at`: a fixed window, new or known."""
         quota = self.quota
         started = quota.started if quota.started is not None else after
         model = self.model
+        if isinstance(model, CountedWindow):
+            quota.window_quota = remaining + 1
+            self._rolling.window_reset()
+            return
         if not isinstance(model, FixedWindow):
-            trusted = self._reader.read_at is not None
+            if self._reader.read_at is None and self.bounds is not None:
+                self.model = CountedWindow(self._max_rate, self.bounds)
+                quota.window_quota = remaining + 1
+                self._rolling.window_reset()
+                return
             model = FixedWindow.seen(
-                self._max_rate, at=at, after=after, started=started, trusted=trusted
+                self._max_rate, at=at, after=after, started=started, trusted=True
             )
             self.model = model
         if model.reset(at, after=after, started=started):
@@ -236,6 +289,11 @@ def _learned(
     if isinstance(model, FixedWindow):
         learned["kind"] = ("fixed window", "inferred")
         learned["window"] = (round(model.period, 3), "inferred")
+    elif isinstance(model, CountedWindow):
+        learned["kind"] = ("fixed window", "inferred")
+        period = model.period()
+        if period is not None:
+            learned["window"] = (round(period, 3), "inferred")
     elif model is rolling and rolling.settled:
         echo = rolling.echo.window
         if echo is not None:

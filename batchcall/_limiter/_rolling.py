@@ -78,9 +78,12 @@ class Rolling(Accounted):
         return min(limit, left + refill * (now - quota.observed_at))
 
     def pace(self, now: float, quota: Quota, available: float) -> float:
+        # Quota that is there is spent at full speed: spread out, it only comes back later.
+        if available >= 1 + quota.margin:
+            return self.max_rate
         window, limit = self.echo.window, quota.limit
         refill = limit / window if window and limit else self.refill or 0.0
-        return bounded(refill + (available - quota.margin) / SURPLUS_HORIZON, self.max_rate)
+        return bounded(refill, self.max_rate)
 
     def hold(self, now: float, quota: Quota) -> float:
         window = self.echo.window

@@ -37,7 +37,7 @@ ROUND_PERIODS = (1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0,
 class ResetBounds:
     """Lower and upper bounds on r_0, r_1, ... by our own clock; `index` is the window we are in."""
 
-    __slots__ = ("_anchor_lo", "_ruled_out", "hi", "index", "lo")
+    __slots__ = ("_anchor_lo", "_ruled_out", "hi", "index", "lo", "openers", "sliding")
 
     def __init__(self, first_sent: float, first_answered: float) -> None:
         self.index = 0
@@ -45,6 +45,10 @@ class ResetBounds:
         self.hi: dict[int, float] = {0: first_answered}
         self._anchor_lo: float | None = first_sent  # window 0 began with our first request
         self._ruled_out: set[float] = set()  # round lengths a 429 contradicted
+        # (sent, answered) of each window's first request: in a sliding window, the quota a
+        # burst spent comes back one window after it, whenever the burst went.
+        self.openers: dict[int, tuple[float, float]] = {0: (first_sent, first_answered)}
+        self.sliding = False  # the resets follow our bursts, not a clock of their own
 
     # --- taking in answers --------------------------------------------------------------------
 
@@ -54,17 +58,25 @@ class ResetBounds:
 
     def refused(self, sent_at: float, answered_at: float, retry_after: float | None) -> None:
         """A 429 in the current window: the next reset is after its send, within Retry-After."""
+        k = self.index + 1
+        foreseen = self.predict(k)
         low = sent_at if retry_after is None else max(sent_at, sent_at + retry_after - 1)
-        self._raise(self.index + 1, low)
+        self._raise(k, low)
         if retry_after is not None:
-            k = self.index + 1
             self.hi[k] = min(self.hi.get(k, math.inf), answered_at + retry_after + RETRY_SLACK)
+        if not self.sliding and foreseen is not None and sent_at > foreseen[1]:
+            # Refused after the reset was due: if the resets follow our bursts instead, this
+            # is a sliding window.
+            self.sliding = True
+            if not self._consistent() or self.predict(k) is None:
+                self.sliding = False
         self._check()
 
     def opened(self, sent_at: float, answered_at: float) -> None:
         """The first request counted in a new window: the reset came before its answer."""
         self.index += 1
         k = self.index
+        self.openers[k] = (sent_at, answered_at)
         self.hi[k] = min(self.hi.get(k, math.inf), answered_at)
         self.lo.setdefault(k, -math.inf)
         # A request sent after the reset whose answer came later cannot bound it from below.
@@ -87,6 +99,8 @@ class ResetBounds:
 
     def period(self) -> tuple[float, float] | None:
         """The least and greatest period the bounds allow; None while unbounded above."""
+        if self.sliding:
+            return self._sliding_period()
         lows, highs = self._lows(), self.hi
         shortest, longest = 0.0, math.inf
         for i in lows:
@@ -125,8 +139,21 @@ class ResetBounds:
             self._ruled_out.add(period)
         return within
 
+    def _sliding_period(self) -> tuple[float, float] | None:
+        """A sliding window's length: from each burst's first request to the quota's return."""
+        shortest, longest = 0.0, math.inf
+        for k, (sent, answered) in self.openers.items():
+            if k + 1 in self.lo:
+                shortest = max(shortest, self.lo[k + 1] - answered)
+                longest = min(longest, self.hi.get(k + 1, math.inf) - sent)
+        return (shortest, longest) if longest < math.inf else None
+
     def _predict(self, k: int, span: tuple[float, float]) -> tuple[float, float]:
         shortest, longest = span
+        if self.sliding:
+            sent, answered = self.openers.get(k - 1, (-math.inf, math.inf))
+            earliest, latest = sent + shortest, answered + longest
+            return (max(earliest, self.lo.get(k, -math.inf)), min(latest, self.hi.get(k, math.inf)))
         lows, highs = self._lows(), self.hi
         earliest = max(lows[i] + (k - i) * shortest for i in lows if i < k)
         latest = min(highs[i] + (k - i) * longest for i in highs if i < k)
@@ -136,9 +163,18 @@ class ResetBounds:
         return (earliest, latest)
 
     def _check(self) -> None:
-        """Bounds that contradict each other drop the anchor, then all but the newest reset."""
+        """Bounds that contradict each other drop the anchor, then all but the newest reset.
+
+        Resets that come a window after each of our bursts rather than on a clock of their own
+        are a sliding window's: that is tried before anything is dropped.
+        """
         if self._consistent():
             return
+        if not self.sliding:
+            self.sliding = True
+            if self._consistent():
+                return
+            self.sliding = False
         self._anchor_lo = None
         if self._consistent():
             return
@@ -154,7 +190,17 @@ class ResetBounds:
         if any(lows[k] > self.hi.get(k, math.inf) for k in lows):
             return False
         span = self.period()
-        return span is None or span[0] <= span[1]
+        if span is None or span[0] > span[1]:
+            return span is None
+        # The round length in use must still fit what came: a 429 after its reset rules it out.
+        period = self.round_period()
+        while period is not None:
+            guess = self._predict(self.index + 1, (period, period))
+            if guess[0] <= guess[1]:
+                return True
+            self._ruled_out.add(period)
+            period = self.round_period()
+        return True
 
     def _forget_old(self) -> None:
         keys = sorted(self.hi)
@@ -163,3 +209,4 @@ class ResetBounds:
         keep = {keys[0], *keys[-KEPT:]}
         self.lo = {k: v for k, v in self.lo.items() if k in keep}
         self.hi = {k: v for k, v in self.hi.items() if k in keep}
+        self.openers = {k: v for k, v in self.openers.items() if k in keep or k + 1 in keep}

@@ -65,8 +65,9 @@ class Rolling(Accounted):
         self._history.clear()
 
     def refused(self) -> None:
-        """A 429 despite the count: the refill was overestimated."""
+        """A 429 despite the count: the refill was overestimated, or the echo's window."""
         self.refill = (self.refill or 0.0) * CUBIC_BETA
+        self.echo.refused()
 
     # --- pacing -------------------------------------------------------------------------------
 

@@ -50,10 +50,10 @@ class Echo:
         """
         if self.broken:
             return
-        # None of our requests can have left a window shorter than ECHO_MIN_WINDOW: quota that
-        # seems to come back before that is the noise of counts read out of order (a burst's
-        # first answers), not an expiry, and is not taken as one.
-        if handed_back > 0 and not counted or sent_at - counted[0] < ECHO_MIN_WINDOW:
+        # None of our requests can have left a window shorter than ECHO_MIN_WINDOW: what a count
+        # says before that is the noise of counts read out of order (a burst's first answers),
+        # not an expiry, and is not taken in.
+        if not counted or sent_at - counted[0] < ECHO_MIN_WINDOW:
             return
         self.expired += handed_back
         k = self.expired

@@ -132,7 +132,8 @@ class Gate:
         if now >= self._pause_until:
             # A model's hold is a forecast: look again at least this often, whatever it says.
             seconds = min(seconds, MAX_NAP)
-        if now < self._pause_until or self._sleep is not asyncio.sleep or not self.in_flight:
+        asleep = not self.in_flight or not self._learner.wakes_on_answers
+        if now < self._pause_until or self._sleep is not asyncio.sleep or asleep:
             await self._sleep(seconds)
             return
         self._freed.clear()

@@ -31,20 +31,89 @@ RESET_SHARE = 0.25  # a jump of this share of the limit at once is a window rese
 RESET_GUARD = 0.005  # seconds after a predicted reset before a paused request goes
 
 
-class Learner:
+class _WindowsAndReports:
+    """The Learner's reading of a window from a blind 429, and what it reports it learned."""
+
+    __slots__ = ("_blind", "_max_rate", "_reader", "_rolling", "model", "quota")
+    _blind: Blind
+    _max_rate: float
+    _reader: WindowReader
+    _rolling: Rolling
+    model: RateModel
+    quota: Quota
+    bounds: ResetBounds | None
+
+    def _reset(self, *, at: float, after: float, remaining: int) -> None:
+        """A reset between the sends at `after` and `at`: a fixed window, new or known."""
+        quota = self.quota
+        started = quota.started if quota.started is not None else after
+        model = self.model
+        if isinstance(model, CountedWindow):
+            quota.window_quota = remaining + 1
+            self._rolling.window_reset()
+            return
+        if not isinstance(model, FixedWindow):
+            if self._reader.read_at is None and self.bounds is not None:
+                self.model = CountedWindow(self._max_rate, self.bounds)
+                quota.window_quota = remaining + 1
+                self._rolling.window_reset()
+                return
+            model = FixedWindow.seen(
+                self._max_rate, at=at, after=after, started=started, trusted=True
+            )
+            self.model = model
+        if model.reset(at, after=after, started=started):
+            quota.window_quota = remaining + 1
+            self._rolling.window_reset()
+
+    def _forget_read_window(self) -> None:
+        """The window read from a 429 was wrong: back to the blind mode for good.
+
+        Most likely another client, or a window that began before ours; the blind mode adapts
+        to anything. A count that comes later starts the rolling model unsettled again.
+        """
+        self._reader.forget()
+        self.quota.forget_remaining()
+        self._rolling.settled = False
+        self.model = self._blind
+
+    def read_window(self, now: float) -> None:
+        """After any answer: a pending blind 429 may now read as a fixed window."""
+        reading = self._reader.read(now, self.quota)
+        if reading is None:
+            return
+        quota = self.quota
+        self.model = FixedWindow(
+            self._max_rate,
+            period=reading.period,
+            phase=reading.reset,
+            resets=[reading.reset],
+            first_reset=None,
+            trusted=True,
+        )
+        quota.window_quota = quota.limit
+        quota.observe(reading.seq, now, reading.sent_at, 0)  # the window was full at the 429
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def learned(self) -> dict[str, tuple[str | float | int, str]]:
+        """What the answers taught, each as (value, "observed" or "inferred"); nothing guessed."""
+        return _learned(self.model, self._rolling, self.quota)
+
+    def window(self) -> float | None:
+        """The window learned, or the one the rolling measurements imply."""
+        window = self.model.window(self.quota)
+        return window if window is not None else self._rolling.window(self.quota)
+
+    @property
+    def refill(self) -> float | None:
+        return self._rolling.refill
+
+
+class Learner(_WindowsAndReports):
     """Keeps the `Quota` and switches the rate model as answers come; the gate asks it to pace."""
 
-    __slots__ = (
-        "_blind",
-        "_max_rate",
-        "_opened_sent",
-        "_reader",
-        "_rolling",
-        "bounds",
-        "latency",
-        "model",
-        "quota",
-    )
+    __slots__ = ("_opened_sent", "bounds", "latency")
 
     def __init__(self, max_rate: float) -> None:
         self._max_rate = max_rate
@@ -70,6 +139,13 @@ class Learner:
 
     def rate(self, now: float) -> float:
         return self.model.rate(now, self.quota)
+
+    @property
+    def wakes_on_answers(self) -> bool:
+        """Whether an answer may let a waiting request go at once: it may bring a first count,
+        a window's opening or quota handed back. (A window read from a 429 is paced by the
+        clock alone: waking it early only spreads its requests differently.)"""
+        return not isinstance(self.model, FixedWindow)
 
     @property
     def blind(self) -> bool:
@@ -160,9 +236,10 @@ class Learner:
 
     def bound_refusal(self, sent_at: float, now: float, retry_after: float | None) -> None:
         """A 429 with counts: the current window was full when it came (before its pause)."""
-        if self.bounds is not None and self.quota.remaining is not None:
-            if sent_at >= self._opened_sent:  # sent in the window we are in, not an older one
-                self.bounds.refused(sent_at, now, retry_after)
+        # Only one sent in the window we are in says when that window ends.
+        counting = self.bounds is not None and self.quota.remaining is not None
+        if counting and sent_at >= self._opened_sent:
+            self.bounds.refused(sent_at, now, retry_after)  # type: ignore[union-attr]
 
     def _classify(self, handed_back: int, *, at: float, after: float, remaining: int) -> bool:
         """Read quota handed back between counts sent at `after` and `at`; True at a reset."""
@@ -177,29 +254,6 @@ class Learner:
             rolling.settled = True
             self.model = rolling
         return False
-
-    def _reset(self, *, at: float, after: float, remaining: int) -> None:
-        """A reset between the sends at `after` and `at`: a fixed window, new or known."""
-        quota = self.quota
-        started = quota.started if quota.started is not None else after
-        model = self.model
-        if isinstance(model, CountedWindow):
-            quota.window_quota = remaining + 1
-            self._rolling.window_reset()
-            return
-        if not isinstance(model, FixedWindow):
-            if self._reader.read_at is None and self.bounds is not None:
-                self.model = CountedWindow(self._max_rate, self.bounds)
-                quota.window_quota = remaining + 1
-                self._rolling.window_reset()
-                return
-            model = FixedWindow.seen(
-                self._max_rate, at=at, after=after, started=started, trusted=True
-            )
-            self.model = model
-        if model.reset(at, after=after, started=started):
-            quota.window_quota = remaining + 1
-            self._rolling.window_reset()
 
     def refused(
         self,
@@ -233,49 +287,6 @@ class Learner:
             if handed_back is not None:
                 self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
         self._rolling.refused()
-
-    def _forget_read_window(self) -> None:
-        """The window read from a 429 was wrong: back to the blind mode for good.
-
-        Most likely another client, or a window that began before ours; the blind mode adapts
-        to anything. A count that comes later starts the rolling model unsettled again.
-        """
-        self._reader.forget()
-        self.quota.forget_remaining()
-        self._rolling.settled = False
-        self.model = self._blind
-
-    def read_window(self, now: float) -> None:
-        """After any answer: a pending blind 429 may now read as a fixed window."""
-        reading = self._reader.read(now, self.quota)
-        if reading is None:
-            return
-        quota = self.quota
-        self.model = FixedWindow(
-            self._max_rate,
-            period=reading.period,
-            phase=reading.reset,
-            resets=[reading.reset],
-            first_reset=None,
-            trusted=True,
-        )
-        quota.window_quota = quota.limit
-        quota.observe(reading.seq, now, reading.sent_at, 0)  # the window was full at the 429
-
-    # --- reporting ----------------------------------------------------------------------------
-
-    def learned(self) -> dict[str, tuple[str | float | int, str]]:
-        """What the answers taught, each as (value, "observed" or "inferred"); nothing guessed."""
-        return _learned(self.model, self._rolling, self.quota)
-
-    def window(self) -> float | None:
-        """The window learned, or the one the rolling measurements imply."""
-        window = self.model.window(self.quota)
-        return window if window is not None else self._rolling.window(self.quota)
-
-    @property
-    def refill(self) -> float | None:
-        return self._rolling.refill
 
 
 def _learned(

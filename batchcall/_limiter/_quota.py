@@ -21,6 +21,7 @@ class Quota:
         "counted",
         "issued",
         "last_send",
+        "late",
         "limit",
         "looks",
         "margin",
@@ -35,7 +36,6 @@ class Quota:
         "uncounted",
         "window_quota",
         "window_seq",
-        "late",
     )
 
     def __init__(self) -> None:

@@ -1,9 +1,9 @@
 """A token bucket or a sliding window: quota that comes back steadily rather than all at once.
 
-The rate is the refill plus a term that spends the surplus above a small reserve over
-SURPLUS_HORIZON. The refill is the quota handed back over the last REFILL_SPAN of counts,
-unless the `Echo` shows a sliding window: then every refill is foreseen from our own send
-times, and the refill rate is the limit per window.
+Quota above a small reserve is spent at full speed (spread out, it would only come back
+later); with only the reserve left, the pace is the refill. The refill is the quota handed
+back over the last REFILL_SPAN of counts, unless the `Echo` shows a sliding window: then
+every refill is foreseen from our own send times, and the refill rate is the limit per window.
 
 The gate keeps one `Rolling` from the first count on and feeds it every count, whatever
 model is in use, so its measurements are ready the moment the jumps of a fixed window stop.
@@ -18,7 +18,6 @@ from ._echo import Echo
 from ._model import CUBIC_BETA, PROBE_AFTER, RECHECK, Accounted, bounded
 from ._quota import Quota
 
-SURPLUS_HORIZON = 0.5  # seconds over which quota above the reserve is spent
 REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
 
 

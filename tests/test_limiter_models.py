@@ -14,7 +14,7 @@ from batchcall._limiter._fixed import FixedWindow, WindowReader
 from batchcall._limiter._learner import Learner
 from batchcall._limiter._model import CUBIC_BETA, RECHECK
 from batchcall._limiter._quota import Quota
-from batchcall._limiter._rolling import REFILL_SPAN, SURPLUS_HORIZON, Rolling
+from batchcall._limiter._rolling import REFILL_SPAN, Rolling
 
 CEILING = 1000.0
 
@@ -145,14 +145,16 @@ def test_a_blind_429_reads_a_fixed_window_when_retry_after_agrees() -> None:
 
 
 def test_rolling_measures_the_refill_over_the_refill_span() -> None:
-    """5 requests spent and Remaining unchanged over 0.25 s: 20/s come back, and it paces there."""
+    """5 requests spent and Remaining unchanged over 0.25 s: 20/s come back, and it paces there
+    once only the margin is left; quota beyond the margin goes at full speed."""
     rolling = Rolling(CEILING)
     rolling.measure(0.0, 0, 50)
     rolling.measure(REFILL_SPAN / 2, 5, 50)
     assert rolling.refill == 20.0
     quota = accepted_quota(100, [i / 20 for i in range(6)])
-    quota.observe(5, REFILL_SPAN / 2, 0.25, 2)  # 2 left, 1 held back: one more over the horizon
-    assert rolling.pace(0.25, quota, 2) == 20.0 + 1 / SURPLUS_HORIZON
+    quota.observe(5, REFILL_SPAN / 2, 0.25, 2)
+    assert rolling.pace(0.25, quota, 2) == CEILING  # 2 left, 1 held back: spent at once
+    assert rolling.pace(0.25, quota, 1) == 20.0  # only the margin: at the refill
 
 
 def sliding_echo(sends: list[float], window: float) -> Echo:
@@ -208,5 +210,5 @@ def test_the_learner_switches_from_blind_to_fixed_to_rolling_as_the_counts_say()
         learner.accepted(seq, at, at + 0.001, next(remaining))
     kinds.append(type(learner.model).__name__)
     assert kinds[:4] == ["Blind", "Rolling", "Rolling", "Rolling"]
-    assert kinds[4:9] == ["FixedWindow"] * 5
+    assert kinds[4:9] == ["CountedWindow"] * 5
     assert kinds[9:] == ["Rolling"] * 3

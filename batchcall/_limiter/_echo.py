@@ -16,9 +16,11 @@ import bisect
 import math
 from collections.abc import Sequence
 
+from ._resets import ROUND_PERIODS
+
 ECHO_SLACK = 0.02  # seconds of send-to-count jitter allowed when matching refills to our sends
 ECHO_MIN_WINDOW = 0.2  # seconds; a shorter "window" is a bucket's refill, not an echo
-ECHO_MIN_SEEN = 3  # expired requests before an echo is trusted
+ECHO_MIN_SEEN = 10  # expired requests before an echo is trusted: a bucket refills a few early too
 ECHO_GUARD = 0.01  # seconds added to the learned window before counting a request as expired
 
 
@@ -28,13 +30,14 @@ class Echo:
     `counted` is always the quota's sorted send times of the requests the server counted.
     """
 
-    __slots__ = ("broken", "expired", "high", "low")
+    __slots__ = ("broken", "expired", "high", "low", "ruled_out")
 
     def __init__(self) -> None:
         self.expired = 0
         self.low = 0.0
         self.high = math.inf
         self.broken = False
+        self.ruled_out: set[float] = set()  # round lengths a 429 contradicted
 
     def observe(
         self, sent_at: float, handed_back: int, counted: Sequence[float], *, noise: int = 0
@@ -46,6 +49,11 @@ class Echo:
         and surely not, and a total that dips below zero by that much is noise, not a break.
         """
         if self.broken:
+            return
+        # None of our requests can have left a window shorter than ECHO_MIN_WINDOW: what a count
+        # says before that is the noise of counts read out of order (a burst's first answers),
+        # not an expiry, and is not taken in.
+        if not counted or sent_at - counted[0] < ECHO_MIN_WINDOW:
             return
         self.expired += handed_back
         k = self.expired
@@ -66,7 +74,20 @@ class Echo:
         """The window, erring long, once the echo is established; None otherwise."""
         if self.broken or self.expired < ECHO_MIN_SEEN or self.high < ECHO_MIN_WINDOW:
             return None
+        if math.isinf(self.high):
+            return None  # nothing has bounded it yet: the counts are within their noise
+        # The bound from above is only as sharp as the moments we happened to look; a round
+        # length within the bounds is likelier the truth, until a 429 rules it out.
+        for period in ROUND_PERIODS:
+            if self.low <= period <= self.high and period not in self.ruled_out:
+                return period + ECHO_GUARD
         return self.high + ECHO_GUARD
+
+    def refused(self) -> None:
+        """A 429 despite the echo: the round length in use, if any, is wrong."""
+        window = self.window
+        if window is not None and window - ECHO_GUARD in ROUND_PERIODS:
+            self.ruled_out.add(window - ECHO_GUARD)
 
     def returning(self, since: float, until: float, counted: Sequence[float]) -> int:
         """Our requests that leave the window between two instants, by their send times."""

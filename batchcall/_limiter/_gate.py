@@ -27,6 +27,7 @@ RETRY_AFTER_CAP = 60.0  # seconds; a longer Retry-After is more likely a server 
 PAUSE_JITTER = 0.05
 BLIND_IN_FLIGHT_SHARE = 0.02  # while blind, requests in flight per request accepted so far
 BLIND_MIN_IN_FLIGHT = 4
+MAX_NAP = 1.0  # seconds a request waits, outside a 429 pause, before the gate looks again
 
 
 class Permit:
@@ -107,8 +108,8 @@ class Gate:
             while True:
                 now = self._clock()
                 wait = self._wait(now)
-                if wait > 0:
-                    await self._sleep(wait)
+                if wait > 1e-6:  # less is float rounding of "now", which no clock can wait out
+                    await self._nap(now, wait)
                     continue
                 if self._learner.quota.in_flight >= self._cap(now):
                     self._freed.clear()
@@ -121,6 +122,27 @@ class Gate:
             if self._first_sent is None:
                 self._first_sent = now
             return Permit(self, self._learner.sent(now), now)
+
+    async def _nap(self, now: float, seconds: float) -> None:
+        """Sleep `seconds`, or less if an answer comes first: it may change the picture.
+
+        Outside a 429 pause, an answer can open a window or return quota, and a request that
+        waited out a fixed RECHECK after it would waste that much of every window.
+        """
+        if now >= self._pause_until:
+            # A model's hold is a forecast: look again at least this often, whatever it says.
+            seconds = min(seconds, MAX_NAP)
+        asleep = not self.in_flight or not self._learner.wakes_on_answers
+        if now < self._pause_until or self._sleep is not asyncio.sleep or asleep:
+            await self._sleep(seconds)
+            return
+        self._freed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._freed.wait(), seconds)
+
+    @property
+    def in_flight(self) -> int:
+        return self._learner.quota.in_flight
 
     def _wait(self, now: float) -> float:
         """Seconds until a request may leave; zero or less means now."""
@@ -162,8 +184,10 @@ class Gate:
         if reply.status is not None:
             sample = max(0.0, now - permit.sent_at)
             self._latency = sample if self._latency is None else 0.8 * self._latency + 0.2 * sample
+            learner.latency = self._latency
             learner.heard_limit(reply.limit)
             if reply.status == 429:
+                learner.bound_refusal(permit.sent_at, now, reply.retry_after)
                 delay = self._pause(now, reply.retry_after)
                 learner.refused(
                     permit.seq,

@@ -17,169 +17,54 @@ window keeps its timing (a new limit is not a new clock). A window read from a 4
 
 from __future__ import annotations
 
+import math
+
 from ._blind import Blind
+from ._counted import CountedWindow, pause_to_reset
 from ._fixed import FixedWindow, WindowReader
 from ._model import RateModel
 from ._quota import Quota
+from ._resets import ResetBounds
 from ._rolling import Rolling
 
 RESET_SHARE = 0.25  # a jump of this share of the limit at once is a window reset
 RESET_GUARD = 0.005  # seconds after a predicted reset before a paused request goes
 
 
-class Learner:
-    """Keeps the `Quota` and switches the rate model as answers come; the gate asks it to pace."""
+class _WindowsAndReports:
+    """The Learner's reading of a window from a blind 429, and what it reports it learned."""
 
     __slots__ = ("_blind", "_max_rate", "_reader", "_rolling", "model", "quota")
-
-    def __init__(self, max_rate: float) -> None:
-        self._max_rate = max_rate
-        self.quota = Quota()
-        self._blind = Blind(max_rate)
-        self._rolling = Rolling(max_rate)  # measures every count, whichever model is in use
-        self._reader = WindowReader()
-        self.model: RateModel = self._blind
-
-    # --- pacing -------------------------------------------------------------------------------
-
-    def wait(self, now: float) -> float:
-        """Seconds until a request may leave, as the model in use paces; zero or less is now."""
-        return self.model.wait(now, self.quota)
-
-    def rate(self, now: float) -> float:
-        return self.model.rate(now, self.quota)
-
-    @property
-    def blind(self) -> bool:
-        """No count has come from the server yet: the rate is found by throttles."""
-        return self.model is self._blind
-
-    def sent(self, now: float) -> int:
-        """Book a request leaving now; its sequence number."""
-        model, quota = self.model, self.quota
-        # A request our books say finds nothing left looks for a refill or a reset: its 429
-        # was foreseen, and says nothing of another client.
-        looking = quota.remaining is not None and quota.left < 1
-        # The blind mode counts the last second's sends, a fixed window those since its reset.
-        keep = max(1.0, model.period if isinstance(model, FixedWindow) else 0.0)
-        seq = quota.send(now, keep=keep)
-        if looking:
-            quota.looks.add(seq)
-        return seq
-
-    def pause(self, now: float, retry_after: float) -> float:
-        """Seconds to pause after a 429 that asked for `retry_after`.
-
-        Retry-After comes in whole seconds, rounded up; a fixed window whose resets are known
-        says more exactly when the quota comes back, within that last second.
-        """
-        model = self.model
-        if isinstance(model, FixedWindow) and (model.trusted or len(model.resets) >= 2):
-            back = model.next_reset(now) + RESET_GUARD - now
-            if retry_after - 1 - RESET_GUARD < back < retry_after:
-                return back
-        return retry_after
-
-    # --- answers ------------------------------------------------------------------------------
-
-    def answered(self, seq: int) -> None:
-        """Permit `seq` has its answer, or will never get one."""
-        self.quota.answered(seq)
-
-    def heard_limit(self, limit: int | None) -> None:
-        """An answer gave `limit` (if any)."""
-        if limit is None or limit <= 0:
-            return
-        if self.quota.set_limit(limit):
-            # Old refill measurements describe the old limit. A fixed window keeps its timing
-            # (a new limit is not a new clock); anything else is learned afresh.
-            fresh = Rolling(self._max_rate)
-            if self.model is self._rolling:
-                self.model = fresh
-            self._rolling = fresh
-
-    def accepted(self, seq: int, sent_at: float, now: float, remaining: int | None) -> None:
-        """Permit `seq`, sent at `sent_at`, was accepted with `remaining` left (if it said)."""
-        quota = self.quota
-        quota.count(seq, sent_at)
-        if remaining is None or quota.limit is None:
-            return
-        if not quota.is_newer(seq):
-            # Older than what we already know: stale, but it measures how far the server's
-            # order strays from ours, which bounds the noise in every count.
-            quota.reorder = max(quota.reorder, quota.newest_seq - seq)
-            return
-        remaining = max(0, remaining)
-        after = quota.observed_sent
-        handed_back = quota.observe(seq, now, sent_at, remaining)
-        if handed_back is None:
-            # The first count: our first request began the window, or found a fresh key.
-            quota.window_quota = remaining + 1
-            self.model = self._rolling
-        else:
-            self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
-            self._classify(handed_back, at=sent_at, after=after, remaining=remaining)
-        self._rolling.measure(now, seq, remaining)
-
-    def _classify(self, handed_back: int, *, at: float, after: float, remaining: int) -> None:
-        """Read quota handed back between counts sent at `after` and `at` as a reset or not."""
-        rolling = self._rolling
-        if rolling.settled:
-            return
-        limit = self.quota.known_limit
-        if handed_back >= max(3, RESET_SHARE * limit):
-            self._reset(at=at, after=after, remaining=remaining)
-        elif rolling.trickled(handed_back, limit, noise=self.quota.reorder):
-            rolling.settled = True
-            self.model = rolling
+    _blind: Blind
+    _max_rate: float
+    _reader: WindowReader
+    _rolling: Rolling
+    model: RateModel
+    quota: Quota
+    bounds: ResetBounds | None
 
     def _reset(self, *, at: float, after: float, remaining: int) -> None:
         """A reset between the sends at `after` and `at`: a fixed window, new or known."""
         quota = self.quota
         started = quota.started if quota.started is not None else after
         model = self.model
+        if isinstance(model, CountedWindow):
+            quota.window_quota = remaining + 1
+            self._rolling.window_reset()
+            return
         if not isinstance(model, FixedWindow):
-            trusted = self._reader.read_at is not None
+            if self._reader.read_at is None and self.bounds is not None:
+                self.model = CountedWindow(self._max_rate, self.bounds)
+                quota.window_quota = remaining + 1
+                self._rolling.window_reset()
+                return
             model = FixedWindow.seen(
-                self._max_rate, at=at, after=after, started=started, trusted=trusted
+                self._max_rate, at=at, after=after, started=started, trusted=True
             )
             self.model = model
         if model.reset(at, after=after, started=started):
             quota.window_quota = remaining + 1
             self._rolling.window_reset()
-
-    def refused(
-        self,
-        seq: int,
-        sent_at: float,
-        now: float,
-        *,
-        retry_after: float | None,
-        paused_until: float,
-    ) -> None:
-        """Permit `seq` drew a 429 (with the server's own Retry-After, if any)."""
-        quota = self.quota
-        quota.refuse(seq)
-        foreseen = seq in quota.looks
-        quota.looks.discard(seq)
-        if retry_after is not None and quota.remaining is None:
-            self._reader.refused(seq, sent_at, retry_after)
-        read_at = self._reader.read_at
-        if read_at is not None:
-            if sent_at <= read_at:
-                return  # sent before the window was read: no news
-            self._forget_read_window()
-        if quota.remaining is None:
-            self._blind.throttled(now, quota, paused_until=paused_until)
-            return
-        if not foreseen:
-            quota.hold_back_more()
-        if quota.is_newer(seq):
-            # A refusal says the quota was empty when it arrived: an observation too.
-            handed_back = quota.observe(seq, now, sent_at, 0)
-            if handed_back is not None:
-                self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
-        self._rolling.refused()
 
     def _forget_read_window(self) -> None:
         """The window read from a 429 was wrong: back to the blind mode for good.
@@ -225,6 +110,185 @@ class Learner:
         return self._rolling.refill
 
 
+class Learner(_WindowsAndReports):
+    """Keeps the `Quota` and switches the rate model as answers come; the gate asks it to pace."""
+
+    __slots__ = ("_opened_sent", "bounds", "latency")
+
+    def __init__(self, max_rate: float) -> None:
+        self._max_rate = max_rate
+        self.quota = Quota()
+        self._blind = Blind(max_rate)
+        self._rolling = Rolling(max_rate)  # measures every count, whichever model is in use
+        self._reader = WindowReader()
+        self.model: RateModel = self._blind
+        # Where a fixed window's resets may lie, from the first count on, whichever model is
+        # in use, so that a window is timed from its first reset.
+        self.bounds: ResetBounds | None = None
+        self._opened_sent = -math.inf  # when the request that opened the current window left
+        self.latency = 0.0  # the gate's estimate, seconds
+
+    # --- pacing -------------------------------------------------------------------------------
+
+    def wait(self, now: float) -> float:
+        """Seconds until a request may leave, as the model in use paces; zero or less is now."""
+        model = self.model
+        if isinstance(model, CountedWindow):
+            model.latency = self.latency
+        return model.wait(now, self.quota)
+
+    def rate(self, now: float) -> float:
+        return self.model.rate(now, self.quota)
+
+    @property
+    def wakes_on_answers(self) -> bool:
+        """Whether an answer may let a waiting request go at once: it may bring a first count,
+        a window's opening or quota handed back. (A window read from a 429 is paced by the
+        clock alone: waking it early only spreads its requests differently.)"""
+        return not isinstance(self.model, FixedWindow)
+
+    @property
+    def blind(self) -> bool:
+        """No count has come from the server yet: the rate is found by throttles."""
+        return self.model is self._blind
+
+    def sent(self, now: float) -> int:
+        """Book a request leaving now; its sequence number."""
+        model, quota = self.model, self.quota
+        # A request our books say finds nothing left looks for a refill or a reset: its 429
+        # was foreseen, and says nothing of another client.
+        looking = quota.remaining is not None and quota.left < 1
+        # The blind mode counts the last second's sends, a fixed window those since its reset.
+        keep = max(1.0, model.period if isinstance(model, FixedWindow) else 0.0)
+        seq = quota.send(now, keep=keep)
+        if looking:
+            quota.looks.add(seq)
+        return seq
+
+    def pause(self, now: float, retry_after: float) -> float:
+        """Seconds to pause after a 429 that asked for `retry_after`.
+
+        Retry-After comes in whole seconds, rounded up; a fixed window whose resets are known
+        says more exactly when the quota comes back, within that last second.
+        """
+        model = self.model
+        if isinstance(model, CountedWindow) or (
+            model is self._rolling and not model.settled and self.bounds is not None
+        ):
+            # A fixed window or not yet known otherwise: its first reset may be foreseen.
+            return pause_to_reset(self.bounds, now, retry_after)  # type: ignore[arg-type]
+        if isinstance(model, FixedWindow) and (model.trusted or len(model.resets) >= 2):
+            back = model.next_reset(now) + RESET_GUARD - now
+            if retry_after - 1 - RESET_GUARD < back < retry_after:
+                return back
+        return retry_after
+
+    # --- answers ------------------------------------------------------------------------------
+
+    def answered(self, seq: int) -> None:
+        """Permit `seq` has its answer, or will never get one."""
+        self.quota.answered(seq)
+
+    def heard_limit(self, limit: int | None) -> None:
+        """An answer gave `limit` (if any)."""
+        if limit is None or limit <= 0:
+            return
+        if self.quota.set_limit(limit):
+            # Old refill measurements describe the old limit. A fixed window keeps its timing
+            # (a new limit is not a new clock); anything else is learned afresh.
+            fresh = Rolling(self._max_rate)
+            if self.model is self._rolling:
+                self.model = fresh
+            self._rolling = fresh
+
+    def accepted(self, seq: int, sent_at: float, now: float, remaining: int | None) -> None:
+        """Permit `seq`, sent at `sent_at`, was accepted with `remaining` left (if it said)."""
+        quota = self.quota
+        quota.count(seq, sent_at)
+        if remaining is None or quota.limit is None:
+            return
+        if not quota.is_newer(seq):
+            # Older than what we already know: stale, but it measures how far the server's
+            # order strays from ours, which bounds the noise in every count.
+            quota.reorder = max(quota.reorder, quota.newest_seq - seq)
+            quota.lower(seq, max(0, remaining))
+            return
+        remaining = max(0, remaining)
+        after = quota.observed_sent
+        handed_back = quota.observe(seq, now, sent_at, remaining)
+        if handed_back is None:
+            # The first count: our first request began the window, or found a fresh key.
+            quota.window_quota = remaining + 1
+            self.model = self._rolling
+            self.bounds = ResetBounds(sent_at, now)
+        else:
+            self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
+            reset = self._classify(handed_back, at=sent_at, after=after, remaining=remaining)
+            if reset:
+                quota.window_seq = seq
+            if self.bounds is not None:
+                if reset:
+                    self.bounds.opened(sent_at, now)
+                    self._opened_sent = sent_at
+                else:
+                    self.bounds.counted(sent_at)
+        self._rolling.measure(now, seq, remaining)
+
+    def bound_refusal(self, sent_at: float, now: float, retry_after: float | None) -> None:
+        """A 429 with counts: the current window was full when it came (before its pause)."""
+        # Only one sent in the window we are in says when that window ends.
+        counting = self.bounds is not None and self.quota.remaining is not None
+        if counting and sent_at >= self._opened_sent:
+            self.bounds.refused(sent_at, now, retry_after)  # type: ignore[union-attr]
+
+    def _classify(self, handed_back: int, *, at: float, after: float, remaining: int) -> bool:
+        """Read quota handed back between counts sent at `after` and `at`; True at a reset."""
+        rolling = self._rolling
+        if rolling.settled:
+            return False
+        limit = self.quota.known_limit
+        if handed_back >= max(3, RESET_SHARE * limit):
+            self._reset(at=at, after=after, remaining=remaining)
+            return True
+        if rolling.trickled(handed_back, limit, noise=self.quota.reorder):
+            rolling.settled = True
+            self.model = rolling
+        return False
+
+    def refused(
+        self,
+        seq: int,
+        sent_at: float,
+        now: float,
+        *,
+        retry_after: float | None,
+        paused_until: float,
+    ) -> None:
+        """Permit `seq` drew a 429 (with the server's own Retry-After, if any)."""
+        quota = self.quota
+        quota.refuse(seq)
+        foreseen = seq in quota.looks
+        quota.looks.discard(seq)
+        if retry_after is not None and quota.remaining is None:
+            self._reader.refused(seq, sent_at, retry_after)
+        read_at = self._reader.read_at
+        if read_at is not None:
+            if sent_at <= read_at:
+                return  # sent before the window was read: no news
+            self._forget_read_window()
+        if quota.remaining is None:
+            self._blind.throttled(now, quota, paused_until=paused_until)
+            return
+        if not foreseen:
+            quota.hold_back_more()
+        if quota.is_newer(seq):
+            # A refusal says the quota was empty when it arrived: an observation too.
+            handed_back = quota.observe(seq, now, sent_at, 0)
+            if handed_back is not None:
+                self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
+        self._rolling.refused()
+
+
 def _learned(
     model: RateModel, rolling: Rolling, quota: Quota
 ) -> dict[str, tuple[str | float | int, str]]:
@@ -236,6 +300,11 @@ def _learned(
     if isinstance(model, FixedWindow):
         learned["kind"] = ("fixed window", "inferred")
         learned["window"] = (round(model.period, 3), "inferred")
+    elif isinstance(model, CountedWindow):
+        learned["kind"] = ("fixed window", "inferred")
+        period = model.period()
+        if period is not None:
+            learned["window"] = (round(period, 3), "inferred")
     elif model is rolling and rolling.settled:
         echo = rolling.echo.window
         if echo is not None:

@@ -21,6 +21,7 @@ class Quota:
         "counted",
         "issued",
         "last_send",
+        "late",
         "limit",
         "looks",
         "margin",
@@ -34,6 +35,7 @@ class Quota:
         "started",
         "uncounted",
         "window_quota",
+        "window_seq",
     )
 
     def __init__(self) -> None:
@@ -43,6 +45,8 @@ class Quota:
         self.observed_at = 0.0  # when that answer came
         self.observed_sent = 0.0  # when that permit was sent
         self.window_quota: int | None = None  # what a window holds, seen just after one began
+        self.window_seq = -1  # the permit whose count showed the latest reset
+        self.late = 0  # how much lower than the newest a stale count of this window was
         self.margin = 1  # requests of quota held back against other clients' spending
         self.issued = 0  # permits issued: the run's one count of requests
         self.outstanding: set[int] = set()  # permits not yet answered
@@ -125,6 +129,7 @@ class Quota:
         if self.remaining is not None:
             handed_back = remaining - self.remaining + self._counted_since_newest(seq)
         self.remaining = remaining
+        self.late = 0
         self.newest_seq = seq
         self.observed_at = now
         self.observed_sent = sent_at
@@ -138,9 +143,27 @@ class Quota:
 
     @property
     def left(self) -> int:
-        """Requests the newest count left, less the permits issued after it."""
+        """Requests the newest count left, less the permits issued after it and those before it
+        still unanswered.
+
+        The server counts requests in flight in its own order: one sent before the newest
+        count may reach it after, so it is not in that count either. (One that was in it is
+        held back only until its answer, a round trip.)
+        """
         assert self.remaining is not None
-        return self.remaining - (self.issued - 1 - self.newest_seq)
+        newest = self.newest_seq
+        before = sum(1 for seq in self.outstanding if seq < newest)
+        return self.remaining - self.late - (self.issued - 1 - newest) - before
+
+    def lower(self, seq: int, remaining: int) -> None:
+        """A stale answer of this window counted lower: it reached the server after the newest.
+
+        Its count is then the server's latest that we know (until a newer one comes); the
+        requests sent after the newest stay discounted too, which errs on the safe side. The
+        newest count itself is kept, since what was handed back is measured from it.
+        """
+        if self.remaining is not None and seq > self.window_seq:
+            self.late = max(self.late, self.remaining - remaining)
 
     def hold_back_more(self) -> None:
         """Our picture of the quota was wrong, most likely another client: keep more back."""

@@ -1,9 +1,9 @@
 """A token bucket or a sliding window: quota that comes back steadily rather than all at once.
 
-The rate is the refill plus a term that spends the surplus above a small reserve over
-SURPLUS_HORIZON. The refill is the quota handed back over the last REFILL_SPAN of counts,
-unless the `Echo` shows a sliding window: then every refill is foreseen from our own send
-times, and the refill rate is the limit per window.
+Quota above a small reserve is spent at full speed (spread out, it would only come back
+later); with only the reserve left, the pace is the refill. The refill is the quota handed
+back over the last REFILL_SPAN of counts, unless the `Echo` shows a sliding window: then
+every refill is foreseen from our own send times, and the refill rate is the limit per window.
 
 The gate keeps one `Rolling` from the first count on and feeds it every count, whatever
 model is in use, so its measurements are ready the moment the jumps of a fixed window stop.
@@ -18,7 +18,6 @@ from ._echo import Echo
 from ._model import CUBIC_BETA, PROBE_AFTER, RECHECK, Accounted, bounded
 from ._quota import Quota
 
-SURPLUS_HORIZON = 0.5  # seconds over which quota above the reserve is spent
 REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
 
 
@@ -65,8 +64,9 @@ class Rolling(Accounted):
         self._history.clear()
 
     def refused(self) -> None:
-        """A 429 despite the count: the refill was overestimated."""
+        """A 429 despite the count: the refill was overestimated, or the echo's window."""
         self.refill = (self.refill or 0.0) * CUBIC_BETA
+        self.echo.refused()
 
     # --- pacing -------------------------------------------------------------------------------
 
@@ -78,9 +78,12 @@ class Rolling(Accounted):
         return min(limit, left + refill * (now - quota.observed_at))
 
     def pace(self, now: float, quota: Quota, available: float) -> float:
+        # Quota that is there is spent at full speed: spread out, it only comes back later.
+        if available >= 1 + quota.margin:
+            return self.max_rate
         window, limit = self.echo.window, quota.limit
         refill = limit / window if window and limit else self.refill or 0.0
-        return bounded(refill + (available - quota.margin) / SURPLUS_HORIZON, self.max_rate)
+        return bounded(refill, self.max_rate)
 
     def hold(self, now: float, quota: Quota) -> float:
         window = self.echo.window

@@ -1,0 +1,110 @@
+"""A fixed window whose counts the server reports: spend each window at once, catch each reset.
+
+With `X-RateLimit-Remaining` on every answer, the quota left is known (less what is in
+flight), so it is spent at full speed: pacing it out over the window gains nothing, and the
+last window of a run then takes as long as its requests take to send. What is left to win is
+the reset: the first request of a window goes as soon as the `ResetBounds` say the reset
+must have come, and one unit of the old window's quota is held back until just before the
+earliest the reset may come, so that every window brackets its reset from both sides and the
+next prediction is sharper. No unit of quota is left unspent at a reset: a single unit short
+in each window costs a whole extra window at the end of a run whose rows fill its windows.
+
+When nothing bounds the next reset yet, one request looks (its 429's Retry-After bounds it),
+as does one after a silence that the bounds did not foresee.
+"""
+
+from __future__ import annotations
+
+from ._model import PROBE_AFTER, RECHECK, bounded
+from ._quota import Quota
+from ._resets import ResetBounds
+
+LEAD = 0.02  # seconds before the earliest reset that the held unit goes
+GUARD = 0.005  # seconds after the latest reset before a window's first request goes
+# Seconds: a reset known this closely needs no held unit to bracket it. (A held unit delays
+# the last row of a run to the end of its window, so it is kept only while it teaches.)
+SHARP = 0.05
+
+
+class CountedWindow:
+    """The rate model for a fixed window with counts: bursts, and resets caught by their bounds."""
+
+    __slots__ = ("bounds", "latency", "max_rate")
+
+    def __init__(self, max_rate: float, bounds: ResetBounds) -> None:
+        self.max_rate = max_rate
+        self.bounds = bounds
+        self.latency = 0.0  # the gate's latency estimate, so the held unit arrives in time
+
+    def next_reset(self) -> tuple[float, float] | None:
+        return self.bounds.predict(self.bounds.index + 1)
+
+    def wait(self, now: float, quota: Quota) -> float:
+        left = quota.left
+        upcoming = self.next_reset()
+        burst = quota.last_send + 1 / self.max_rate - now
+        if left >= 1 + quota.margin or (left >= 1 and quota.in_flight == 0):
+            if upcoming is None or left >= 2 or not self._teaches(upcoming):
+                return burst
+            # The last unit of the window: it goes just before the reset may come, to bound it.
+            return max(burst, upcoming[0] - LEAD - self.latency - now)
+        if quota.in_flight:
+            return RECHECK  # an answer in flight says more; the gate wakes on it
+        if upcoming is None:
+            # Nothing bounds the next reset: one request looks, and its 429's Retry-After bounds
+            # it (the pause that follows keeps the looks apart).
+            return 0.0
+        start = upcoming[1] + GUARD
+        if now < start:
+            return start - now
+        if quota.last_send < start or self._silent(now, quota):
+            return 0.0  # the reset must have come: the window's first request looks
+        return RECHECK
+
+    def _teaches(self, upcoming: tuple[float, float]) -> bool:
+        """Whether a held unit would bracket the reset more sharply than the bounds already do.
+
+        It goes LEAD plus a latency before the earliest, and the answer that shows the reset
+        comes a latency after it: no bracket is sharper than that.
+        """
+        return upcoming[1] - upcoming[0] > SHARP + 2 * (LEAD + self.latency)
+
+    @staticmethod
+    def _silent(now: float, quota: Quota) -> bool:
+        return now - quota.last_send >= PROBE_AFTER
+
+    def rate(self, now: float, quota: Quota) -> float:
+        """Full speed while quota is left; the window's average rate otherwise."""
+        if quota.left >= 1:
+            return self.max_rate
+        span = self.bounds.period()
+        limit = quota.limit or 1
+        return bounded(limit / span[1] if span else limit, self.max_rate)
+
+    def window(self, quota: Quota) -> float | None:
+        return self.period()
+
+    def period(self) -> float | None:
+        """The window's length as learned: the round length the bounds allow, else their middle."""
+        bounds = self.bounds
+        span = bounds.period()
+        if span is None:
+            return None
+        round_period = bounds.round_period()
+        return round_period if round_period is not None else (span[0] + span[1]) / 2
+
+    def pause(self, now: float, retry_after: float) -> float:
+        return pause_to_reset(self.bounds, now, retry_after)
+
+
+def pause_to_reset(bounds: ResetBounds, now: float, retry_after: float) -> float:
+    """A 429's pause: until the latest the next reset may come, if Retry-After allows it.
+
+    Retry-After comes in whole seconds, rounded up, so the quota is back up to a second
+    sooner than it says; the bounds, which take that Retry-After in, may say when.
+    """
+    upcoming = bounds.predict(bounds.index + 1)
+    if upcoming is None:
+        return retry_after
+    back = upcoming[1] + GUARD - now
+    return back if 0 < back <= retry_after + GUARD else retry_after

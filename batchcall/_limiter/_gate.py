@@ -154,23 +154,7 @@ class Gate:
         """Concurrency: rate × observed latency plus a small reserve, so a slow API keeps up."""
         if self._fixed_concurrency is not None:
             return self._fixed_concurrency
-        latency = self._latency
-        if latency is None:
-            if not self._unanswered:
-                return 1  # a cautious start: the first request goes alone, says what is left
-            # Nothing has answered, and requests are giving up: the cap opens as if they had
-            # answered that slowly, so a silent server's rows time out together, not one by one.
-            latency = self._unanswered
-        rate = self._learner.rate(now)
-        cap = max(2, math.ceil(rate * latency * 1.5) + 2)
-        if self._learner.blind and self._latency is not None:
-            # With no count, the first 429 refuses everything in flight: a cap that grows with
-            # the requests accepted keeps that storm to a small share of the run. (A server
-            # that has never answered refuses nothing: its timeouts run side by side.)
-            quota = self._learner.quota
-            share = math.ceil(BLIND_IN_FLIGHT_SHARE * quota.accepted)
-            cap = min(cap, max(BLIND_MIN_IN_FLIGHT, share))
-        return cap
+        return _adaptive_cap(self, now)
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -247,20 +231,7 @@ class Gate:
         second, first request to last acceptance) appear only once known, and `sources` says of
         each whether it was observed (a header, our own clock) or inferred from the counts.
         """
-        stats: dict[str, Any] = {"requests": self.requests, "throttled": self._throttled}
-        sources: dict[str, str] = {}
-        for name, (value, source) in self._learner.learned().items():
-            stats[name], sources[name] = value, source
-        first, last = self._first_sent, self._last_accepted
-        accepted = self._learner.quota.accepted
-        if first is not None and last is not None and last > first and accepted > 1:
-            stats["achieved_rate"] = round(accepted / (last - first), 3)
-            sources["achieved_rate"] = "observed"
-        if self._latency is not None:
-            stats["latency"] = round(self._latency, 4)
-            sources["latency"] = "observed"
-        stats["sources"] = sources
-        return stats
+        return _stats(self)
 
     def pause_left(self) -> float:
         """Seconds left of the shared 429 pause; zero when none is running."""
@@ -299,3 +270,42 @@ def _seconds_for(gate: Gate, rows: int, now: float) -> float | None:
     if gate._ceiling is not None:
         rate = min(rate, 1 / gate._ceiling.time_period)
     return rows / rate + max(0.0, gate._pause_until - now)
+
+
+def _stats(gate: Gate) -> dict[str, Any]:
+    """`Gate.stats`, beside the class so that it stays short enough to read at once."""
+    stats: dict[str, Any] = {"requests": gate.requests, "throttled": gate._throttled}
+    sources: dict[str, str] = {}
+    for name, (value, source) in gate._learner.learned().items():
+        stats[name], sources[name] = value, source
+    first, last = gate._first_sent, gate._last_accepted
+    accepted = gate._learner.quota.accepted
+    if first is not None and last is not None and last > first and accepted > 1:
+        stats["achieved_rate"] = round(accepted / (last - first), 3)
+        sources["achieved_rate"] = "observed"
+    if gate._latency is not None:
+        stats["latency"] = round(gate._latency, 4)
+        sources["latency"] = "observed"
+    stats["sources"] = sources
+    return stats
+
+
+def _adaptive_cap(gate: Gate, now: float) -> int:
+    """`Gate._cap` unless the user fixed the concurrency."""
+    latency = gate._latency
+    if latency is None:
+        if not gate._unanswered:
+            return 1  # a cautious start: the first request goes alone, says what is left
+        # Nothing has answered, and requests are giving up: the cap opens as if they had
+        # answered that slowly, so a silent server's rows time out together, not one by one.
+        latency = gate._unanswered
+    rate = gate._learner.rate(now)
+    cap = max(2, math.ceil(rate * latency * 1.5) + 2)
+    if gate._learner.blind and gate._latency is not None:
+        # With no count, the first 429 refuses everything in flight: a cap that grows with
+        # the requests accepted keeps that storm to a small share of the run. (A server
+        # that has never answered refuses nothing: its timeouts run side by side.)
+        quota = gate._learner.quota
+        share = math.ceil(BLIND_IN_FLIGHT_SHARE * quota.accepted)
+        cap = min(cap, max(BLIND_MIN_IN_FLIGHT, share))
+    return cap

@@ -18,6 +18,7 @@ and how a reservation is made atomic across processes:
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -85,6 +86,25 @@ def _statements(sql: str) -> Iterator[str]:
     return (part.strip() for part in sql.split(";") if part.strip())
 
 
+def _wal(db: sqlite3.Connection) -> None:
+    """Put the ledger in WAL mode, waiting out another process that is doing the same.
+
+    Switching the journal mode takes an exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy handler, while another connection holds one; racing
+    processes that open a new ledger together meet exactly that.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteStore:
     kind = "sqlite"
 
@@ -96,7 +116,7 @@ class SqliteStore:
                 uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30
             )
             self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA secure_delete=ON")
             # Every reservation is a commit; a checkpoint (two fsyncs) every 1,000 WAL pages,

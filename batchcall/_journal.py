@@ -681,3 +681,13 @@ class Journal(_Commits, _Reads):
         )
         self.commit()
         return cursor.rowcount
+
+
+def nothing_to_send(journal: Journal) -> None:
+    """A validate run's journal: no commit needs to reach the disk before it returns.
+
+    WAL with `synchronous=NORMAL` stays consistent through a crash and only loses the last
+    commits on a power cut; a validate run sends nothing, and re-planning after a crash
+    inserts the rows a lost commit dropped. For this connection only: a later `run` (or
+    `resume`) opens its own, with FULL."""
+    journal._db.execute("PRAGMA synchronous=NORMAL")

@@ -26,25 +26,38 @@ def plan(checked: Iterable[Checked], *, allow_duplicates: bool) -> Iterator[Chec
         return
     first_row: dict[int, int] = {}
     for item in checked:
-        request = item.request
-        if item.outcome != "pending" or request is None:
+        key = call_key(item)
+        if key is None:
             yield item
             continue
-        key = _key(item.phone_e164 or "", request.script_id, request.scheduled_time or "")
         earlier = first_row.setdefault(key, item.row)
         if earlier == item.row:
             yield item
             continue
-        when = f"at {request.scheduled_time}" if request.scheduled_time else "for now"
+        assert item.request is not None  # call_key gives none without one
         yield dataclasses.replace(
             item,
             outcome="duplicate",
             error_code="duplicate",
-            error=(
-                f"Same phone, script and time as row {earlier} ({item.phone_e164}, {when}); "
-                "not sent. Pass --allow-duplicates to call it again anyway."
-            ),
+            error=duplicate_error(earlier, item.phone_e164, item.request.scheduled_time),
         )
+
+
+def call_key(item: Checked) -> int | None:
+    """What makes a row the same call as another (see the module docstring); None for a row
+    that will not be sent, which repeats nothing."""
+    request = item.request
+    if item.outcome != "pending" or request is None:
+        return None
+    return _key(item.phone_e164 or "", request.script_id, request.scheduled_time or "")
+
+
+def duplicate_error(earlier: int, phone_e164: str | None, scheduled_time: str | None) -> str:
+    when = f"at {scheduled_time}" if scheduled_time else "for now"
+    return (
+        f"Same phone, script and time as row {earlier} ({phone_e164}, {when}); "
+        "not sent. Pass --allow-duplicates to call it again anyway."
+    )
 
 
 def _key(phone: str, script_id: str, scheduled_time: str) -> int:

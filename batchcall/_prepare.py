@@ -5,14 +5,16 @@ of the rest. They are independent, so on a big input a forked child validates an
 the parent writes the journal and sends: two cores instead of one. The child gets the already
 built validator through fork (nothing to re-check or pickle), ignores Ctrl-C (the parent
 decides how to stop), and sends back plain tuples, not pydantic objects, which the parent reads
-as `journal.PlannedRow`s. Small inputs stay in-process, where a fork would cost more than it
-saves.
+as `journal.PlannedRow`s. A big text file gets two such children, sharing its checking
+(`Stages`); a workbook, costly to read twice, one. Small inputs stay in-process, where a fork
+would cost more than it saves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -26,14 +28,21 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import BatchCallError, InputError
 from ._journal import PlannedRow
-from ._models import Checked
+from ._models import Checked, SourceRow
+from ._plan import call_key, duplicate_error
 
 if TYPE_CHECKING:
     from ._windows import WindowPolicy
 
 CHUNK = 1000
+# One encoder, built once: json.dumps with ensure_ascii=False builds a new JSONEncoder per call,
+# half of the cost of a row's cells (same output: the same class with the same options).
+_CELLS_JSON = json.JSONEncoder(ensure_ascii=False).encode
 # Inputs at least this big are planned in a child process.
 CHILD_MIN_BYTES = 4 * 1024 * 1024
+# A text input that big is checked by PARTS children, each every PARTS-th chunk (1: one
+# child plans it all).
+PARTS = 2
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,22 @@ class Plan:
 
     rows: Iterator[Checked]
     policy: WindowPolicy | None
+    # How `rows` are made, when two children may share the checking (see `Stages`).
+    stages: Stages | None = None
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The steps behind a plan's rows, for a source cheap enough to read twice (a text file).
+
+    Checking is most of a big text input's cost and each row's check is independent, so two
+    children each read the whole source and check every other chunk of it; the parent puts
+    the chunks back in order and marks duplicates (the one step that needs every row before
+    it), from the call key each child worked out (`plan.call_key`)."""
+
+    source: Callable[[], Iterable[SourceRow]]  # a new pass over the source rows at each call
+    check: Callable[[SourceRow], Checked]
+    allow_duplicates: bool
 
 
 def encode(checked: Checked) -> PlannedRow:
@@ -53,7 +78,7 @@ def encode(checked: Checked) -> PlannedRow:
     # Positional, in PlannedRow's field order: keywords would cost 2 µs more a row.
     return PlannedRow(
         checked.row,
-        json.dumps(checked.cells, ensure_ascii=False),
+        _CELLS_JSON(checked.cells),
         # pydantic's own (Rust) JSON dump: a quarter of the cost of json.dumps(model_dump()).
         None if request is None else request.model_dump_json(exclude_none=True),
         checked.phone_e164,
@@ -72,14 +97,34 @@ def chunks(planned: Iterable[Checked], size: int = CHUNK) -> Iterator[list[Plann
         yield chunk
 
 
-def _child(planned: Iterable[Checked], conn: Connection) -> None:
+def _planned_chunks(planned: Iterable[Checked]) -> Iterator[Any]:
+    # Plain tuples on the pipe: a NamedTuple pickles through a Python call per row, which
+    # cost about 2 µs a row here and 0.4 µs in the parent (test_prepare holds the child to
+    # the in-process result).
+    return (list(map(tuple, chunk)) for chunk in chunks(planned))
+
+
+def _striped_chunks(stages: Stages, part: int, parts: int) -> Iterator[Any]:
+    """Every `parts`-th chunk of the source from chunk `part` on, checked and encoded, each
+    with its rows' call keys (None when duplicates are allowed)."""
+    source = iter(stages.source())
+    check = stages.check
+    keyed = not stages.allow_duplicates
+    index = -1
+    while batch := list(islice(source, CHUNK)):
+        index += 1
+        if index % parts != part:
+            continue
+        checked = [check(r) for r in batch]
+        keys = [call_key(c) for c in checked] if keyed else None
+        yield [tuple(encode(c)) for c in checked], keys
+
+
+def _child(messages: Iterator[Any], conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        for chunk in chunks(planned):
-            # Plain tuples on the pipe: a NamedTuple pickles through a Python call per row,
-            # which cost about 2 µs a row here and 0.4 µs in the parent (test_prepare holds
-            # the child to the in-process result).
-            conn.send(("rows", list(map(tuple, chunk))))
+        for message in messages:
+            conn.send(("rows", message))
         conn.send(("done", None))
     except BrokenPipeError:
         pass  # the parent is gone (killed, or stopped reading): nothing left to do
@@ -98,7 +143,7 @@ Check = Callable[[list[PlannedRow]], list[PlannedRow]]
 
 
 class Prepared:
-    """Chunks of planned rows, from this process or a child. Iterate once; `close()`.
+    """Chunks of planned rows, from this process or children. Iterate once; `close()`.
 
     `check`, when given, is applied to each chunk in this process as it arrives: the contact
     ledger's early answer (`guard.Guard.check`), which must not run in the child, since a
@@ -109,52 +154,101 @@ class Prepared:
         self._planned = plan.rows
         self.policy = plan.policy
         self._check = check
-        self._process: Any = None
-        self._conn: Connection | None = None
+        self._processes: list[Any] = []
+        self._conns: list[Connection] = []
+        self._striped = False
         if size_hint >= CHILD_MIN_BYTES and "fork" in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context("fork")
-            self._conn, child_end = context.Pipe(duplex=False)
-            self._process = context.Process(
-                target=_child, args=(plan.rows, child_end), name="batchcall-plan", daemon=True
+            if plan.stages is not None and PARTS > 1:
+                self._striped = True
+                self._fork(*(_striped_chunks(plan.stages, k, PARTS) for k in range(PARTS)))
+            else:
+                self._fork(_planned_chunks(plan.rows))
+
+    def _fork(self, *work: Iterator[Any]) -> None:
+        context = multiprocessing.get_context("fork")
+        for messages in work:
+            conn, child_end = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_child, args=(messages, child_end), name="batchcall-plan", daemon=True
             )
-            self._process.start()
+            process.start()
             child_end.close()
+            self._conns.append(conn)
+            self._processes.append(process)
 
     @property
     def in_child(self) -> bool:
-        return self._process is not None
+        return bool(self._processes)
 
     async def __aiter__(self) -> AsyncIterator[list[PlannedRow]]:
         async for chunk in self._chunks():
             yield chunk if self._check is None else self._check(chunk)
 
     async def _chunks(self) -> AsyncIterator[list[PlannedRow]]:
-        if self._conn is None:
+        if not self._conns:
             for chunk in chunks(self._planned):
                 yield chunk
             return
-        while True:
-            # Poll instead of a blocking recv: the event loop keeps sending meanwhile.
-            while not self._conn.poll():
-                await asyncio.sleep(0.002)
-            try:
-                kind, payload = self._conn.recv()
-            except EOFError:
-                raise RuntimeError("the planning process ended without finishing") from None
-            if kind == "rows":
+        if not self._striped:
+            async for payload in _received(self._conns[0]):
                 yield list(map(PlannedRow._make, payload))
-            elif kind == "done":
+            return
+        duplicates = _Duplicates()
+        streams = [aiter(_received(conn)) for conn in self._conns]
+        # Chunk i comes from child i % PARTS: the first child with nothing more is the end.
+        for index in itertools.count():
+            try:
+                rows, keys = await anext(streams[index % PARTS])
+            except StopAsyncIteration:
                 return
-            elif kind == "user_error":
-                exit_code, message = payload
-                raise (InputError if exit_code == InputError.exit_code else BatchCallError)(message)
-            else:
-                raise RuntimeError(f"planning failed in the child process:\n{payload}")
+            planned = list(map(PlannedRow._make, rows))
+            yield planned if keys is None else duplicates.mark(planned, keys)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        if self._process is not None:
-            if self._process.is_alive():
-                os.kill(self._process.pid, signal.SIGTERM)
-            self._process.join(5)
+        for conn in self._conns:
+            conn.close()
+        for process in self._processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        for process in self._processes:
+            process.join(5)
+
+
+async def _received(conn: Connection) -> AsyncIterator[Any]:
+    """The payloads of a child's "rows" messages, until its "done"; its errors, raised."""
+    while True:
+        # Poll instead of a blocking recv: the event loop keeps sending meanwhile.
+        while not conn.poll():
+            await asyncio.sleep(0.002)
+        try:
+            kind, payload = conn.recv()
+        except EOFError:
+            raise RuntimeError("the planning process ended without finishing") from None
+        if kind == "rows":
+            yield payload
+        elif kind == "done":
+            return
+        elif kind == "user_error":
+            exit_code, message = payload
+            raise (InputError if exit_code == InputError.exit_code else BatchCallError)(message)
+        else:
+            raise RuntimeError(f"planning failed in the child process:\n{payload}")
+
+
+class _Duplicates:
+    """`plan.plan`'s duplicate marking, on rows already encoded, from their call keys."""
+
+    def __init__(self) -> None:
+        self._first_row: dict[int, int] = {}
+
+    def mark(self, rows: list[PlannedRow], keys: list[int | None]) -> list[PlannedRow]:
+        first_row = self._first_row
+        for i, key in enumerate(keys):
+            if key is None:
+                continue
+            r = rows[i]
+            earlier = first_row.setdefault(key, r.row)
+            if earlier != r.row:
+                error = duplicate_error(earlier, r.phone_e164, r.scheduled_time_sent)
+                rows[i] = r._replace(state="duplicate", error_code="duplicate", error=error)
+        return rows

@@ -51,12 +51,12 @@ from ._errors import (
     interruption,
 )
 from ._guard import Guard, list_region, load_lists, policy_for
-from ._journal import Journal
+from ._journal import Journal, nothing_to_send
 from ._ledger import Ledger, SuppressionList, open_ledger, team_fingerprint
-from ._load import Table, file_sha256, missing_outcome_columns, open_table
+from ._load import SHEET_SUFFIXES, Table, file_sha256, missing_outcome_columns, open_table
 from ._logs import run_logging
 from ._plan import plan
-from ._prepare import Plan, Prepared
+from ._prepare import Plan, Prepared, Stages
 from ._report import Summary, summarise, write_reports, write_summary
 from ._rundir import RunLock, private_dir
 from ._transport import SpreadTransport
@@ -132,9 +132,15 @@ def _planned(table: Table, settings: Settings) -> Plan:
         (validator.check(r) for r in _source(table, settings)),
         allow_duplicates=settings.allow_duplicates,
     )
+    # A text file is cheap to read twice: two children may share its checking.
+    stages = None
+    if table.path.suffix.lower() not in SHEET_SUFFIXES:
+        stages = Stages(
+            lambda: _source(table, settings), validator.check, settings.allow_duplicates
+        )
     # The validator's calling-window policy travels with its rows: the sending pass
     # re-checks timeless rows against the very same one.
-    return Plan(rows, validator.policy)
+    return Plan(rows, validator.policy, stages)
 
 
 def _client(
@@ -529,6 +535,8 @@ def _start(
     ):
         _record_run(journal, run_dir, path, table, settings, sha256, ledger.team)
         journal.set_meta(dry_run=dry_run, sandbox=sandbox, report_unmasked=unmasked)
+        if dry_run:
+            nothing_to_send(journal)
         for warning in table.warnings:
             log.warning("%s", warning)
         log.info("run %s of %s (sha256 %s)", run_dir.name, path.name, sha256)

@@ -27,7 +27,7 @@ from batchcall._journal import Journal
 CHUNK = 200  # small chunks keep the file small: three of them are all the test needs
 ROWS = 3 * CHUNK + 100
 
-# Runs the real runner with its planning child forced on, in chunks of CHUNK rows. The child
+# Runs the real runner with its (one) planning child forced on, in chunks of CHUNK rows. The child
 # hands over two chunks, then holds the third until the runner is gone: the test kills the
 # runner once the journal holds those two chunks and the server has created calls, so the
 # journal has rows called, rows not yet sent, and no `load_complete`.
@@ -51,6 +51,7 @@ KILL_WHILE_LOADING = textwrap.dedent(
 
     prepare.chunks = chunks
     prepare.CHILD_MIN_BYTES = 0
+    prepare.PARTS = 1  # the one planning child, which `chunks` plans for
     source, base_url, key, reports = sys.argv[1:]
     batchcall.run(source, from_number="{FROM}", script_id="{SCRIPT}", base_url=base_url,
                   api_key=key, reports_dir=reports)

@@ -46,6 +46,7 @@ def test_a_child_process_plans_exactly_what_this_process_would(tmp_path, monkeyp
 
 def test_a_failure_in_the_child_is_reported_not_swallowed(tmp_path, monkeypatch):
     """If planning crashes in the child, the run fails loudly instead of ending short."""
+    monkeypatch.setattr(prepare, "PARTS", 1)  # one child, which `chunks` plans for
     source = write_contacts(tmp_path / "c.csv", au_mobiles(5))
     monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 0)
 
@@ -62,6 +63,7 @@ def test_a_failure_in_the_child_is_reported_not_swallowed(tmp_path, monkeypatch)
 def test_input_failing_midway_through_a_real_run_stops_it_instead_of_hanging(tmp_path, monkeypatch):
     """If the input turns out unreadable after sending has begun (workers busy, their queue
     full), the run ends with the input error and a report, instead of hanging."""
+    monkeypatch.setattr(prepare, "PARTS", 1)  # one child, which `chunks` plans for
     source = write_contacts(tmp_path / "c.csv", au_mobiles(600))
     real = prepare.chunks
 
@@ -86,6 +88,7 @@ def test_input_failing_midway_through_a_real_run_stops_it_instead_of_hanging(tmp
 def test_an_input_error_in_the_planning_child_reaches_the_user_as_one(tmp_path, monkeypatch):
     """A problem with the input found by the planning child is the same clear InputError
     (exit 2) the user would get in-process, not a traceback."""
+    monkeypatch.setattr(prepare, "PARTS", 1)  # one child, which `chunks` plans for
     source = write_contacts(tmp_path / "c.csv", au_mobiles(5))
     monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 0)
 
@@ -151,3 +154,72 @@ def test_rows_planned_in_a_child_arrive_as_the_same_planned_rows(monkeypatch):
     rows = asyncio.run(collect())
     assert all(type(row) is PlannedRow for row in rows)
     assert rows == [prepare.encode(c) for c in _checked_rows()]
+
+
+def _striped(monkeypatch, chunk: int = 100) -> None:
+    monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 0)
+    monkeypatch.setattr(prepare, "CHUNK", chunk)
+
+
+def test_two_children_sharing_a_text_file_plan_exactly_what_this_process_would(
+    tmp_path, monkeypatch
+):
+    """Two children each checking every other chunk, the parent marking duplicates: the same
+    results.csv as in-process, with repeats inside a chunk, across chunks, and across the
+    two children's chunks."""
+    phones = au_mobiles(950)
+    rows = phones + phones[:130] + phones[500:520] + ["12345", ""] + phones[940:] + phones[::97]
+    source = write_contacts(tmp_path / "c.csv", rows)
+    for allow in (False, True):
+        common = {"from_number": FROM, "script_id": SCRIPT, "allow_duplicates": allow}
+        monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 1 << 40)
+        here = batchcall.validate(source, reports_dir=tmp_path / f"a{allow}", **common)
+        started: list[tuple[bool, int]] = []
+        real = prepare.Prepared.__init__
+
+        def spy(self, planned, *, size_hint, check=None, real=real, started=started):
+            real(self, planned, size_hint=size_hint, check=check)
+            started.append((self.in_child, len(self._processes)))
+
+        _striped(monkeypatch)
+        monkeypatch.setattr(prepare.Prepared, "__init__", spy)
+        child = batchcall.validate(source, reports_dir=tmp_path / f"b{allow}", **common)
+        monkeypatch.setattr(prepare.Prepared, "__init__", real)
+        assert started == [(True, 2)]
+        assert child.counts == here.counts
+        assert _results(child) == _results(here)
+    assert here.counts == {"valid": 1120, "invalid": 2}  # repeats allowed: all but the bad two
+
+
+def test_a_failure_in_a_striped_child_is_reported_not_swallowed(tmp_path, monkeypatch):
+    """If checking crashes in one of the two children, the run fails loudly."""
+    source = write_contacts(tmp_path / "c.csv", au_mobiles(450))
+    _striped(monkeypatch)
+
+    def broken(checked):
+        if checked.row > 250:  # the third chunk: the first child's second
+            raise ValueError("boom")
+        return None
+
+    monkeypatch.setattr(prepare, "call_key", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        batchcall.validate(source, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "r")
+
+
+def test_an_input_error_in_a_striped_child_reaches_the_user_as_one(tmp_path, monkeypatch):
+    """An input error met by the children (both read the whole file) is the user's InputError."""
+    source = write_contacts(tmp_path / "c.csv", au_mobiles(450))
+    _striped(monkeypatch)
+    real = prepare.Stages
+
+    def unreadable():
+        yield from []
+        raise batchcall.InputError("byte 0x8f at offset 42 does not decode")
+
+    def stages(source, check, allow_duplicates):
+        return real(unreadable, check, allow_duplicates)
+
+    monkeypatch.setattr(batchcall._runner, "Stages", stages)
+    with pytest.raises(batchcall.InputError, match="offset 42") as caught:
+        batchcall.validate(source, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "r")
+    assert caught.value.exit_code == 2

@@ -1,0 +1,124 @@
+"""The gate against the physical limit of each rate limit, on the virtual clock.
+
+The physical limit is the least time the server's rule allows for the rows, first request to
+last: ceil(N / L) - 1 windows for a fixed or sliding window that our burst fills at once, and
+(N - L) / refill for a token bucket that starts full. An oracle paced at the average rate
+would take a whole window longer, so these bounds are far tighter than `test_limiter`'s.
+hypothesis draws the trips there and back, so that answers overtake one another.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_limiter import Server, drive
+
+import batchcall._limiter._resets as resets
+from batchcall._limiter._resets import ResetBounds
+
+ROWS, LIMIT, WINDOW = 600, 100, 2.0
+
+
+def physical(kind: str, rows: int, limit: int, window: float) -> float:
+    if kind == "token_bucket":
+        return (rows - limit) * window / limit
+    return (math.ceil(rows / limit) - 1) * window
+
+
+@pytest.fixture
+def long_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 per 60 s: the test module's server reads these when it is built."""
+    import test_limiter
+
+    monkeypatch.setattr(test_limiter, "LIMIT", 300)
+    monkeypatch.setattr(test_limiter, "WINDOW", 60.0)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_a_fixed_window_is_spent_at_once_and_each_reset_caught(seed: int) -> None:
+    """Counts on every answer, reordered: within 5% of the physical limit, ≤ 1% refused."""
+    server = Server("fixed", latency=0.01)
+    outcome = drive(server, jitter=seed)
+    assert server.accepted == ROWS
+    assert outcome.elapsed <= 1.05 * physical("fixed", ROWS, LIMIT, WINDOW)
+    assert outcome.throttled_share <= 0.01
+    assert outcome.stats["window"] == pytest.approx(WINDOW, abs=0.01)
+
+
+@pytest.mark.usefixtures("long_window")
+@pytest.mark.parametrize("kind", ["fixed", "sliding"])
+def test_a_minute_window_is_timed_to_the_second(kind: str) -> None:
+    """300 per 60 s, 900 rows: two minutes by the rule, and a second or so more."""
+    server = Server(kind, latency=0.05)
+    outcome = drive(server, rows=900, jitter=3)
+    assert server.accepted == 900
+    assert outcome.elapsed <= 1.02 * physical(kind, 900, 300, 60.0)
+    assert outcome.throttled <= 2
+    assert outcome.stats["window"] == pytest.approx(60.0, abs=0.1)
+
+
+@pytest.mark.parametrize("seed", [23, 42, 202])
+def test_a_sliding_window_echoes_each_burst_one_window_later(seed: int) -> None:
+    server = Server("sliding", latency=0.01)
+    outcome = drive(server, jitter=seed)
+    assert server.accepted == ROWS
+    assert outcome.elapsed <= 1.05 * physical("sliding", ROWS, LIMIT, WINDOW)
+    assert outcome.throttled_share <= 0.01
+    assert outcome.stats["kind"] == "sliding window"
+
+
+@pytest.mark.parametrize("seed", [None, 5, 42])
+def test_a_bucket_is_emptied_then_followed_at_its_refill(seed: int | None) -> None:
+    """A token bucket: its 100 at once, then 50/s; reordered answers cost a few per cent."""
+    server = Server("token_bucket", latency=0.01)
+    outcome = drive(server, jitter=seed)
+    assert server.accepted == ROWS
+    assert outcome.elapsed <= (1.05 if seed is None else 1.08) * physical(
+        "token_bucket", ROWS, LIMIT, WINDOW
+    )
+    assert outcome.throttled == 0
+
+
+# --- the bounds on a fixed window's resets ----------------------------------------------------
+
+
+def test_one_retry_after_and_our_first_request_pin_a_round_window() -> None:
+    """Sent at 0 (answered at 1 ms), a 429 at 0.6 s says 2: the reset is due at 2.0 s."""
+    bounds = ResetBounds(0.0, 0.001)
+    bounds.counted(0.1)
+    bounds.refused(0.6, 0.601, 2.0)
+    assert bounds.period() == pytest.approx((1.599, 2.701), abs=1e-6)
+    assert bounds.round_period() == 2.0
+    earliest, latest = bounds.predict(1)  # type: ignore[misc]
+    assert (earliest, latest) == pytest.approx((2.0, 2.001))
+
+
+def test_a_429_after_the_reset_was_due_rules_the_round_length_out() -> None:
+    """The window opened at 2.0 s; refused at 4.006 s, when 2 s said it was open: not 2 s."""
+    bounds = ResetBounds(0.0, 0.001)
+    bounds.refused(0.6, 0.601, 2.0)
+    bounds.opened(2.005, 2.006)
+    assert bounds.predict(2) == pytest.approx((4.0, 4.001))
+    bounds.refused(4.006, 4.007, 1.0)
+    prediction = bounds.predict(2)
+    assert prediction is not None and prediction[0] >= 4.006
+
+
+def test_resets_a_window_after_each_burst_read_as_a_sliding_window() -> None:
+    """Quota back 2 s after each window's first request, however late that went."""
+    bounds = ResetBounds(0.0, 0.001)
+    bounds.refused(0.6, 0.601, 2.0)
+    bounds.opened(2.5, 2.501)  # the window's first request went late, at 2.5 s
+    bounds.refused(4.4, 4.401, 1.0)  # a fixed 2 s window would have been open since 4.0
+    bounds.refused(4.45, 4.451, 1.0)
+    assert bounds.sliding
+    earliest, latest = bounds.predict(2)  # type: ignore[misc]
+    assert 4.45 <= earliest <= latest <= 4.51
+
+
+def test_the_round_lengths_are_sorted() -> None:
+    assert list(resets.ROUND_PERIODS) == sorted(resets.ROUND_PERIODS)

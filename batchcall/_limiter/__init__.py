@@ -25,21 +25,27 @@ It is composed the way botocore composes its adaptive mode (`CubicCalculator`, `
   model as the evidence changes. The net quota handed back between two observations is
   `ΔRemaining + Δrequests`: in a fixed window it is never positive except at a reset, where it
   jumps by a large share of the limit; in a token bucket or sliding window it grows steadily.
+- **Quota that a count shows is spent at once** (`Accounted`, `CountedWindow`): pacing it out
+  over the window gains nothing, and makes the last window of a run take a whole window.
 - **The rate models:**
   - `_blind.Blind`, with no count (no headers until a 429): a slow start that doubles, and
     after a throttle a CUBIC curve around the rate that was throttled, like botocore's adaptive
     mode. The first throttle also bounds the rate: everything accepted beyond one limit's worth
     came back as refill.
-  - `_fixed.FixedWindow`: resets seen sharply (the previous request went shortly before) give
-    the window's period and phase; one noticed only after a pause is late by the pause and is
-    not used to time windows. The rate spreads what is left until the predicted reset
-    (prawcore's remaining / seconds-to-reset). A throttle can also reveal a fixed window
-    (`_fixed.WindowReader`): the refused request found our last `limit` accepted ones in the
-    window, so it began just before the first of them, and a Retry-After of two seconds or more
-    must agree with windows back to back from our first request. Then the gate paces that
-    window as if it saw its resets, and returns to the blind mode for good at the next 429.
-  - `_rolling.Rolling`, a bucket or a sliding window: the observed refill plus a term that
-    spends the surplus above a small reserve. A sliding window echoes our own requests
+  - `_counted.CountedWindow`, a fixed window with counts on every answer: its resets are
+    timed by `_resets.ResetBounds`, bounds from which of our requests fell on each side of
+    each reset (and a 429's whole-second Retry-After), with a round window length tried
+    first; a window's first request goes once the latest the reset may come has passed. Resets
+    that follow our own bursts rather than a clock are a sliding window's, and are timed so.
+  - `_fixed.FixedWindow`, a window read from a blind 429: a throttle can reveal a fixed
+    window (`_fixed.WindowReader`): the refused request found our last `limit` accepted ones
+    in the window, so it began just before the first of them, and a Retry-After of two
+    seconds or more must agree with windows back to back from our first request. Then the gate
+    paces that window as if it saw its resets (the rate spreads what is left until the
+    predicted reset, prawcore's remaining / seconds-to-reset), and returns to the blind mode
+    for good at the next 429.
+  - `_rolling.Rolling`, a bucket or a sliding window: what the count shows at once, then the
+    observed refill. A sliding window echoes our own requests
     (`_echo.Echo`): its quota comes back exactly one window after each request the server
     counted, so each observation bounds the window. While the bounds agree, the gate foresees
     every refill from its own send times rather than extrapolating a refill rate that arrives

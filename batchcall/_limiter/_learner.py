@@ -17,8 +17,6 @@ window keeps its timing (a new limit is not a new clock). A window read from a 4
 
 from __future__ import annotations
 
-import math
-
 from ._blind import Blind
 from ._counted import CountedWindow, pause_to_reset
 from ._fixed import FixedWindow, WindowReader
@@ -48,21 +46,18 @@ class _WindowsAndReports:
         quota = self.quota
         started = quota.started if quota.started is not None else after
         model = self.model
-        if isinstance(model, CountedWindow):
-            quota.window_quota = remaining + 1
-            self._rolling.window_reset()
-            return
-        if not isinstance(model, FixedWindow):
-            if self._reader.read_at is None and self.bounds is not None:
-                self.model = CountedWindow(self._max_rate, self.bounds)
-                quota.window_quota = remaining + 1
-                self._rolling.window_reset()
-                return
-            model = FixedWindow.seen(
-                self._max_rate, at=at, after=after, started=started, trusted=True
-            )
+        if not isinstance(model, FixedWindow | CountedWindow):
+            trusted = self._reader.read_at is not None
+            if trusted or self.bounds is None:
+                model = FixedWindow.seen(
+                    self._max_rate, at=at, after=after, started=started, trusted=trusted
+                )
+            else:
+                model = CountedWindow(self._max_rate, self.bounds)
             self.model = model
-        if model.reset(at, after=after, started=started):
+        # A counted window's resets all go into its bounds; a window read from a 429 keeps
+        # only those seen sharply.
+        if isinstance(model, CountedWindow) or model.reset(at, after=after, started=started):
             quota.window_quota = remaining + 1
             self._rolling.window_reset()
 
@@ -113,7 +108,7 @@ class _WindowsAndReports:
 class Learner(_WindowsAndReports):
     """Keeps the `Quota` and switches the rate model as answers come; the gate asks it to pace."""
 
-    __slots__ = ("_opened_sent", "bounds", "latency")
+    __slots__ = ("bounds", "latency")
 
     def __init__(self, max_rate: float) -> None:
         self._max_rate = max_rate
@@ -125,7 +120,6 @@ class Learner(_WindowsAndReports):
         # Where a fixed window's resets may lie, from the first count on, whichever model is
         # in use, so that a window is timed from its first reset.
         self.bounds: ResetBounds | None = None
-        self._opened_sent = -math.inf  # when the request that opened the current window left
         self.latency = 0.0  # the gate's estimate, seconds
 
     # --- pacing -------------------------------------------------------------------------------
@@ -229,7 +223,6 @@ class Learner(_WindowsAndReports):
             if self.bounds is not None:
                 if reset:
                     self.bounds.opened(sent_at, now)
-                    self._opened_sent = sent_at
                 else:
                     self.bounds.counted(sent_at)
         self._rolling.measure(now, seq, remaining)
@@ -237,9 +230,9 @@ class Learner(_WindowsAndReports):
     def bound_refusal(self, sent_at: float, now: float, retry_after: float | None) -> None:
         """A 429 with counts: the current window was full when it came (before its pause)."""
         # Only one sent in the window we are in says when that window ends.
-        counting = self.bounds is not None and self.quota.remaining is not None
-        if counting and sent_at >= self._opened_sent:
-            self.bounds.refused(sent_at, now, retry_after)  # type: ignore[union-attr]
+        bounds = self.bounds
+        if bounds is not None and self.quota.remaining is not None and sent_at >= bounds.opened_at:
+            bounds.refused(sent_at, now, retry_after)
 
     def _classify(self, handed_back: int, *, at: float, after: float, remaining: int) -> bool:
         """Read quota handed back between counts sent at `after` and `at`; True at a reset."""

@@ -85,6 +85,11 @@ class ResetBounds:
         self._forget_old()
         self._check()
 
+    @property
+    def opened_at(self) -> float:
+        """When the current window's first request left (our first request's, for window 0)."""
+        return self.openers.get(self.index, (-math.inf, math.inf))[0]
+
     def _raise(self, k: int, low: float) -> None:
         self.lo[k] = max(self.lo.get(k, -math.inf), low)
         self.hi.setdefault(k, math.inf)

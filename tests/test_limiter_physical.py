@@ -14,7 +14,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_limiter import Server, drive
+from test_limiter import Outcome, Server, drive
 
 import batchcall._limiter._resets as resets
 from batchcall._limiter._resets import ResetBounds
@@ -26,6 +26,14 @@ def physical(kind: str, rows: int, limit: int, window: float) -> float:
     if kind == "token_bucket":
         return (rows - limit) * window / limit
     return (math.ceil(rows / limit) - 1) * window
+
+
+def run(kind: str, *, seed: int | None, latency: float = 0.01, rows: int = ROWS) -> Outcome:
+    """`rows` rows through one gate; every one of them created exactly once."""
+    server = Server(kind, latency=latency)
+    outcome = drive(server, rows=rows, jitter=seed)
+    assert server.accepted == rows
+    return outcome
 
 
 @pytest.fixture
@@ -41,9 +49,7 @@ def long_window(monkeypatch: pytest.MonkeyPatch) -> None:
 @given(seed=st.integers(0, 10_000))
 def test_a_fixed_window_is_spent_at_once_and_each_reset_caught(seed: int) -> None:
     """Counts on every answer, reordered: within 5% of the physical limit, ≤ 1% refused."""
-    server = Server("fixed", latency=0.01)
-    outcome = drive(server, jitter=seed)
-    assert server.accepted == ROWS
+    outcome = run("fixed", seed=seed)
     assert outcome.elapsed <= 1.05 * physical("fixed", ROWS, LIMIT, WINDOW)
     assert outcome.throttled_share <= 0.01
     assert outcome.stats["window"] == pytest.approx(WINDOW, abs=0.01)
@@ -53,9 +59,7 @@ def test_a_fixed_window_is_spent_at_once_and_each_reset_caught(seed: int) -> Non
 @pytest.mark.parametrize("kind", ["fixed", "sliding"])
 def test_a_minute_window_is_timed_to_the_second(kind: str) -> None:
     """300 per 60 s, 900 rows: two minutes by the rule, and a second or so more."""
-    server = Server(kind, latency=0.05)
-    outcome = drive(server, rows=900, jitter=3)
-    assert server.accepted == 900
+    outcome = run(kind, seed=3, latency=0.05, rows=900)
     assert outcome.elapsed <= 1.02 * physical(kind, 900, 300, 60.0)
     assert outcome.throttled <= 2
     assert outcome.stats["window"] == pytest.approx(60.0, abs=0.1)
@@ -63,9 +67,7 @@ def test_a_minute_window_is_timed_to_the_second(kind: str) -> None:
 
 @pytest.mark.parametrize("seed", [23, 42, 202])
 def test_a_sliding_window_echoes_each_burst_one_window_later(seed: int) -> None:
-    server = Server("sliding", latency=0.01)
-    outcome = drive(server, jitter=seed)
-    assert server.accepted == ROWS
+    outcome = run("sliding", seed=seed)
     assert outcome.elapsed <= 1.05 * physical("sliding", ROWS, LIMIT, WINDOW)
     assert outcome.throttled_share <= 0.01
     assert outcome.stats["kind"] == "sliding window"
@@ -74,9 +76,7 @@ def test_a_sliding_window_echoes_each_burst_one_window_later(seed: int) -> None:
 @pytest.mark.parametrize("seed", [None, 5, 42])
 def test_a_bucket_is_emptied_then_followed_at_its_refill(seed: int | None) -> None:
     """A token bucket: its 100 at once, then 50/s; reordered answers cost a few per cent."""
-    server = Server("token_bucket", latency=0.01)
-    outcome = drive(server, jitter=seed)
-    assert server.accepted == ROWS
+    outcome = run("token_bucket", seed=seed)
     assert outcome.elapsed <= (1.05 if seed is None else 1.08) * physical(
         "token_bucket", ROWS, LIMIT, WINDOW
     )

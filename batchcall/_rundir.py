@@ -112,9 +112,12 @@ class RunLock:
                 f"{self._path.parent} is in use by {holder}. Wait for it to finish (or stop "
                 "it), then run this command again."
             ) from None
-        os.ftruncate(fd, 0)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "command": self._command}
-        os.write(fd, json.dumps({**me, "since": time.time()}).encode())
+        # Written over the last holder's, then cut to length: the file is never empty, so a
+        # process refused the lock meanwhile reads a holder (or, for an instant, a torn one).
+        data = json.dumps({**me, "since": time.time()}).encode()
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
         self._fd = fd
         return self
 
@@ -132,11 +135,38 @@ class RunLock:
             self._fd = None
 
 
-def _read_holder(fd: int) -> str:
+HOLDER_WAIT = 0.5  # seconds to wait for a lock's new holder to write who it is
+
+
+def _alive(holder: dict[str, object]) -> bool:
+    """Whether a record names a holder that may still run (one here whose process is gone was
+    the last holder's, killed: the new one has not written itself yet)."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True
     try:
-        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
-    except (OSError, ValueError):
-        data = {}
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_holder(fd: int) -> str:
+    # The holder writes who it is just after it takes the lock: a reader that came in between
+    # (two commands started at once) sees the last holder's record or a torn one; wait for it.
+    deadline = time.monotonic() + HOLDER_WAIT
+    while True:
+        try:
+            data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        except (OSError, ValueError):
+            data = {}
+        if _alive(data) or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     if not data.get("pid"):
         return "another batchcall process"
     where = f" on {data['host']}" if data.get("host") != socket.gethostname() else ""

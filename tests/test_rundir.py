@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +18,7 @@ import pytest
 from e2e_support import FROM, SCRIPT, au_mobiles, cli, write_contacts
 
 from batchcall import UsageError
-from batchcall._rundir import RunLock, private_dir
+from batchcall._rundir import LOCK_NAME, RunLock, private_dir
 from batchcall.sandbox import SandboxConfig, start_sandbox
 
 
@@ -156,3 +160,30 @@ def test_a_second_command_on_a_run_in_progress_exits_2_naming_it(tmp_path):
         assert running.returncode == 0, running.stderr
         phones = [c["phone_number"] for c in slow.calls()]
         assert sorted(phones) == sorted(set(phones)) and len(phones) == 40
+
+
+def test_a_lock_taken_a_moment_ago_names_its_new_holder_not_the_killed_one(tmp_path: Path):
+    """Two commands at once on a run whose last holder was killed: the one refused waits the
+    instant it takes the winner to write who it is, and names the winner, never the dead."""
+    run_dir = private_dir(tmp_path / "run")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = run_dir / LOCK_NAME
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "command": "run"}))
+    fd = os.open(lock, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the winner, not yet written
+
+    def written() -> None:
+        time.sleep(0.1)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "command": "resume"}
+        os.pwrite(fd, json.dumps(me).encode().ljust(200), 0)
+
+    writer = threading.Thread(target=written)
+    writer.start()
+    try:
+        with pytest.raises(UsageError) as refused, RunLock(run_dir, "resume"):
+            pass
+    finally:
+        writer.join()
+        os.close(fd)
+    assert f"in use by process {os.getpid()} (batchcall resume)" in str(refused.value)

@@ -122,3 +122,48 @@ def test_resets_a_window_after_each_burst_read_as_a_sliding_window() -> None:
 
 def test_the_round_lengths_are_sorted() -> None:
     assert list(resets.ROUND_PERIODS) == sorted(resets.ROUND_PERIODS)
+
+
+# --- headers only on 429, with a one-second window ---------------------------------------------
+
+
+@pytest.fixture
+def second_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """50 per second: Retry-After is always 1, which fits every kind of limit."""
+    import test_limiter
+
+    monkeypatch.setattr(test_limiter, "LIMIT", 50)
+    monkeypatch.setattr(test_limiter, "WINDOW", 1.0)
+
+
+def blind_run(kind: str, *, seed: int | None, latency: float) -> Outcome:
+    server = Server(kind, headers="on_429", latency=latency)
+    outcome = drive(server, rows=ROWS, jitter=seed)
+    assert server.accepted == ROWS
+    return outcome
+
+
+@pytest.mark.usefixtures("second_window")
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000), latency=st.sampled_from([0.001, 0.005, 0.02]))
+def test_a_blind_second_window_is_counted_by_our_own_sends(seed: int, latency: float) -> None:
+    """Limit and Retry-After only on 429s: within 15% of the physical limit, ≤ 2% refused.
+
+    The blind start costs most of that: the rule's first window goes by before the first
+    429 says the limit.
+    """
+    outcome = blind_run("fixed", seed=seed, latency=latency)
+    assert outcome.elapsed <= 1.15 * physical("fixed", ROWS, 50, 1.0)
+    assert outcome.throttled_share <= 0.02
+    assert outcome.stats["kind"] == "fixed window"
+    assert outcome.stats["window"] == pytest.approx(1.0)
+
+
+@pytest.mark.usefixtures("second_window")
+@pytest.mark.parametrize("kind", ["sliding", "token_bucket"])
+def test_a_blind_count_that_a_429_contradicts_is_given_up(kind: str) -> None:
+    """A sliding window or a bucket refuses what a fixed window's count allowed: blind again,
+    with no window reported, a few 429s, and every row created once."""
+    outcome = blind_run(kind, seed=4, latency=0.005)
+    assert "window" not in outcome.stats and "kind" not in outcome.stats
+    assert outcome.throttled_share <= 0.025

@@ -172,7 +172,7 @@ class Gate:
             learner.heard_limit(reply.limit)
             if reply.status == 429:
                 learner.bound_refusal(permit.sent_at, now, reply.retry_after)
-                delay = self._pause(now, reply.retry_after)
+                delay = self._pause(now, reply.retry_after, permit.sent_at)
                 learner.refused(
                     permit.seq,
                     permit.sent_at,
@@ -188,7 +188,7 @@ class Gate:
         learner.read_window(now)
         return delay
 
-    def _pause(self, now: float, retry_after: float | None) -> float:
+    def _pause(self, now: float, retry_after: float | None, sent_at: float) -> float:
         """Pause every worker for a 429's Retry-After, once per storm; the seconds left.
 
         The other 429s of a storm were in flight when the first came: they share its pause
@@ -200,7 +200,7 @@ class Gate:
             return self._pause_until - now
         if retry_after is None:
             retry_after = min(RETRY_AFTER_CAP, 0.5 * 2 ** min(self._throttled, 8))
-        delay = self._learner.pause(now, min(retry_after, RETRY_AFTER_CAP))
+        delay = self._learner.pause(now, min(retry_after, RETRY_AFTER_CAP), sent_at)
         delay += self._random() * min(PAUSE_JITTER, 0.1 * delay)
         self._pause_until = now + delay
         if self._on_pause is not None:

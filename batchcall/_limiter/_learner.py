@@ -3,6 +3,8 @@
 The model in use is the kind of limit the evidence points to:
 
 - `Blind` while no count has come (no headers, or only on 429s);
+- the counted models below, fed by our own count (`OwnCount`), once a blind 429 with a short
+  Retry-After gave the limit, until a 429 that count cannot explain;
 - `Rolling`, unsettled, from the first count: it paces like a bucket, while a jump may still
   reveal a fixed window;
 - `FixedWindow` once a jump of a large share of the limit shows a reset, or a blind 429 reads
@@ -20,7 +22,8 @@ from __future__ import annotations
 from ._blind import Blind
 from ._counted import CountedWindow, pause_to_reset
 from ._fixed import FixedWindow, WindowReader
-from ._model import RateModel
+from ._model import RECHECK, RateModel
+from ._owncount import SHORT_RETRY_AFTER, OwnCount, blind_reset, first_window
 from ._quota import Quota
 from ._resets import ResetBounds
 from ._rolling import Rolling
@@ -108,7 +111,7 @@ class _WindowsAndReports:
 class Learner(_WindowsAndReports):
     """Keeps the `Quota` and switches the rate model as answers come; the gate asks it to pace."""
 
-    __slots__ = ("bounds", "latency")
+    __slots__ = ("_blind_reading", "_own", "bounds", "latency")
 
     def __init__(self, max_rate: float) -> None:
         self._max_rate = max_rate
@@ -121,6 +124,8 @@ class Learner(_WindowsAndReports):
         # in use, so that a window is timed from its first reset.
         self.bounds: ResetBounds | None = None
         self.latency = 0.0  # the gate's estimate, seconds
+        self._own = OwnCount()  # a fixed window's count kept by us, if the server keeps none
+        self._blind_reading: tuple[float, float] | None = None  # the last blind 429's reset
 
     # --- pacing -------------------------------------------------------------------------------
 
@@ -129,6 +134,12 @@ class Learner(_WindowsAndReports):
         model = self.model
         if isinstance(model, CountedWindow):
             model.latency = self.latency
+        own = self._own
+        if own.active:
+            if own.armed_at is not None and now < own.armed_at:
+                return own.armed_at - now  # the count's first window is not open yet
+            if not own.may_send(self.quota.in_flight):
+                return RECHECK  # the gate wakes on the answer that lets one more go
         return model.wait(now, self.quota)
 
     def rate(self, now: float) -> float:
@@ -155,17 +166,20 @@ class Learner(_WindowsAndReports):
         # The blind mode counts the last second's sends, a fixed window those since its reset.
         keep = max(1.0, model.period if isinstance(model, FixedWindow) else 0.0)
         seq = quota.send(now, keep=keep)
+        self._own.sent(seq, now)
         if looking:
             quota.looks.add(seq)
         return seq
 
-    def pause(self, now: float, retry_after: float) -> float:
+    def pause(self, now: float, retry_after: float, sent_at: float | None = None) -> float:
         """Seconds to pause after a 429 that asked for `retry_after`.
 
         Retry-After comes in whole seconds, rounded up; a fixed window whose resets are known
         says more exactly when the quota comes back, within that last second.
         """
         model = self.model
+        if model is self._blind and sent_at is not None:
+            return self._blind_pause(now, retry_after, sent_at)
         if isinstance(model, CountedWindow) or (
             model is self._rolling and not model.settled and self.bounds is not None
         ):
@@ -176,6 +190,32 @@ class Learner(_WindowsAndReports):
             if retry_after - 1 - RESET_GUARD < back < retry_after:
                 return back
         return retry_after
+
+    def _blind_pause(self, now: float, retry_after: float, sent_at: float) -> float:
+        """A blind 429's pause: to the reset our own sends place, if Retry-After allows it."""
+        quota, own = self.quota, self._own
+        self._blind_reading = None
+        if own.failed or own.active or not quota.limit or retry_after >= SHORT_RETRY_AFTER:
+            return retry_after
+        slack = 2 * max(self.latency, 0.001)
+        reading = blind_reset(quota.counted, quota.limit, (sent_at, now, retry_after), slack)
+        self._blind_reading = reading
+        if reading is not None and 0 < reading[0] + RESET_GUARD - now <= retry_after:
+            return reading[0] + RESET_GUARD - now
+        return retry_after
+
+    def _forget_own_count(self) -> None:
+        """A 429 our own count did not foresee: not a fixed window of ours alone. Blind for good.
+
+        The blind curve goes on from the rate the first 429 found: the count's bursts, cut
+        short, would only understate it.
+        """
+        quota = self.quota
+        quota.forget_remaining()
+        quota.looks.clear()
+        self.bounds = None
+        self._rolling = Rolling(self._max_rate)
+        self.model = self._blind
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -199,6 +239,8 @@ class Learner(_WindowsAndReports):
         """Permit `seq`, sent at `sent_at`, was accepted with `remaining` left (if it said)."""
         quota = self.quota
         quota.count(seq, sent_at)
+        if remaining is None and self._own.active:
+            remaining = self._own.remaining(seq)
         if remaining is None or quota.limit is None:
             return
         if not quota.is_newer(seq):
@@ -262,8 +304,20 @@ class Learner(_WindowsAndReports):
         quota.refuse(seq)
         foreseen = seq in quota.looks
         quota.looks.discard(seq)
+        own = self._own
+        if own.counts(seq):
+            if own.refused(seq, quota.issued):
+                foreseen = True
+            else:
+                if self.model is not self._blind:
+                    self._forget_own_count()
+                return  # the count was wrong, and its requests in flight are no news
+        elif own.active and quota.remaining is not None:
+            return  # sent blind before the count began: it says nothing of the count
         if retry_after is not None and quota.remaining is None:
             self._reader.refused(seq, sent_at, retry_after)
+            if retry_after < SHORT_RETRY_AFTER and quota.limit and self._reader.read_at is None:
+                own.arm(quota.limit, first_window(self._blind_reading, paused_until))
         read_at = self._reader.read_at
         if read_at is not None:
             if sent_at <= read_at:

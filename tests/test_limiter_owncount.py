@@ -1,0 +1,95 @@
+"""`OwnCount`: a fixed window's quota counted from our own sends, for a server silent on 201s."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchcall._limiter._owncount import OwnCount, blind_reset, first_window
+
+
+def armed(limit: int = 3) -> OwnCount:
+    count = OwnCount()
+    count.arm(limit, at=10.0)
+    return count
+
+
+def test_sends_before_the_pause_ends_are_not_counted() -> None:
+    count = armed()
+    count.sent(0, 9.9)
+    assert not count.counts(0) and count.remaining(0) is None
+    count.sent(1, 10.0)
+    assert count.counts(1) and count.remaining(1) == 2
+
+
+def test_a_window_opens_after_limit_sends_and_its_look_may_be_refused() -> None:
+    """Three sends fill a window of 3; the fourth looks, and its 429 was foreseen."""
+    count = armed()
+    for seq in range(4):
+        count.sent(seq, 10.0 + seq)
+    assert [count.remaining(seq) for seq in range(3)] == [2, 1, 0]
+    assert count.refused(3, issued=4)  # the look: the old window still held
+    count.sent(4, 15.0)  # after the pause: the new window opens here
+    assert count.remaining(4) == 2
+    assert not count.failed
+
+
+def test_in_flight_grow_by_one_per_acceptance_until_a_looked_window_is_full() -> None:
+    count = armed(limit=2)
+    count.sent(0, 10.0)
+    assert count.may_send(0) and not count.may_send(1)
+    count.remaining(0)
+    assert count.may_send(1) and not count.may_send(2)
+    count.sent(1, 10.1)
+    count.remaining(1)
+    assert not count.confirmed  # a window after a pause holds all, whatever its phase
+    count.sent(2, 11.0)  # the look opens the next window
+    count.sent(3, 11.1)
+    count.remaining(2)
+    count.remaining(3)
+    assert count.confirmed and count.may_send(50)
+
+
+def test_a_429_in_the_window_after_a_pause_ends_the_count_for_good() -> None:
+    """After a pause a fixed window holds its whole quota: a 429 there is another kind."""
+    count = armed()
+    count.sent(0, 10.0)
+    count.sent(1, 10.0)
+    count.remaining(0)
+    assert not count.refused(1, issued=2)
+    assert count.failed and not count.active
+    assert count.counts(1) and not count.refused(1, issued=2)  # its own in flight: no news
+    count.arm(3, at=20.0)
+    assert not count.active  # never again this run
+
+
+def test_a_window_spilt_into_by_the_burst_before_is_read_as_full() -> None:
+    """A 429 in a window a look opened: the burst before crossed a reset; the window is
+    full, and in-flight 429s of it are no news, up to three such windows."""
+    count = armed()
+    for seq, at in enumerate((10.0, 10.0, 10.0, 11.0, 11.0, 11.0)):
+        count.sent(seq, at)
+    assert [count.remaining(seq) for seq in range(4)] == [2, 1, 0, 2]
+    assert count.refused(4, issued=6)  # window 2 held only one of ours
+    assert count.refused(5, issued=6)  # in flight with it
+    assert not count.failed
+    count.sent(6, 12.0)  # after the pause: a new window
+    assert count.remaining(6) == 2
+
+
+def test_a_blind_429_and_our_dense_sends_place_the_next_reset() -> None:
+    """50 per second, sent at 50/s from 1.0 s: the 429 at 1.98 s comes 20 ms before the reset
+    that Retry-After 1 would place anywhere in the next second."""
+    counted = [0.5, 0.6, 0.7, 0.8] + [1.0 + i * 0.02 for i in range(50)]
+    reading = blind_reset(counted, 50, (1.985, 1.99, 1.0), slack=0.002)
+    assert reading is not None
+    reset, period = reading
+    assert period == 1.0 and 2.0 <= reset <= 2.01
+    # A pause that ends late in a window waits for the next reset, so its burst cannot spill.
+    assert first_window(reading, 2.99) == pytest.approx(reset + 1.0)
+    assert first_window(reading, 2.1) == 2.1
+    assert first_window(None, 2.99) == 2.99
+
+
+def test_sparse_sends_place_no_reset() -> None:
+    counted = [i * 0.5 for i in range(60)]
+    assert blind_reset(counted, 50, (30.0, 30.01, 1.0), slack=0.002) is None

@@ -59,7 +59,7 @@ from ._guard import Guard, Skipped, row_cell
 from ._html import LIVE_EVERY, write_live
 from ._journal import ANSWER_DELAY, FINAL, Job, Journal, Result
 from ._ledger._model import iso
-from ._limiter import Gate, Reply, parse_retry_after, rate_headers
+from ._limiter import Gate, GateClosed, Reply, parse_retry_after, rate_headers
 from ._models import CreateCallResponse, ErrorResponse
 from ._prepare import Prepared
 from ._timeline import Timeline
@@ -86,6 +86,11 @@ def _tls_failure(exc: BaseException) -> str | None:
 
 class PermitLike(Protocol):
     def learn(self, reply: Reply) -> float | None: ...
+
+
+class Unsent(Exception):
+    """The pass stopped before a row could be sent again, and nothing it sent was executed
+    (429s, say): it goes back to `pending`, for `resume`."""
 
 
 class GateLike(Protocol):
@@ -382,16 +387,26 @@ class Dispatcher:
         pass was stopping before the row's first request could leave (it stays `pending`).
 
         Raises UnavailableError when the breaker opened while the row waited to be sent again
-        and nothing it sent can have been executed: the worker puts it back to `pending`."""
+        and nothing it sent can have been executed, and Unsent when the pass stopped then:
+        the worker puts it back to `pending` either way."""
         attempts = job.attempts
         failures = throttled = 0
         executed = False  # could any attempt so far have been executed?
+        last: Decision | None = None
         while True:
             attempts += 1
-            exchange = await self._attempt(job, attempts, first=attempts == job.attempts + 1)
+            try:
+                exchange = await self._attempt(job, attempts, first=last is None)
+            except GateClosed:
+                exchange = None  # the pass stopped while this row waited for its turn
             if exchange is None:
-                return None
+                if last is None:
+                    return None
+                if executed:
+                    return last.result, attempts - 1
+                raise Unsent
             decision, pause = exchange
+            last = decision
             self._breaker.record(decision)
             executed = executed or not decision.retry
             if decision.throttled:
@@ -408,18 +423,26 @@ class Dispatcher:
                 if executed:
                     return decision.result, attempts
                 raise UnavailableError("The API looks unavailable; this row was never executed.")
-            await self._sleep(delay)
+            await self._wait_to_retry(delay)
+
+    async def _wait_to_retry(self, seconds: float) -> None:
+        """A row's wait before it is sent again, cut short when the pass stops: a stop must
+        not wait out a minute's Retry-After, only to send nothing."""
+        if isinstance(self._gate, Gate) and self._sleep is asyncio.sleep:
+            await self._gate.closed_within(seconds)
+        else:
+            await self._sleep(seconds)
 
     async def _attempt(
         self, job: Job, attempts: int, *, first: bool
     ) -> tuple[Decision, float | None] | None:
         """One exchange inside one permit: the decision, and the gate's pause after a 429."""
         async with self._gate.permit() as permit:
+            # Only now, once the gate admitted it (its wait may be long): a stop that came
+            # meanwhile starts nothing, and `sending` is committed before a byte leaves.
+            if self._row_log.stopping:
+                return None
             if first:
-                # Only now, once the gate admitted it (its wait may be long): a stop that came
-                # meanwhile starts nothing, and `sending` is committed before a byte leaves.
-                if self._row_log.stopping:
-                    return None
                 durable = self._row_log.mark_sending(job, attempts)
                 if durable is not None:
                     await durable
@@ -545,8 +568,9 @@ class Stopper:
     `unknown`. The first signal and the first abort are the ones reported.
     """
 
-    def __init__(self, wake: asyncio.Event) -> None:
+    def __init__(self, wake: asyncio.Event, on_stop: Callable[[], None] | None = None) -> None:
         self.stopping = False
+        self._on_stop = on_stop  # the gate's close: rows waiting for it, a pause included, stop
         self.signal: str | None = None
         self.hard = False
         self.abort: AbortedError | None = None
@@ -560,6 +584,8 @@ class Stopper:
     def stop(self) -> None:
         self.stopping = True
         self._wake.set()  # a feeder waiting for the next chunk must stop instead
+        if self._on_stop is not None:
+            self._on_stop()
 
     def abort_with(self, exc: AbortedError) -> None:
         if self.abort is None:
@@ -875,11 +901,13 @@ class _Worker:
             # and no row may leave unchecked.
             self._stopper.abort_with(exc)
             return
-        except AbortedError as exc:
-            # A 401 or a TLS failure: nothing was executed, so the row goes back to
-            # pending for `resume`, and no other row is started.
+        except (AbortedError, Unsent) as exc:
+            # A 401 or a TLS failure, or a stop while the row waited to be sent again: nothing
+            # was executed, so the row goes back to pending for `resume`, and no other row is
+            # started.
             self._journal.back_to_pending(job.row)
-            self._stopper.abort_with(exc)
+            if isinstance(exc, AbortedError):
+                self._stopper.abort_with(exc)
             if self._guard is not None:
                 self._ledger(self._guard.release, job.row)
             return
@@ -963,7 +991,7 @@ class Execution:
             on_pause=lambda seconds, retry_after: display.paused(seconds, retry_after),
         )
         rows_ready = asyncio.Event()
-        stopper = Stopper(rows_ready)
+        stopper = Stopper(rows_ready, on_stop=gate.close)
         display = _Display(self._progress, gate)
         loader = _Loader(
             self._journal, self._planned, display=display, stopper=stopper, rows_ready=rows_ready

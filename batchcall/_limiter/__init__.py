@@ -53,7 +53,16 @@ It is composed the way botocore composes its adaptive mode (`CubicCalculator`, `
     bucket refills whenever, so its bounds soon disagree.
 """
 
-from ._gate import Gate, Permit
+from ._gate import Gate, GateClosed, Permit
 from ._reply import NO_REPLY, NoReply, Reply, parse_retry_after, rate_headers
 
-__all__ = ["NO_REPLY", "Gate", "NoReply", "Permit", "Reply", "parse_retry_after", "rate_headers"]
+__all__ = [
+    "NO_REPLY",
+    "Gate",
+    "GateClosed",
+    "NoReply",
+    "Permit",
+    "Reply",
+    "parse_retry_after",
+    "rate_headers",
+]

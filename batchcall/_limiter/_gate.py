@@ -30,6 +30,10 @@ BLIND_MIN_IN_FLIGHT = 4
 MAX_NAP = 1.0  # seconds a request waits, outside a 429 pause, before the gate looks again
 
 
+class GateClosed(Exception):
+    """The gate was closed while a request waited for it: the pass is stopping."""
+
+
 class Permit:
     """One admitted request. `learn` what its answer said, once; the gate does the rest."""
 
@@ -80,6 +84,7 @@ class Gate:
         self._fixed_concurrency = concurrency
         self._turn = asyncio.Lock()
         self._freed = asyncio.Event()
+        self._closed = asyncio.Event()  # set once: no request leaves any more
         self._latency: float | None = None
         # The longest a request went without an answer before it gave up (a timeout), while no
         # answer has come back yet: the latency is at least that.
@@ -102,10 +107,28 @@ class Gate:
             if not permit.learned:
                 permit.learn(NO_REPLY)
 
+    def close(self) -> None:
+        """Admit nothing more: every request waiting, a 429's pause included, raises GateClosed.
+
+        A stopping pass must not wait a minute's Retry-After out to send nothing.
+        """
+        self._closed.set()
+        self._freed.set()
+
+    async def closed_within(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the gate closes meanwhile (a row's own wait to retry)."""
+        if self._sleep is not asyncio.sleep:
+            await self._sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
     async def _acquire(self) -> Permit:
         """Wait for the shared pause, the pacer, the quota and a concurrency slot."""
         async with self._turn:
             while True:
+                if self._closed.is_set():
+                    raise GateClosed
                 now = self._clock()
                 wait = self._wait(now)
                 if wait > 1e-6:  # less is float rounding of "now", which no clock can wait out
@@ -113,7 +136,7 @@ class Gate:
                     continue
                 if self._learner.quota.in_flight >= self._cap(now):
                     self._freed.clear()
-                    await self._freed.wait()
+                    await self._freed.wait()  # close() sets it too
                     continue
                 break
             if self._ceiling is not None:
@@ -132,13 +155,16 @@ class Gate:
         if now >= self._pause_until:
             # A model's hold is a forecast: look again at least this often, whatever it says.
             seconds = min(seconds, MAX_NAP)
-        asleep = not self.in_flight or not self._learner.wakes_on_answers
-        if now < self._pause_until or self._sleep is not asyncio.sleep or asleep:
+        if self._sleep is not asyncio.sleep:
             await self._sleep(seconds)
             return
-        self._freed.clear()
+        asleep = not self.in_flight or not self._learner.wakes_on_answers
+        # A pause, or a model paced by the clock alone, still wakes when the gate closes.
+        event = self._closed if now < self._pause_until or asleep else self._freed
+        if event is self._freed:
+            event.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._freed.wait(), seconds)
+            await asyncio.wait_for(event.wait(), seconds)
 
     @property
     def in_flight(self) -> int:

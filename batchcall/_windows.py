@@ -591,12 +591,28 @@ def _refusal(policy: WindowPolicy, key: ContactKey, base: datetime, first: datet
 
 
 def holiday_on(codes: Iterable[str], day: date) -> tuple[str, str] | None:
-    """The first of the calendars `codes` that has `day` as a holiday, and the holiday's name."""
+    """The first of the calendars `codes` that has `day` as a holiday, and the holiday's name.
+
+    A country's calendar also counts a day that every one of its subdivisions keeps: the
+    `holidays` package's national AU calendar has Boxing Day on Saturday 26 December 2026
+    but not the Monday after, which every state and territory observes in its place.
+    """
     for code in codes:
         name = _calendar(code).get(day)
+        if name is None and "-" not in code:
+            name = _kept_everywhere(code, day)
         if name is not None:
             return code, str(name)
     return None
+
+
+def _kept_everywhere(country: str, day: date) -> str | None:
+    """The holiday's name if every subdivision of `country` keeps `day`; else None."""
+    subdivisions = _calendar(country).subdivisions
+    names = [_calendar(f"{country}-{sub}").get(day) for sub in subdivisions]
+    if not names or any(name is None for name in names):
+        return None
+    return str(names[0])
 
 
 def _off_holidays(

@@ -319,6 +319,14 @@ def test_au_profile_blocks_national_holidays_not_state_ones() -> None:
     assert_unchanged(place(policy(), requested), requested)
 
 
+def test_a_holiday_every_state_observes_is_a_national_one() -> None:
+    """Boxing Day 2026 is a Saturday; every state and territory keeps Monday 28 December
+    instead (Tasmania calls it Boxing Day itself), so a call that day goes on the 29th."""
+    for zone in ("Australia/Sydney", "Australia/Perth", "Australia/Hobart"):
+        result = place(policy(), at(zone, 2026, 12, 28, 10, 0), tz=zone)
+        assert_moved_to(result, at(zone, 2026, 12, 29, 9, 0))
+
+
 def test_custom_window_with_state_holidays_skips_labour_day() -> None:
     """`--holidays AU-NSW` on a custom window moves a Labour Day call to the next morning."""
     rules = policy("mon-fri 09:00-17:00", holidays="AU-NSW")

@@ -93,3 +93,23 @@ def test_a_blind_429_and_our_dense_sends_place_the_next_reset() -> None:
 def test_sparse_sends_place_no_reset() -> None:
     counted = [i * 0.5 for i in range(60)]
     assert blind_reset(counted, 50, (30.0, 30.01, 1.0), slack=0.002) is None
+
+
+def test_counts_falling_faster_than_our_sends_say_another_client_spends_the_key() -> None:
+    """Each of our answers shows two more gone than we sent: after a few, the key is shared.
+    The same counts with only our own requests in them never say so."""
+    from batchcall._limiter._learner import Learner
+
+    def feed(extra: int) -> bool:
+        learner = Learner(1000.0)
+        learner.heard_limit(100)
+        remaining = 100
+        for i in range(20):
+            seq = learner.sent(i * 0.01)
+            remaining -= 1 + extra
+            learner.answered(seq)
+            learner.accepted(seq, i * 0.01, i * 0.01 + 0.001, remaining)
+        return learner.quota.shared
+
+    assert feed(extra=2)
+    assert not feed(extra=0)

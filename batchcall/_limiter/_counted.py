@@ -43,7 +43,7 @@ class CountedWindow:
         left = quota.left
         upcoming = self.next_reset()
         burst = quota.last_send + 1 / self.max_rate - now
-        if quota.margin > 1 and quota.in_flight and quota.in_flight >= left:
+        if (quota.margin > 1 or quota.shared) and quota.in_flight and quota.in_flight >= left:
             # Another client spends this key (429s our books did not foresee): its requests in
             # flight are not in our count, so ours keep to what would be left if it sent as
             # many, which is the share of two clients bursting at once.

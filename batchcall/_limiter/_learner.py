@@ -111,7 +111,7 @@ class _WindowsAndReports:
 class Learner(_WindowsAndReports):
     """Keeps the `Quota` and switches the rate model as answers come; the gate asks it to pace."""
 
-    __slots__ = ("_blind_reading", "_own", "bounds", "latency")
+    __slots__ = ("_blind_reading", "_elsewhere", "_own", "bounds", "latency")
 
     def __init__(self, max_rate: float) -> None:
         self._max_rate = max_rate
@@ -126,6 +126,7 @@ class Learner(_WindowsAndReports):
         self.latency = 0.0  # the gate's estimate, seconds
         self._own = OwnCount()  # a fixed window's count kept by us, if the server keeps none
         self._blind_reading: tuple[float, float] | None = None  # the last blind 429's reset
+        self._elsewhere = 0  # quota spent beyond our own requests since the last reset
 
     # --- pacing -------------------------------------------------------------------------------
 
@@ -258,16 +259,29 @@ class Learner(_WindowsAndReports):
             self.model = self._rolling
             self.bounds = ResetBounds(sent_at, now)
         else:
+            self._note_spent_elsewhere(handed_back)
             self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
             reset = self._classify(handed_back, at=sent_at, after=after, remaining=remaining)
             if reset:
                 quota.window_seq = seq
+                self._elsewhere = 0
             if self.bounds is not None:
                 if reset:
                     self.bounds.opened(sent_at, now)
                 else:
                     self.bounds.counted(sent_at)
         self._rolling.measure(now, seq, remaining)
+
+    def _note_spent_elsewhere(self, handed_back: int) -> None:
+        """Counts that fall faster than our own requests explain: another client spends the key.
+
+        Each count is off by the reordering noise either way, but their sum telescopes, as in
+        `Rolling.trickled`; only a shortfall beyond that is somebody else's.
+        """
+        quota = self.quota
+        self._elsewhere = max(0, self._elsewhere - handed_back)
+        if self._elsewhere > 2 + 0.02 * quota.known_limit + 4 * quota.reorder:
+            quota.shared = True
 
     def bound_refusal(self, sent_at: float, now: float, retry_after: float | None) -> None:
         """A 429 with counts: the current window was full when it came (before its pause)."""

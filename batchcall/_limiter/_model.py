@@ -68,6 +68,8 @@ class Accounted(ABC):
 
     def wait(self, now: float, quota: Quota) -> float:
         available = self.available(now, quota)
+        if self.keeps_share(quota) and quota.in_flight >= available:
+            return RECHECK
         if available < 1 + quota.margin:
             if quota.in_flight == 0 and available >= 1:
                 return 0.0  # spend the margin rather than stall with nothing in flight
@@ -76,6 +78,15 @@ class Accounted(ABC):
 
     def rate(self, now: float, quota: Quota) -> float:
         return self.pace(now, quota, max(self.available(now, quota), quota.margin + 1))
+
+    def keeps_share(self, quota: Quota) -> bool:
+        """Whether to keep in flight no more than our own count says is left.
+
+        With another client on the key, its requests in flight are not in our count: keeping
+        ours to what would be left if it sent as many is the share of two clients bursting
+        at once, and spares both the 429s of quota spent twice.
+        """
+        return quota.shared and quota.in_flight > 0
 
     @staticmethod
     def may_probe(now: float, quota: Quota) -> bool:

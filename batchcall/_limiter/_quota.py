@@ -32,6 +32,7 @@ class Quota:
         "remaining",
         "reorder",
         "sends",
+        "shared",
         "started",
         "uncounted",
         "window_quota",
@@ -60,6 +61,8 @@ class Quota:
         # How many permits an answer lagged behind the newest one seen, at most: the server
         # counts requests in flight in its own order, so each count is off by up to this.
         self.reorder = 0
+        # Another client spends this key: a count fell by more than our own requests explain.
+        self.shared = False
 
     # --- what we sent -------------------------------------------------------------------------
 

@@ -70,6 +70,11 @@ class Rolling(Accounted):
 
     # --- pacing -------------------------------------------------------------------------------
 
+    def keeps_share(self, quota: Quota) -> bool:
+        # A bucket's refill is measured net of the other client's spending: holding back on
+        # top of that only hands the other client more.
+        return not self.echo.broken and super().keeps_share(quota)
+
     def available(self, now: float, quota: Quota) -> float:
         limit, left = quota.known_limit, quota.left
         if self.echo.window is not None:

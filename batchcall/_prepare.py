@@ -71,6 +71,9 @@ class Stages:
     source: Callable[[], Iterable[SourceRow]]  # a new pass over the source rows at each call
     check: Callable[[SourceRow], Checked]
     allow_duplicates: bool
+    # `Table.stripes`, when `source` is the table's rows as they are: a child's own chunks,
+    # the others' rows never made.
+    stripes: Callable[[int, int, int], Iterator[list[SourceRow]]] | None = None
 
 
 def encode(checked: Checked) -> PlannedRow:
@@ -107,17 +110,24 @@ def _planned_chunks(planned: Iterable[Checked]) -> Iterator[Any]:
 def _striped_chunks(stages: Stages, part: int, parts: int) -> Iterator[Any]:
     """Every `parts`-th chunk of the source from chunk `part` on, checked and encoded, each
     with its rows' call keys (None when duplicates are allowed)."""
-    source = iter(stages.source())
     check = stages.check
     keyed = not stages.allow_duplicates
-    index = -1
-    while batch := list(islice(source, CHUNK)):
-        index += 1
-        if index % parts != part:
-            continue
+    for batch in _stripe(stages, part, parts):
         checked = [check(r) for r in batch]
         keys = [call_key(c) for c in checked] if keyed else None
         yield [tuple(encode(c)) for c in checked], keys
+
+
+def _stripe(stages: Stages, part: int, parts: int) -> Iterator[list[SourceRow]]:
+    if stages.stripes is not None:
+        yield from stages.stripes(part, parts, CHUNK)
+        return
+    source = iter(stages.source())
+    index = -1
+    while batch := list(islice(source, CHUNK)):
+        index += 1
+        if index % parts == part:
+            yield batch
 
 
 def _child(messages: Iterator[Any], conn: Connection) -> None:

@@ -137,7 +137,11 @@ def _planned(table: Table, settings: Settings) -> Plan:
     stages = None
     if table.path.suffix.lower() not in SHEET_SUFFIXES:
         stages = Stages(
-            lambda: _source(table, settings), validator.check, settings.allow_duplicates
+            lambda: _source(table, settings),
+            validator.check,
+            settings.allow_duplicates,
+            # --only-failed picks rows by their cells: every row is made to be looked at.
+            None if settings.only_failed else table.stripes,
         )
     # The validator's calling-window policy travels with its rows: the sending pass
     # re-checks timeless rows against the very same one.

@@ -12,7 +12,7 @@ import pytest
 
 from batchcall._config import Settings, resolve
 from batchcall._errors import UsageError
-from batchcall._guard import Guard, Skipped, _script_of, policy_for
+from batchcall._guard import Guard, Skipped, _script_of, _Scripts, policy_for
 from batchcall._journal import MOVED_BY_CAP, Journal, PlannedRow, Result
 from batchcall._ledger import Call, Ledger, Policy, open_ledger, parse_cap
 
@@ -186,3 +186,16 @@ def test_the_script_is_read_from_a_planned_request_as_json_would() -> None:
     for body in bodies:
         text = json.dumps(body, separators=(",", ":"))
         assert _script_of(text) == body["script_id"]
+    # Remembering the last head read: requests sharing it, and requests that only look alike.
+    scripts = _Scripts()
+    more = [
+        {"from_number": "+61291234567", "script_id": "s1", "contact": {"phone_number": "1"}},
+        {"from_number": "+61291234567", "script_id": "s1", "contact": {"phone_number": "2"}},
+        {"from_number": "+61291234567", "script_id": "s12", "contact": {}},
+        {"from_number": "+61291234568", "script_id": "s1"},
+        {"from_number": "+61291234567", "script_id": 'a"b'},
+        {"from_number": "+61291234567", "script_id": "s1"},
+    ]
+    for body in [*bodies, *more, *bodies, *more]:
+        text = json.dumps(body, separators=(",", ":"))
+        assert scripts(text) == body["script_id"]

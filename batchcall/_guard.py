@@ -174,7 +174,7 @@ class Guard:
     def check(self, chunk: list[PlannedRow]) -> list[PlannedRow]:
         """The chunk with the ledger's early answer for each pending row."""
         todo = [(i, r) for i, r in enumerate(chunk) if r.state == "pending" and r.request]
-        if not todo:
+        if not todo or self._nothing_to_answer([r.phone_e164 or "" for _, r in todo]):
             return chunk
         script_of, run_id = self._scripts, self.run_id
         calls = [
@@ -207,6 +207,15 @@ class Guard:
                     window_rule=_then(r.window_rule, verdict.rule),
                 )
         return out
+
+    def _nothing_to_answer(self, phones: list[str]) -> bool:
+        """Whether `Ledger.check` would let each of these calls go as planned: each phone
+        once in the chunk (a repeat counts against the later call), no --suppress list, and
+        nothing on record for any of them. Then it is not asked, nor its calls made: most of
+        the plan-time check of a chunk of new numbers."""
+        if self.policy.suppress is not None or len(set(phones)) != len(phones):
+            return False
+        return not self.ledger.knows_any(phones)
 
     # --- sending --------------------------------------------------------------------------------
 

@@ -35,9 +35,26 @@ if TYPE_CHECKING:
     from ._windows import WindowPolicy
 
 CHUNK = 1000
-# One encoder, built once: json.dumps with ensure_ascii=False builds a new JSONEncoder per call,
-# half of the cost of a row's cells (same output: the same class with the same options).
-_CELLS_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _cells_encoder() -> Callable[[tuple[str, ...]], str]:
+    """json.dumps(cells, ensure_ascii=False), built once. json.dumps makes a new JSONEncoder
+    per call, and JSONEncoder.encode a new C encoder: together, most of the cost of a row's
+    cells. The C encoder is made here once, with the options JSONEncoder would give it (the
+    circular check aside, which a tuple of texts never needs), so the text is the same."""
+    encoder = json.JSONEncoder(ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: JSONEncoder's own
+        return encoder.encode
+    chunks = make(
+        None, encoder.default, json.encoder.encode_basestring, None,
+        encoder.key_separator, encoder.item_separator, False, False, True,
+    )  # fmt: skip
+    return lambda cells: "".join(chunks(cells, 0))
+
+
+_CELLS_JSON = _cells_encoder()
+
 # Inputs at least this big are planned in a child process.
 CHILD_MIN_BYTES = 4 * 1024 * 1024
 # A text input that big is checked by PARTS children, each every PARTS-th chunk (1: one

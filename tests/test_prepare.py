@@ -254,3 +254,8 @@ def test_a_childs_stripes_are_the_chunks_of_the_rows_it_checks(tmp_path_factory,
         for parts in (1, 2, 3):
             for part in range(parts):
                 assert list(table.stripes(part, parts, size)) == batches[part::parts]
+
+
+@given(st.lists(st.text(), max_size=6))
+def test_a_rows_cells_are_stored_as_json_dumps_writes_them(cells):
+    assert prepare._CELLS_JSON(tuple(cells)) == json.dumps(cells, ensure_ascii=False)

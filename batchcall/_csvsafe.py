@@ -49,8 +49,22 @@ def neutralise(cell: str) -> str:
     return "'" + cell if could_execute(cell) else cell
 
 
+# A cell `neutralise` would change, in a line joined with (and led by) _SEP: one that starts
+# with = @ tab CR, an apostrophe before one of _RESTORED, or + - and is not a plain number
+# up to the next cell. Exact only for cells without _SEP, which `neutralise_all` checks too.
+_SEP = "\x1f"
+_CHANGED = re.compile(
+    _SEP + r"(?:[=@\t\r]|'[=+\-@\t\r']|[+-](?![\d ().\-/]*\d[\d ().\-/]*(?:" + _SEP + r"|\Z)))"
+)
+
+
 def neutralise_all(cells: list[str]) -> list[str]:
-    """`neutralise` for a whole line; the report's hot loop, so most cells cost one lookup."""
+    """`neutralise` for a whole line: the report's hot loop. Most lines have no cell to
+    change, and one regex search over the joined line says so, at a third of the cost of a
+    look at each cell (then `cells` itself is returned); test_csvsafe holds it to `neutralise`."""
+    joined = _SEP + _SEP.join(cells)
+    if _CHANGED.search(joined) is None and joined.count(_SEP) == len(cells):
+        return cells
     return [neutralise(c) if c[:1] in _RESTORED else c for c in cells]
 
 

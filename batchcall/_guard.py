@@ -94,6 +94,12 @@ def _script_of(request: str) -> str:
     which starts with `from_number` (an E.164 number: no quote or escape) and then
     `script_id`, so the value is found by position; parsing the whole body cost a third of
     the plan-time check. Any other shape, or a value with an escape, is parsed in full."""
+    return _read_script(request)[0]
+
+
+def _read_script(request: str) -> tuple[str, str | None]:
+    """`_script_of`, and the request's head that decided it by position (the text through
+    the script_id's closing quote), or None when it was parsed in full."""
     if request.startswith(_LEADS):
         at = request.find('"', len(_LEADS))
         if request.startswith(_SCRIPT, at):
@@ -101,8 +107,25 @@ def _script_of(request: str) -> str:
             end = request.find('"', start)
             value = request[start:end]
             if end > start and "\\" not in value:
-                return value
-    return str(json.loads(request)["script_id"])
+                return value, request[: end + 1]
+    return str(json.loads(request)["script_id"]), None
+
+
+class _Scripts:
+    """`_script_of` that remembers the last head it read by position: a run's requests share
+    their from_number and script_id, so most rows cost one `startswith`. A request with that
+    same head is read by position to the same value, so the answer is the same."""
+
+    def __init__(self) -> None:
+        self._head: str | None = None
+        self._script = ""
+
+    def __call__(self, request: str) -> str:
+        head = self._head
+        if head is not None and request.startswith(head):
+            return self._script
+        self._script, self._head = _read_script(request)
+        return self._script
 
 
 def _skip_outcome(verdict: Verdict) -> PolicySkip:
@@ -143,6 +166,7 @@ class Guard:
         # that lets a row ring at its own time must undo it. A continued run cannot know.
         self._plan_deferred = continued
         self._answers: list[tuple[int, str, str | None]] = []
+        self._scripts = _Scripts()
         self._flushed = time.monotonic()
 
     # --- planning -------------------------------------------------------------------------------
@@ -150,14 +174,15 @@ class Guard:
     def check(self, chunk: list[PlannedRow]) -> list[PlannedRow]:
         """The chunk with the ledger's early answer for each pending row."""
         todo = [(i, r) for i, r in enumerate(chunk) if r.state == "pending" and r.request]
-        if not todo:
+        if not todo or self._nothing_to_answer([r.phone_e164 or "" for _, r in todo]):
             return chunk
+        script_of, run_id = self._scripts, self.run_id
         calls = [
             Call(
                 r.phone_e164 or "",
-                _script_of(r.request or "{}"),
+                script_of(r.request or "{}"),
                 _instant(r.scheduled_time_sent),
-                self.run_id,
+                run_id,
                 r.row,
             )
             for _, r in todo
@@ -182,6 +207,15 @@ class Guard:
                     window_rule=_then(r.window_rule, verdict.rule),
                 )
         return out
+
+    def _nothing_to_answer(self, phones: list[str]) -> bool:
+        """Whether `Ledger.check` would let each of these calls go as planned: each phone
+        once in the chunk (a repeat counts against the later call), no --suppress list, and
+        nothing on record for any of them. Then it is not asked, nor its calls made: most of
+        the plan-time check of a chunk of new numbers."""
+        if self.policy.suppress is not None or len(set(phones)) != len(phones):
+            return False
+        return not self.ledger.knows_any(phones)
 
     # --- sending --------------------------------------------------------------------------------
 

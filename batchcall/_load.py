@@ -29,6 +29,7 @@ end of the file, they are not read, and a warning says so.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import itertools
@@ -195,23 +196,45 @@ class Table:
         `row` counts records after the header, blank ones included, so that row N is the N-th
         line under the header in the user's spreadsheet.
         """
+        with self._opened() as kept:
+            yield from self._rows(enumerate(kept, 1))
+
+    def stripes(self, part: int, parts: int, size: int) -> Iterator[list[SourceRow]]:
+        """The batches of `size` rows that slicing `iter(self)` gives, every `parts`-th one
+        from batch `part` on (`prepare.Stages`). The records of the other batches are only
+        looked at for blank ones, which `row` counts but which make no row: making them rows
+        cost a checking child a fifth of its time, for rows another child checks."""
+        restore = csvsafe.restore if self.is_results else None
+        with self._opened() as kept:
+            numbered = enumerate(kept, 1)
+            for index in itertools.count():
+                if index % parts == part:
+                    batch = list(itertools.islice(self._rows(numbered), size))
+                    if batch:
+                        yield batch
+                    if len(batch) < size:
+                        return
+                elif _pass_rows(numbered, size, restore) < size:
+                    return
+
+    @contextlib.contextmanager
+    def _opened(self) -> Iterator[Iterator[list[str]]]:
+        """The raw records after the header (and before a footer), closed on the way out."""
         records = self._records()
         kept = records if self._footer_at is None else itertools.islice(records, self._footer_at)
         try:
             _skip_to_header(kept)
-            yield from self._rows(kept)
+            yield kept
         finally:
             close = getattr(records, "close", None)
             if close is not None:
                 close()
 
-    def _rows(self, records: Iterator[list[str]]) -> Iterator[SourceRow]:
+    def _rows(self, numbered: Iterator[tuple[int, list[str]]]) -> Iterator[SourceRow]:
         restore = csvsafe.restore if self.is_results else None
         keep = self._keep
         identity = keep == list(range(len(keep)))
-        number = 0
-        for record in records:
-            number += 1
+        for number, record in numbered:
             if restore is not None:
                 # Our own file: its apostrophes go before trimming, which could expose one.
                 record = [restore(cell) for cell in record]
@@ -229,6 +252,22 @@ class Table:
             yield SourceRow(
                 row=number, cells=tuple(kept), prior=prior, raw=None if raw is None else tuple(raw)
             )
+
+
+def _pass_rows(
+    numbered: Iterator[tuple[int, list[str]]], size: int, restore: Callable[[str], str] | None
+) -> int:
+    """Read past the records of `size` rows (fewer at the end), as `Table._rows` would count
+    them: a record is blank when all its cells, trimmed (and restored), are empty. How many
+    rows there were."""
+    rows = 0
+    for _, record in numbered:
+        text = "".join(record if restore is None else map(restore, record))
+        if text and not text.isspace():
+            rows += 1
+            if rows == size:
+                break
+    return rows
 
 
 def _pick(cells: list[str], keep: list[int], identity: bool) -> list[str]:

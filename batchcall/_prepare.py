@@ -35,9 +35,26 @@ if TYPE_CHECKING:
     from ._windows import WindowPolicy
 
 CHUNK = 1000
-# One encoder, built once: json.dumps with ensure_ascii=False builds a new JSONEncoder per call,
-# half of the cost of a row's cells (same output: the same class with the same options).
-_CELLS_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _cells_encoder() -> Callable[[tuple[str, ...]], str]:
+    """json.dumps(cells, ensure_ascii=False), built once. json.dumps makes a new JSONEncoder
+    per call, and JSONEncoder.encode a new C encoder: together, most of the cost of a row's
+    cells. The C encoder is made here once, with the options JSONEncoder would give it (the
+    circular check aside, which a tuple of texts never needs), so the text is the same."""
+    encoder = json.JSONEncoder(ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: JSONEncoder's own
+        return encoder.encode
+    chunks = make(
+        None, encoder.default, json.encoder.encode_basestring, None,
+        encoder.key_separator, encoder.item_separator, False, False, True,
+    )  # fmt: skip
+    return lambda cells: "".join(chunks(cells, 0))
+
+
+_CELLS_JSON = _cells_encoder()
+
 # Inputs at least this big are planned in a child process.
 CHILD_MIN_BYTES = 4 * 1024 * 1024
 # A text input that big is checked by PARTS children, each every PARTS-th chunk (1: one
@@ -71,6 +88,9 @@ class Stages:
     source: Callable[[], Iterable[SourceRow]]  # a new pass over the source rows at each call
     check: Callable[[SourceRow], Checked]
     allow_duplicates: bool
+    # `Table.stripes`, when `source` is the table's rows as they are: a child's own chunks,
+    # the others' rows never made.
+    stripes: Callable[[int, int, int], Iterator[list[SourceRow]]] | None = None
 
 
 def encode(checked: Checked) -> PlannedRow:
@@ -107,17 +127,24 @@ def _planned_chunks(planned: Iterable[Checked]) -> Iterator[Any]:
 def _striped_chunks(stages: Stages, part: int, parts: int) -> Iterator[Any]:
     """Every `parts`-th chunk of the source from chunk `part` on, checked and encoded, each
     with its rows' call keys (None when duplicates are allowed)."""
-    source = iter(stages.source())
     check = stages.check
     keyed = not stages.allow_duplicates
-    index = -1
-    while batch := list(islice(source, CHUNK)):
-        index += 1
-        if index % parts != part:
-            continue
+    for batch in _stripe(stages, part, parts):
         checked = [check(r) for r in batch]
         keys = [call_key(c) for c in checked] if keyed else None
         yield [tuple(encode(c)) for c in checked], keys
+
+
+def _stripe(stages: Stages, part: int, parts: int) -> Iterator[list[SourceRow]]:
+    if stages.stripes is not None:
+        yield from stages.stripes(part, parts, CHUNK)
+        return
+    source = iter(stages.source())
+    index = -1
+    while batch := list(islice(source, CHUNK)):
+        index += 1
+        if index % parts == part:
+            yield batch
 
 
 def _child(messages: Iterator[Any], conn: Connection) -> None:

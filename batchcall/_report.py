@@ -31,6 +31,7 @@ from ._timeline import Timeline
 
 if TYPE_CHECKING:
     from ._dispatch import SendStats
+    from ._writer import ReportWriter
 
 log = logging.getLogger("batchcall")
 
@@ -105,6 +106,21 @@ def write_results(
     skipped.csv (the rows a policy skipped: duplicates, and the contact ledger's skips);
     returns the first two. With `workbook` (the input was one), failed.xlsx too, beside
     failed.csv (see `_FailedBook`)."""
+    width = len(header)
+    names = DRY_RUN_NAMES if dry_run else {}
+    lines = ((r.state, _cells(width, r, names)) for r in rows)
+    return write_lines(run_dir, header, lines, workbook=workbook)
+
+
+def write_lines(
+    run_dir: Path,
+    header: Sequence[str],
+    lines: Iterable[tuple[State, list[str]]],
+    *,
+    workbook: bool = False,
+) -> tuple[Path, Path]:
+    """`write_results` of rows already made lines: each row's state and its cells, the
+    outcome columns included (`_cells`, or `Journal.result_lines`)."""
     results, failed, skipped = (run_dir / name for name in REPORT_FILES)
     columns = list(header) + list(RESULT_COLUMNS)
     # utf-8-sig: Excel opens a BOM-less UTF-8 CSV as cp1252 and garbles non-ASCII names.
@@ -123,19 +139,16 @@ def write_results(
             writer.writerow(neutralise_all(columns))
         if book is not None:
             book.append(columns)
-        all_writer, bad_writer, skipped_writer = writers
-        width = len(header)
-        names = DRY_RUN_NAMES if dry_run else {}
-        for r in rows:
-            cells = _cells(width, r, names)
+        write_all, write_bad, write_skipped = (writer.writerow for writer in writers)
+        for state, cells in lines:
             line = neutralise_all(cells)
-            all_writer.writerow(line)
-            if r.state in FAILED_STATES:
-                bad_writer.writerow(line)
+            write_all(line)
+            if state in FAILED_STATES:
+                write_bad(line)
                 if book is not None:
                     book.append(cells)
-            elif r.state in SKIPPED_STATES:
-                skipped_writer.writerow(line)
+            elif state in SKIPPED_STATES:
+                write_skipped(line)
     return results, failed
 
 
@@ -211,24 +224,30 @@ PAGE_META = (
 
 
 def write_reports(
-    run_dir: Path, journal: Journal, summary: Callable[[], dict[str, Any]]
+    run_dir: Path,
+    journal: Journal,
+    summary: Callable[[], dict[str, Any]],
+    writer: ReportWriter | None = None,
 ) -> dict[str, Any] | None:
-    """Every report, from one pass over the journal's rows; returns a dry run's plan (which
-    summary.json holds too), else None."""
+    """Every report, from one pass over the journal's rows (two with a `writer`: the CSVs in
+    its process, the digest in this one); returns a dry run's plan (which summary.json holds
+    too), else None."""
     from ._html import write_html  # the page is built on this module's writers
 
     header = journal.meta("header", [])
     meta = {key: journal.meta(key) for key in PAGE_META}
     digest = digest_for(meta, datetime.now(UTC))
-    rows = digest.tee(journal.report_rows())
-    source = Path(meta["input"] or "")
-    write_results(
-        run_dir,
-        header,
-        rows,
-        dry_run=bool(meta["dry_run"]),
-        workbook=source.suffix.lower() in SHEET_SUFFIXES,
-    )
+    dry_run = bool(meta["dry_run"])
+    workbook = Path(meta["input"] or "").suffix.lower() in SHEET_SUFFIXES
+    if writer is None:
+        rows = digest.tee(journal.report_rows())
+        write_results(run_dir, header, rows, dry_run=dry_run, workbook=workbook)
+    else:
+        journal.commit()  # the writer reads what is on the disk
+        writer.write(run_dir, journal.path, header, dry_run=dry_run, workbook=workbook)
+        for row in journal.digest_rows(cells=digest.zone_column is not None):
+            digest.add(row)
+        writer.wait()
     data = summary()
     plan = digest.plan((meta["settings"] or {}).get("max_rate")) if meta["dry_run"] else None
     if plan is not None:

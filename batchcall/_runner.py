@@ -63,6 +63,7 @@ from ._transport import SpreadTransport
 from ._validate import Validator
 from ._version import __version__
 from ._windows import WindowPolicy
+from ._writer import ReportWriter, report_writer
 
 log = logging.getLogger("batchcall")
 
@@ -136,7 +137,11 @@ def _planned(table: Table, settings: Settings) -> Plan:
     stages = None
     if table.path.suffix.lower() not in SHEET_SUFFIXES:
         stages = Stages(
-            lambda: _source(table, settings), validator.check, settings.allow_duplicates
+            lambda: _source(table, settings),
+            validator.check,
+            settings.allow_duplicates,
+            # --only-failed picks rows by their cells: every row is made to be looked at.
+            None if settings.only_failed else table.stripes,
         )
     # The validator's calling-window policy travels with its rows: the sending pass
     # re-checks timeless rows against the very same one.
@@ -179,6 +184,7 @@ async def _execute(
     progress: Progress | None,
     transport: httpx.AsyncBaseTransport | None,
     guard: Guard,
+    writer: ReportWriter | None = None,
 ) -> Summary:
     workers = settings.concurrency or DEFAULT_WORKERS
     client = None if api_key is None else _client(settings, api_key, transport, workers)
@@ -196,7 +202,7 @@ async def _execute(
     _settle_leftovers(guard)
     stop = _stop(command, run_dir, journal, outcome)
     summary = _summary(command, run_dir, journal, outcome, stop)
-    plan = _write_reports(run_dir, journal, summary)
+    plan = _write_reports(run_dir, journal, summary, writer)
     if plan is not None:
         summary = dataclasses.replace(summary, plan=plan)
     if progress:
@@ -278,11 +284,13 @@ def _summary(
     return summary
 
 
-def _write_reports(run_dir: Path, journal: Journal, summary: Summary) -> dict[str, Any] | None:
+def _write_reports(
+    run_dir: Path, journal: Journal, summary: Summary, writer: ReportWriter | None = None
+) -> dict[str, Any] | None:
     """The run's reports (and a dry run's plan); on a full disk, what fits (summary.json is
     small), then the error."""
     try:
-        return write_reports(run_dir, journal, summary.to_dict)
+        return write_reports(run_dir, journal, summary.to_dict, writer)
     except Exception as exc:
         if not disk_full(exc, run_dir):
             raise
@@ -530,6 +538,7 @@ def _start(
     with (
         _disk_faults(run_dir),
         RunLock(run_dir, "validate" if dry_run else "run"),
+        report_writer(path.stat().st_size) as writer,  # forked before the journal is open
         Journal(run_dir / "journal.sqlite", create=True) as journal,
         run_logging(run_dir, verbose=verbose),
     ):
@@ -554,6 +563,7 @@ def _start(
                 progress=progress,
                 transport=transport,
                 guard=guard,
+                writer=writer,
             )
         )
 

@@ -21,6 +21,18 @@ def test_every_cell_reads_back_exactly_as_it_was_written(cell):
     assert neutralise_all([cell, cell]) == [neutralise(cell)] * 2
 
 
+separated = st.one_of(cells, risky).flatmap(
+    lambda cell: st.sampled_from(["", "\x1f", "\x1f=", "\x1f+1"]).map(lambda tail: cell + tail)
+)
+
+
+@given(st.lists(st.one_of(cells, risky, separated), max_size=8))
+def test_a_line_is_neutralised_as_each_of_its_cells_is(line):
+    """`neutralise_all`'s search over the joined line changes what `neutralise` would change,
+    cell by cell, cells holding its separator included."""
+    assert neutralise_all(line) == [neutralise(cell) for cell in line]
+
+
 @given(st.one_of(cells, risky))
 def test_only_cells_that_could_execute_are_changed(cell):
     """A cell is written byte for byte unless it could run as a formula, or it is an

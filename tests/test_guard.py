@@ -12,7 +12,7 @@ import pytest
 
 from batchcall._config import Settings, resolve
 from batchcall._errors import UsageError
-from batchcall._guard import Guard, Skipped, _script_of, policy_for
+from batchcall._guard import Guard, Skipped, _script_of, _Scripts, policy_for
 from batchcall._journal import MOVED_BY_CAP, Journal, PlannedRow, Result
 from batchcall._ledger import Call, Ledger, Policy, open_ledger, parse_cap
 
@@ -186,3 +186,52 @@ def test_the_script_is_read_from_a_planned_request_as_json_would() -> None:
     for body in bodies:
         text = json.dumps(body, separators=(",", ":"))
         assert _script_of(text) == body["script_id"]
+    # Remembering the last head read: requests sharing it, and requests that only look alike.
+    scripts = _Scripts()
+    more = [
+        {"from_number": "+61291234567", "script_id": "s1", "contact": {"phone_number": "1"}},
+        {"from_number": "+61291234567", "script_id": "s1", "contact": {"phone_number": "2"}},
+        {"from_number": "+61291234567", "script_id": "s12", "contact": {}},
+        {"from_number": "+61291234568", "script_id": "s1"},
+        {"from_number": "+61291234567", "script_id": 'a"b'},
+        {"from_number": "+61291234567", "script_id": "s1"},
+    ]
+    for body in [*bodies, *more, *bodies, *more]:
+        text = json.dumps(body, separators=(",", ":"))
+        assert scripts(text) == body["script_id"]
+
+
+def _both_ways(guard: Guard, rows: list[PlannedRow]) -> tuple[list[PlannedRow], list[PlannedRow]]:
+    """The chunk checked as a run checks it, and with the ledger always asked in full."""
+    quick = guard.check(rows)
+    guard._nothing_to_answer = lambda phones: False  # type: ignore[method-assign]
+    return quick, guard.check(rows)
+
+
+@pytest.mark.parametrize(
+    "case", ["nothing known", "a call known", "a failed call", "an old suppression", "a repeat"]
+)
+def test_a_chunk_the_ledger_knows_nothing_of_is_answered_as_the_full_check_would(
+    ledger, journal, case
+) -> None:
+    """The plan-time check skips the ledger's full check only for a chunk of numbers it has no
+    record of, each once: any call that counts or any suppression (expired too) of one of
+    them, or a number twice in the chunk, and the full check answers, as it always did."""
+    at = NOW + timedelta(hours=2)
+    rows = [_row(n, at=at) for n in range(1, 6)]
+    if case == "a call known":
+        _placed(ledger, 3, at)
+    elif case == "a failed call":
+        _placed(ledger, 3, NOW + timedelta(hours=1), run="failed/0")
+        ledger.settle("failed/0", 3, "failed")
+    elif case == "an old suppression":
+        ledger.suppress(
+            ["+61412000004"], now=NOW - timedelta(days=9), until=NOW - timedelta(days=1)
+        )
+    elif case == "a repeat":
+        rows.append(_row(2, at=at + timedelta(hours=1))._replace(row=6))
+    quick, full = _both_ways(_guard(ledger, journal, Policy(caps=(parse_cap("1/24h"),))), rows)
+    assert quick == full
+    phones = [r.phone_e164 or "" for r in rows]
+    assert ledger.knows_any(phones) == (case in ("a call known", "an old suppression"))
+    assert (quick != rows) == (case in ("a call known", "a repeat"))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 from e2e_support import FROM, SCRIPT, au_mobiles, write_contacts
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import batchcall
 from batchcall import _prepare as prepare
@@ -216,10 +220,42 @@ def test_an_input_error_in_a_striped_child_reaches_the_user_as_one(tmp_path, mon
         yield from []
         raise batchcall.InputError("byte 0x8f at offset 42 does not decode")
 
-    def stages(source, check, allow_duplicates):
-        return real(unreadable, check, allow_duplicates)
+    def stages(source, check, allow_duplicates, stripes=None):
+        return real(unreadable, check, allow_duplicates)  # read through `source`, not stripes
 
     monkeypatch.setattr(batchcall._runner, "Stages", stages)
     with pytest.raises(batchcall.InputError, match="offset 42") as caught:
         batchcall.validate(source, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "r")
     assert caught.value.exit_code == 2
+
+
+_record = st.lists(st.sampled_from(["", " ", "\t", "0429 069 971", " Ann ", "'=1", "'\t", "x"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(records=st.lists(_record, max_size=30), results=st.booleans())
+def test_a_childs_stripes_are_the_chunks_of_the_rows_it_checks(tmp_path_factory, records, results):
+    """`Table.stripes` gives the same batches as slicing the rows (blank, whitespace-only and
+    ragged records among them, and our own results.csv, whose apostrophes go first), each
+    stripe every `parts`-th one, never a row made for another child's batch."""
+    from batchcall._config import Settings
+    from batchcall._load import open_table
+    from batchcall._models import RESULT_COLUMNS
+
+    path = tmp_path_factory.mktemp("stripes") / "c.csv"
+    header = ["phone", "name", *(RESULT_COLUMNS if results else ())]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *records])
+    table = open_table(path, Settings())
+    for size in (1, 2, 3):
+        rows, batches = iter(table), []
+        while batch := list(itertools.islice(rows, size)):
+            batches.append(batch)
+        for parts in (1, 2, 3):
+            for part in range(parts):
+                assert list(table.stripes(part, parts, size)) == batches[part::parts]
+
+
+@given(st.lists(st.text(), max_size=6))
+def test_a_rows_cells_are_stored_as_json_dumps_writes_them(cells):
+    assert prepare._CELLS_JSON(tuple(cells)) == json.dumps(cells, ensure_ascii=False)

@@ -74,6 +74,12 @@ class Ledger:
             out.extend(_judge(batch, placed, blocked, again, policy, now, allowed))
         return out
 
+    def knows_any(self, phones: Sequence[str]) -> bool:
+        """Whether any of `phones` has a call that counts (at any time) or a suppression (in
+        force or not): if none, `check` lets all go as asked (no phone twice, no lists)."""
+        batches = (phones[start : start + BATCH] for start in range(0, len(phones), BATCH))
+        return any(self._tables.knows(batch) for batch in batches)
+
     def reserve(
         self, call: Call, policy: Policy, *, now: datetime, allowed: Window | None = None
     ) -> Verdict:

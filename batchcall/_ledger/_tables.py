@@ -17,6 +17,10 @@ _PLACED = (
 _HISTORY = (
     f"SELECT {_CALL_COLUMNS} FROM ledger_calls WHERE team = ? AND phone = ? ORDER BY ring_at, id"
 )
+_KNOWN_CALL = (
+    "SELECT 1 FROM ledger_calls WHERE team = ? AND {phones} AND outcome != 'failed' LIMIT 1"
+)
+_KNOWN_SUPPRESSION = "SELECT 1 FROM ledger_suppressions WHERE team = ? AND {phones} LIMIT 1"
 _SUPPRESSION_COLUMNS = "phone, reason, expires_at, source, added_at"
 _SUPPRESSED = (
     f"SELECT {_SUPPRESSION_COLUMNS} FROM ledger_suppressions WHERE team = ? AND {{phones}}"
@@ -63,6 +67,15 @@ class Tables:
             placed = Placed(phone, script, at, asked_at, run_id, row_no, call_id, outcome)
             found.setdefault(phone, []).append(placed)
         return found
+
+    def knows(self, phones: Sequence[str]) -> bool:
+        """Whether any of `phones` has a call that counts (any time) or a suppression (in
+        force or not): what `placed` and `blocked` could find for them, and more."""
+        match, values = self.store.any_of("phone", phones)
+        for sql in (_KNOWN_CALL, _KNOWN_SUPPRESSION):
+            if self.store.query(sql.format(phones=match), (self.team, *values)):
+                return True
+        return False
 
     def history(self, phone: str) -> list[Placed]:
         return [self._history_row(row) for row in self.store.query(_HISTORY, (self.team, phone))]

@@ -53,7 +53,31 @@ class Permit:
         return self._gate._learn(self, reply)
 
 
-class Gate:
+class _Closing:
+    """The gate's close: once closed, nothing is admitted, and waits end at once."""
+
+    _closed: asyncio.Event
+    _freed: asyncio.Event
+    _sleep: Callable[[float], Awaitable[None]]
+
+    def close(self) -> None:
+        """Admit nothing more: every request waiting, a 429's pause included, raises GateClosed.
+
+        A stopping pass must not wait a minute's Retry-After out to send nothing.
+        """
+        self._closed.set()
+        self._freed.set()
+
+    async def closed_within(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the gate closes meanwhile (a row's own wait to retry)."""
+        if self._sleep is not asyncio.sleep:
+            await self._sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
+
+class Gate(_Closing):
     """Admits requests for one API key: a shared 429 pause, an adaptive pacer, a concurrency cap.
 
     `async with gate.permit() as permit:` waits for its turn; inside, `permit.learn(reply)`
@@ -106,22 +130,6 @@ class Gate:
         finally:
             if not permit.learned:
                 permit.learn(NO_REPLY)
-
-    def close(self) -> None:
-        """Admit nothing more: every request waiting, a 429's pause included, raises GateClosed.
-
-        A stopping pass must not wait a minute's Retry-After out to send nothing.
-        """
-        self._closed.set()
-        self._freed.set()
-
-    async def closed_within(self, seconds: float) -> None:
-        """Sleep `seconds`, or less if the gate closes meanwhile (a row's own wait to retry)."""
-        if self._sleep is not asyncio.sleep:
-            await self._sleep(seconds)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closed.wait(), seconds)
 
     async def _acquire(self) -> Permit:
         """Wait for the shared pause, the pacer, the quota and a concurrency slot."""

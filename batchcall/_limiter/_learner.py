@@ -108,10 +108,70 @@ class _WindowsAndReports:
         return self._rolling.refill
 
 
-class Learner(_WindowsAndReports):
+class _OwnCounting(_WindowsAndReports):
+    """The Learner's own count of a blind fixed window (`OwnCount`) and its shared-key test."""
+
+    __slots__ = ("_blind_reading", "_elsewhere", "_own", "bounds")
+    _blind_reading: tuple[float, float] | None  # the last blind 429's reset, if our sends place it
+    _elsewhere: int  # quota spent beyond our own requests since the last reset
+    _own: OwnCount
+    latency: float
+
+    def _blind_pause(self, now: float, retry_after: float, sent_at: float) -> float:
+        """A blind 429's pause: to the reset our own sends place, if Retry-After allows it."""
+        quota, own = self.quota, self._own
+        self._blind_reading = None
+        if own.failed or own.active or not quota.limit or retry_after >= SHORT_RETRY_AFTER:
+            return retry_after
+        slack = 2 * max(self.latency, 0.001)
+        reading = blind_reset(quota.counted, quota.limit, (sent_at, now, retry_after), slack)
+        self._blind_reading = reading
+        if reading is not None and 0 < reading[0] + RESET_GUARD - now <= retry_after:
+            return reading[0] + RESET_GUARD - now
+        return retry_after
+
+    def _forget_own_count(self) -> None:
+        """A 429 our own count did not foresee: not a fixed window of ours alone. Blind for good.
+
+        The blind curve goes on from the rate the first 429 found: the count's bursts, cut
+        short, would only understate it.
+        """
+        quota = self.quota
+        quota.forget_remaining()
+        quota.looks.clear()
+        self.bounds = None
+        self._rolling = Rolling(self._max_rate)
+        self.model = self._blind
+
+    def _note_spent_elsewhere(self, handed_back: int) -> None:
+        """Counts that fall faster than our own requests explain: another client spends the key.
+
+        Each count is off by the reordering noise either way, but their sum telescopes, as in
+        `Rolling.trickled`; only a shortfall beyond that is somebody else's.
+        """
+        quota = self.quota
+        self._elsewhere = max(0, self._elsewhere - handed_back)
+        if self._elsewhere > 2 + 0.02 * quota.known_limit + 4 * quota.reorder:
+            quota.shared = True
+
+    def _own_refusal(self, seq: int) -> bool | None:
+        """A 429 as our own count reads it: True if it foresaw it, None if it is no news."""
+        own, quota = self._own, self.quota
+        if own.counts(seq):
+            if own.refused(seq, quota.issued):
+                return True
+            if self.model is not self._blind:
+                self._forget_own_count()
+            return None  # the count was wrong, and its requests in flight are no news
+        if own.active and quota.remaining is not None:
+            return None  # sent blind before the count began: it says nothing of the count
+        return False
+
+
+class Learner(_OwnCounting):
     """Keeps the `Quota` and switches the rate model as answers come; the gate asks it to pace."""
 
-    __slots__ = ("_blind_reading", "_elsewhere", "_own", "bounds", "latency")
+    __slots__ = ("latency",)
 
     def __init__(self, max_rate: float) -> None:
         self._max_rate = max_rate
@@ -192,32 +252,6 @@ class Learner(_WindowsAndReports):
                 return back
         return retry_after
 
-    def _blind_pause(self, now: float, retry_after: float, sent_at: float) -> float:
-        """A blind 429's pause: to the reset our own sends place, if Retry-After allows it."""
-        quota, own = self.quota, self._own
-        self._blind_reading = None
-        if own.failed or own.active or not quota.limit or retry_after >= SHORT_RETRY_AFTER:
-            return retry_after
-        slack = 2 * max(self.latency, 0.001)
-        reading = blind_reset(quota.counted, quota.limit, (sent_at, now, retry_after), slack)
-        self._blind_reading = reading
-        if reading is not None and 0 < reading[0] + RESET_GUARD - now <= retry_after:
-            return reading[0] + RESET_GUARD - now
-        return retry_after
-
-    def _forget_own_count(self) -> None:
-        """A 429 our own count did not foresee: not a fixed window of ours alone. Blind for good.
-
-        The blind curve goes on from the rate the first 429 found: the count's bursts, cut
-        short, would only understate it.
-        """
-        quota = self.quota
-        quota.forget_remaining()
-        quota.looks.clear()
-        self.bounds = None
-        self._rolling = Rolling(self._max_rate)
-        self.model = self._blind
-
     # --- answers ------------------------------------------------------------------------------
 
     def answered(self, seq: int) -> None:
@@ -272,17 +306,6 @@ class Learner(_WindowsAndReports):
                     self.bounds.counted(sent_at)
         self._rolling.measure(now, seq, remaining)
 
-    def _note_spent_elsewhere(self, handed_back: int) -> None:
-        """Counts that fall faster than our own requests explain: another client spends the key.
-
-        Each count is off by the reordering noise either way, but their sum telescopes, as in
-        `Rolling.trickled`; only a shortfall beyond that is somebody else's.
-        """
-        quota = self.quota
-        self._elsewhere = max(0, self._elsewhere - handed_back)
-        if self._elsewhere > 2 + 0.02 * quota.known_limit + 4 * quota.reorder:
-            quota.shared = True
-
     def bound_refusal(self, sent_at: float, now: float, retry_after: float | None) -> None:
         """A 429 with counts: the current window was full when it came (before its pause)."""
         # Only one sent in the window we are in says when that window ends.
@@ -318,20 +341,14 @@ class Learner(_WindowsAndReports):
         quota.refuse(seq)
         foreseen = seq in quota.looks
         quota.looks.discard(seq)
-        own = self._own
-        if own.counts(seq):
-            if own.refused(seq, quota.issued):
-                foreseen = True
-            else:
-                if self.model is not self._blind:
-                    self._forget_own_count()
-                return  # the count was wrong, and its requests in flight are no news
-        elif own.active and quota.remaining is not None:
-            return  # sent blind before the count began: it says nothing of the count
+        counted = self._own_refusal(seq)
+        if counted is None:
+            return
+        foreseen = foreseen or counted
         if retry_after is not None and quota.remaining is None:
             self._reader.refused(seq, sent_at, retry_after)
             if retry_after < SHORT_RETRY_AFTER and quota.limit and self._reader.read_at is None:
-                own.arm(quota.limit, first_window(self._blind_reading, paused_until))
+                self._own.arm(quota.limit, first_window(self._blind_reading, paused_until))
         read_at = self._reader.read_at
         if read_at is not None:
             if sent_at <= read_at:

@@ -113,3 +113,24 @@ def test_counts_falling_faster_than_our_sends_say_another_client_spends_the_key(
 
     assert feed(extra=2)
     assert not feed(extra=0)
+
+
+def test_a_shared_key_keeps_in_flight_to_what_is_left_except_in_a_bucket() -> None:
+    """With another client seen, a sliding window's burst holds once our requests in flight
+    would spend what our count says is left; a bucket's measured refill already leaves the
+    other client its share, so it does not hold."""
+    from batchcall._limiter._model import RECHECK
+    from batchcall._limiter._quota import Quota
+    from batchcall._limiter._rolling import Rolling
+
+    quota = Quota()
+    quota.set_limit(100)
+    quota.observe(quota.send(0.0, keep=1.0), 0.001, 0.0, 10)
+    for _ in range(5):
+        quota.send(0.002, keep=1.0)  # five in flight, five left by our count
+    rolling = Rolling(1000.0)
+    assert rolling.wait(0.003, quota) < RECHECK
+    quota.shared = True
+    assert rolling.wait(0.003, quota) == RECHECK
+    rolling.echo.broken = True  # a bucket
+    assert rolling.wait(0.003, quota) < RECHECK

@@ -44,9 +44,10 @@ class CountedWindow:
         upcoming = self.next_reset()
         burst = quota.last_send + 1 / self.max_rate - now
         if (quota.margin > 1 or quota.shared) and quota.in_flight and quota.in_flight >= left:
-            # Another client spends this key (429s our books did not foresee): its requests in
-            # flight are not in our count, so ours keep to what would be left if it sent as
-            # many, which is the share of two clients bursting at once.
+            # Another client spends this key (429s our books did not foresee, or counts that
+            # fell faster than our own requests explain): its requests in flight are not in
+            # our count, so ours keep to what would be left if it sent as many, which is the
+            # share of two clients bursting at once.
             return RECHECK
         if left >= 1 + quota.margin or (left >= 1 and quota.in_flight == 0):
             if upcoming is None or left >= 2 or not self._teaches(upcoming):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from batchcall._config import Settings
-from batchcall._dispatch import Dispatcher, Execution, PassOutcome, classify
+from batchcall._dispatch import Dispatcher, Execution, PassOutcome, Unsent, classify
 from batchcall._errors import AuthError, InputError
 from batchcall._journal import Job, Journal, PlannedRow
 from batchcall._limiter import NO_REPLY, Reply
@@ -224,6 +224,34 @@ def test_a_stopping_pass_starts_no_new_row():
     )
     assert result is None and attempts == 0
     assert sent == [] and marks == [] and gate.released == [None]
+
+
+def _stop_after_first(handler: Callable[[httpx.Request], httpx.Response], row_log: FakeRowLog):
+    """The pass stops as the row's first answer comes: a Ctrl-C during its wait to retry."""
+
+    def answering(request: httpx.Request) -> httpx.Response:
+        row_log.stopping = True
+        return handler(request)
+
+    return answering
+
+
+def test_a_stop_during_a_429s_wait_sends_nothing_more_and_hands_the_row_back():
+    """A 429 was never executed: a row stopped while it waited to retry is Unsent (the
+    worker puts it back to pending), and no second request leaves."""
+    row_log = FakeRowLog()
+    throttled = httpx.Response(429, headers={"Retry-After": "30"}, json={"message": "x"})
+    with pytest.raises(Unsent):
+        _send(_stop_after_first(_responses(throttled), row_log), row_log)
+
+
+def test_a_stop_after_an_attempt_that_may_have_run_keeps_its_outcome():
+    """A 500 may have been executed: stopped before its retry, the row keeps that answer's
+    outcome (unknown), never pending, and is not sent again."""
+    row_log = FakeRowLog()
+    handler = _stop_after_first(_responses(httpx.Response(500, text="x")), row_log)
+    result, attempts, sent, *_ = _send(handler, row_log, retry_ambiguous=True)
+    assert result.state == "unknown" and attempts == 1 and len(sent) == 1
 
 
 def test_an_http_date_retry_after_is_read_against_the_given_clock():

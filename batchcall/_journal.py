@@ -95,8 +95,14 @@ MOVED_BY_WINDOW = 1
 MOVED_BY_CAP = 2
 
 
-def _rows_table(name: str, states: Iterable[str]) -> str:
-    check = ", ".join(f"'{state}'" for state in states)
+def _rows_table(name: str, states: Iterable[str], *, check: str = "in", extra: str = "") -> str:
+    if check == "in":
+        check_sql = "state IN ({})".format(", ".join(f"'{state}'" for state in states))
+    else:
+        # SQLite builds an ephemeral table for a CHECK's `IN (...)` each time a statement
+        # runs, so every row of an executemany built it again: 3.6 of 8.4 µs an insert. A
+        # chain of `=` tests is evaluated in place.
+        check_sql = " OR ".join(f"state = '{state}'" for state in states)
     return f"""
         CREATE TABLE {name} (
             row INTEGER PRIMARY KEY,
@@ -104,7 +110,7 @@ def _rows_table(name: str, states: Iterable[str]) -> str:
             request TEXT,
             phone_e164 TEXT,
             idempotency_key TEXT,
-            state TEXT NOT NULL CHECK (state IN ({check})),
+            state TEXT NOT NULL CHECK ({check_sql}),
             call_id TEXT,
             contact_id TEXT,
             http_status INTEGER,
@@ -114,7 +120,7 @@ def _rows_table(name: str, states: Iterable[str]) -> str:
             scheduled_time_sent TEXT,
             time_moved INTEGER NOT NULL DEFAULT 0,
             created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL
+            updated_at TEXT NOT NULL{extra}
         )"""
 
 
@@ -151,6 +157,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     # The rule that moved or refused a row (results.csv's `window_rule`). A later rebuild of
     # `rows` must copy this column too: _ROW_COLUMNS names the columns of m001 only.
     ("m003_window_rule", "ALTER TABLE rows ADD COLUMN window_rule TEXT"),
+    # The same states, checked by `=` tests rather than `IN`, which made planning's inserts
+    # twice as slow (see `_rows_table`).
+    (
+        "m004_cheap_state_check",
+        f"""
+        {_rows_table("rows_m004", STATES, check="or", extra=", window_rule TEXT")};
+        INSERT INTO rows_m004 ({_ROW_COLUMNS}, window_rule)
+            SELECT {_ROW_COLUMNS}, window_rule FROM rows;
+        DROP TABLE rows;
+        ALTER TABLE rows_m004 RENAME TO rows;
+        CREATE INDEX rows_by_state ON rows (state, row);
+        """,
+    ),
 )
 
 

@@ -18,7 +18,9 @@ import itertools
 import json
 import multiprocessing
 import os
+import queue
 import signal
+import threading
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -150,9 +152,10 @@ def _stripe(stages: Stages, part: int, parts: int) -> Iterator[list[SourceRow]]:
 def _child(messages: Iterator[Any], conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        for message in messages:
-            conn.send(("rows", message))
-        conn.send(("done", None))
+        with _Sender(conn) as send:
+            for message in messages:
+                send(("rows", message))
+            send(("done", None))
     except BrokenPipeError:
         pass  # the parent is gone (killed, or stopped reading): nothing left to do
     except BatchCallError as exc:
@@ -165,6 +168,46 @@ def _child(messages: Iterator[Any], conn: Connection) -> None:
     finally:
         conn.close()
 
+
+class _Sender:
+    """`conn.send` from a thread, a few messages behind: a chunk is bigger than the pipe's
+    buffer, so a plain send waits until the parent has read it all, and with two children
+    taking turns each would check only while the other's chunk is read. The thread waits
+    instead (a pipe write releases the GIL), and checking goes on. A send's error is raised
+    by the next call, or on leaving."""
+
+    def __init__(self, conn: Connection, depth: int = 4) -> None:
+        self._conn = conn
+        self._queue: queue.Queue[Any] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="batchcall-send", daemon=True)
+
+    def __enter__(self) -> Callable[[Any], None]:
+        self._thread.start()
+        return self._send
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(_STOP)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+
+    def _send(self, message: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(message)
+
+    def _run(self) -> None:
+        while (message := self._queue.get()) is not _STOP:
+            if self._error is not None:
+                continue  # drain, so the producer never blocks on a dead pipe
+            try:
+                self._conn.send(message)
+            except BaseException as exc:
+                self._error = exc
+
+
+_STOP = object()
 
 Check = Callable[[list[PlannedRow]], list[PlannedRow]]
 

@@ -224,7 +224,47 @@ def test_migrations_are_named_and_run_once(tmp_path):
     Journal(path, create=True).close()
     with Journal(path) as again:
         names = [n for (n,) in again._db.execute("SELECT name FROM migrations")]
-    assert names == ["m001_initial", "m002_policy_skips", "m003_window_rule"]
+    assert names == [
+        "m001_initial",
+        "m002_policy_skips",
+        "m003_window_rule",
+        "m004_cheap_state_check",
+    ]
+
+
+def test_the_rebuilt_check_still_refuses_a_stray_state_and_keeps_every_column(tmp_path):
+    """m004 rebuilds `rows` with a cheaper CHECK: every state is still accepted, anything else
+    is refused, and a journal from before it keeps its rows' window rules."""
+    path = tmp_path / "j.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    for name, sql in MIGRATIONS[:3]:
+        for statement in sql.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
+    db.execute(
+        "INSERT INTO rows (row, cells, state, idempotency_key, created_at, updated_at,"
+        " window_rule) VALUES (1, '[]', 'pending', 'k', 'then', 'then', 'au-weekday')"
+    )
+    db.close()
+    with Journal(path) as journal:
+        assert _row(journal, 1).state == "pending"
+        (rule,) = journal._db.execute("SELECT window_rule FROM rows WHERE row = 1").fetchone()
+        assert rule == "au-weekday"
+        for row, state in enumerate(STATES, start=10):
+            journal._db.execute(
+                "INSERT INTO rows (row, cells, state, created_at, updated_at)"
+                " VALUES (?, '[]', ?, 'now', 'now')",
+                (row, state),
+            )
+        for stray in ("bogus", "Pending", "pending ", ""):
+            with pytest.raises(sqlite3.IntegrityError):
+                journal._db.execute(
+                    "INSERT INTO rows (row, cells, state, created_at, updated_at)"
+                    " VALUES (99, '[]', ?, 'now', 'now')",
+                    (stray,),
+                )
 
 
 def test_a_journal_from_before_the_ledger_is_migrated_and_keeps_its_rows(tmp_path):

@@ -173,6 +173,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 )
 
 
+# What MIGRATIONS make of an empty journal, in one step (test_journal holds the two equal).
+LATEST_SCHEMA = f"""
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    {_rows_table("rows", STATES, check="or", extra=", window_rule TEXT")};
+    CREATE INDEX rows_by_state ON rows (state, row);
+    """
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -275,7 +288,8 @@ _RESULT_LINES = (
     " coalesce(call_id, ''), coalesce(contact_id, ''), coalesce(CAST(http_status AS TEXT), ''),"
     " coalesce(error_code, ''), coalesce(error, ''), CAST(attempts AS TEXT),"
     " coalesce(phone_e164, ''), coalesce(scheduled_time_sent, ''),"
-    " CASE WHEN time_moved THEN 'yes' ELSE '' END, coalesce(window_rule, '') FROM rows ORDER BY row"
+    " CASE WHEN time_moved THEN 'yes' ELSE '' END, coalesce(window_rule, '') FROM rows"
+    " WHERE row BETWEEN ?2 AND ?3 ORDER BY row"
 )
 
 
@@ -400,6 +414,17 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
     done = {name for (name,) in db.execute("SELECT name FROM migrations")}
+    if not done and not _has_table(db, "meta"):
+        # A new journal: the latest schema at once. Each rebuild of `rows` would leave its
+        # pages in the WAL, and on a nearly full disk, 100 KB can decide whether a run starts.
+        with _transaction(db):
+            for statement in LATEST_SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.executemany(
+                "INSERT INTO migrations VALUES (?, ?)", [(n, _now()) for n, _ in MIGRATIONS]
+            )
+        return
     for name, sql in MIGRATIONS:
         if name in done:
             continue
@@ -474,12 +499,16 @@ class _Reads:
         for row, cells, *outcome in cursor:
             yield ReportRow(row, scan(cells, 0)[0], *outcome)
 
-    def result_lines(self, width: int, *, dry_run: bool) -> Iterator[tuple[State, list[str]]]:
+    def result_lines(
+        self, width: int, *, dry_run: bool, rows: tuple[int, int] | None = None
+    ) -> Iterator[tuple[State, list[str]]]:
         """Each row's state and its results.csv line before `csvsafe` (the input's cells,
         cut or padded to `width`, then the outcome columns), by row: what `report._cells`
         makes of a `ReportRow`, with the outcome columns' text made by SQLite (a million rows
-        cost seconds less; test_report_writer holds the two to the same bytes)."""
-        cursor = self._db.execute(_RESULT_LINES, (int(dry_run),))
+        cost seconds less; test_report_writer holds the two to the same bytes). `rows`, when
+        given, is the first and last row to read."""
+        first, last = rows if rows is not None else (-(2**63), 2**63 - 1)
+        cursor = self._db.execute(_RESULT_LINES, (int(dry_run), first, last))
         scan = _SCANNER.scan_once  # type: ignore[attr-defined]  # as in `report_rows`
         for state, cells, *outcome in cursor:
             line: list[str] = scan(cells, 0)[0]
@@ -488,17 +517,44 @@ class _Reads:
             line.extend(outcome)
             yield state, line
 
-    def digest_rows(self, *, cells: bool) -> Iterator[ReportRow]:
-        """`report_rows` without what the report's digest never reads (ids, attempts; the
-        cells unless `cells`: only a timezone column is read from them)."""
+    def last_row(self) -> int:
+        """The highest row number held (0 for none)."""
+        return int(self._db.execute("SELECT coalesce(max(row), 0) FROM rows").fetchone()[0])
+
+    def digest_problems(self, examples: int) -> tuple[list[ReportRow], dict[str, int]]:
+        """What the report's digest reads of the rows with an error code that did not get
+        through: the first `examples` rows of each code, by row, and each code's count."""
+        where = "error_code IS NOT NULL AND error_code != '' AND state != 'scheduled'"
         cursor = self._db.execute(
-            "SELECT row, state, error_code, error, phone_e164, scheduled_time_sent, time_moved,"
-            f" {'cells' if cells else 'NULL'} FROM rows ORDER BY row"
+            "SELECT row, state, error_code, error, phone_e164 FROM ("
+            " SELECT row, state, error_code, error, phone_e164,"
+            " row_number() OVER (PARTITION BY error_code ORDER BY row) AS nth"
+            f" FROM rows WHERE {where}) WHERE nth <= ? ORDER BY row",
+            (examples,),
         )
-        scan = _SCANNER.scan_once  # type: ignore[attr-defined]  # as in `report_rows`
-        for row, state, code, error, phone, sent, moved, text in cursor:
-            found = [] if text is None else scan(text, 0)[0]
-            yield ReportRow(row, found, state, None, None, None, code, error, 0, phone, sent, moved)
+        found = [
+            ReportRow(row, [], state, None, None, None, code, error, 0, phone, None, 0)
+            for row, state, code, error, phone in cursor
+        ]
+        counts = self._db.execute(f"SELECT error_code, count(*) FROM rows WHERE {where} GROUP BY 1")
+        return found, dict(counts.fetchall())
+
+    def digest_calls(self, zone_column: int | None) -> Iterator[tuple[Any, ...]]:
+        """The rows that ring (or would), grouped as the report's digest counts them: the time
+        sent, the phone without its last four digits (zones never depend on them), the
+        timezone cell (None without a zone column), and per group a phone of it, the rows,
+        and how many a window and a cap moved."""
+        zone = "NULL" if zone_column is None else f"json_extract(cells, '$[{int(zone_column)}]')"
+        prefix = "substr(phone_e164, 1, length(phone_e164) - 4)"
+        return iter(
+            self._db.execute(
+                f"SELECT scheduled_time_sent, {prefix}, {zone},"
+                f" min(phone_e164), count(*), sum(time_moved & {MOVED_BY_WINDOW} != 0),"
+                f" sum(time_moved & {MOVED_BY_CAP} != 0) FROM rows"
+                " WHERE state IN ('scheduled', 'pending') AND phone_e164 IS NOT NULL"
+                " AND phone_e164 != '' GROUP BY 1, 2, 3"
+            )
+        )
 
 
 class JournalReader(_Reads):

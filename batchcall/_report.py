@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -121,35 +122,102 @@ def write_lines(
 ) -> tuple[Path, Path]:
     """`write_results` of rows already made lines: each row's state and its cells, the
     outcome columns included (`_cells`, or `Journal.result_lines`)."""
-    results, failed, skipped = (run_dir / name for name in REPORT_FILES)
-    columns = list(header) + list(RESULT_COLUMNS)
-    # utf-8-sig: Excel opens a BOM-less UTF-8 CSV as cp1252 and garbles non-ASCII names.
-    with (
-        atomic_writer(results, newline="") as out_all,
-        atomic_writer(failed, newline="") as out_bad,
-        atomic_writer(skipped, newline="") as out_skipped,
-        _FailedBook(run_dir / FAILED_XLSX) if workbook else nullcontext() as book,
-    ):
-        # Every cell quoted: no list separator (`,`, `;`, tab) can split a formula out of one.
-        writers = [
-            csv.writer(handle, quoting=csv.QUOTE_ALL) for handle in (out_all, out_bad, out_skipped)
-        ]
-        for handle, writer in zip((out_all, out_bad, out_skipped), writers, strict=True):
+    parts = write_part(run_dir, header, lines, workbook=workbook, first=True)
+    return publish(run_dir, [parts])
+
+
+def write_part(
+    run_dir: Path,
+    header: Sequence[str],
+    lines: Iterable[tuple[State, list[str]]],
+    *,
+    workbook: bool = False,
+    first: bool = True,
+) -> list[str]:
+    """Some rows' share of results.csv, failed.csv and skipped.csv, each in a temporary file
+    of the run directory, flushed to the disk: their paths, in REPORT_FILES' order, for
+    `publish`. The `first` part begins with the BOM and the header; the others follow it."""
+    made: list[str] = []
+    try:
+        handles = [_part_file(run_dir / name, made) for name in REPORT_FILES]
+        with (
+            handles[0] as out_all,
+            handles[1] as out_bad,
+            handles[2] as out_skipped,
+            _FailedBook(run_dir / FAILED_XLSX) if workbook else nullcontext() as book,
+        ):
+            outs = (out_all, out_bad, out_skipped)
+            _write_part_lines(outs, list(header) if first else None, lines, book)
+            for handle in outs:
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        for tmp in made:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return made
+
+
+def _part_file(path: Path, made: list[str]) -> IO[str]:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    made.append(tmp)
+    return os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+
+def _write_part_lines(
+    outs: Sequence[IO[str]],
+    header: list[str] | None,
+    lines: Iterable[tuple[State, list[str]]],
+    book: _FailedBook | None,
+) -> None:
+    # Every cell quoted: no list separator (`,`, `;`, tab) can split a formula out of one.
+    writers = [csv.writer(handle, quoting=csv.QUOTE_ALL) for handle in outs]
+    if header is not None:
+        columns = header + list(RESULT_COLUMNS)
+        for handle, writer in zip(outs, writers, strict=True):
+            # utf-8-sig: Excel opens a BOM-less UTF-8 CSV as cp1252 and garbles non-ASCII names.
             _bom(handle)
             writer.writerow(neutralise_all(columns))
         if book is not None:
             book.append(columns)
-        write_all, write_bad, write_skipped = (writer.writerow for writer in writers)
-        for state, cells in lines:
-            line = neutralise_all(cells)
-            write_all(line)
-            if state in FAILED_STATES:
-                write_bad(line)
-                if book is not None:
-                    book.append(cells)
-            elif state in SKIPPED_STATES:
-                write_skipped(line)
-    return results, failed
+    write_all, write_bad, write_skipped = (writer.writerow for writer in writers)
+    for state, cells in lines:
+        line = neutralise_all(cells)
+        write_all(line)
+        if state in FAILED_STATES:
+            write_bad(line)
+            if book is not None:
+                book.append(cells)
+        elif state in SKIPPED_STATES:
+            write_skipped(line)
+
+
+def publish(run_dir: Path, parts: Sequence[Sequence[str]]) -> tuple[Path, Path]:
+    """Put the parts `write_part` wrote, in order, in place of results.csv, failed.csv and
+    skipped.csv: the later parts are appended to the first, which is flushed and renamed over
+    the old file. Returns the paths of results.csv and failed.csv. The parts are removed
+    whatever happens."""
+    finals = [run_dir / name for name in REPORT_FILES]
+    try:
+        for index, final in enumerate(finals):
+            head, *rest = (part[index] for part in parts)
+            if rest:
+                _append(head, rest)
+            os.replace(head, final)
+    finally:
+        for part in parts:
+            for tmp in part:
+                Path(tmp).unlink(missing_ok=True)
+    return finals[0], finals[1]
+
+
+def _append(head: str, rest: Iterable[str]) -> None:
+    with open(head, "ab") as out:
+        for tmp in rest:
+            with open(tmp, "rb") as part:
+                shutil.copyfileobj(part, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 FAILED_XLSX = "failed.xlsx"
@@ -244,9 +312,15 @@ def write_reports(
         write_results(run_dir, header, rows, dry_run=dry_run, workbook=workbook)
     else:
         journal.commit()  # the writer reads what is on the disk
-        writer.write(run_dir, journal.path, header, dry_run=dry_run, workbook=workbook)
-        for row in journal.digest_rows(cells=digest.zone_column is not None):
-            digest.add(row)
+        writer.write(
+            run_dir,
+            journal.path,
+            header,
+            dry_run=dry_run,
+            workbook=workbook,
+            last_row=journal.last_row(),
+        )
+        digest.add_journal(journal)
         writer.wait()
     data = summary()
     plan = digest.plan((meta["settings"] or {}).get("max_rate")) if meta["dry_run"] else None

@@ -1,14 +1,17 @@
-"""results.csv, failed.csv and skipped.csv of a big run, written by a forked child while this
-process gathers report.html's digest from the same journal: two cores for the reports' pass.
+"""results.csv, failed.csv and skipped.csv of a big run, written by forked children while this
+process gathers report.html's digest from the same journal: both cores for the reports' pass.
 
-The child is forked before the input is loaded, while this process is still small (a fork
-copies the resident memory of its parent, which grows as a million rows are loaded), and waits
-until `write` hands it the run's directory and journal. It opens the journal itself, read-only
-(no SQLite connection crosses a fork), writes the three files as `report.write_lines` always
-does (each to a temporary name, renamed into place when whole), and says it is done. `wait`
-returns then, or raises what stopped it: the child's own error (a full disk stays an `OSError`,
-for the runner to report as such), or `ReportsError` when the child ended without a word; its
-temporary files are then removed, so a half-written report is never left behind.
+The children are forked before the input is loaded, while this process is still small (a fork
+copies the resident memory of its parent, which grows as a million rows are loaded), and wait
+until `write` hands them the run's directory and journal. Each opens the journal itself,
+read-only (no SQLite connection crosses a fork), and writes the lines of its own range of rows
+as `report.write_part` always does, each file to a temporary name, flushed to the disk; the
+first child's part carries the header. `wait` returns once every part is written and
+`report.publish` has joined them in order and renamed them into place, or raises what stopped
+them: a child's own error (a full disk stays an `OSError`, for the runner to report as such),
+or `ReportsError` when a child ended without a word. Every temporary file is then removed, so a
+half-written report is never left behind. A workbook's failed.xlsx is written in one piece, so
+a workbook's reports are written by the first child alone.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ from typing import Any
 
 from ._errors import BatchCallError
 from ._journal import JournalReader
-from ._report import FAILED_XLSX, REPORT_FILES, write_lines
+from ._report import FAILED_XLSX, REPORT_FILES, publish, write_part
 
-# Inputs at least this big get a writer child (a smaller run's reports take a moment).
+# Inputs at least this big get writer children (a smaller run's reports take a moment).
 WRITER_MIN_BYTES = 4 * 1024 * 1024
+# Children that share the writing, each a contiguous range of rows.
+PARTS = 2
 
 
 class ReportsError(BatchCallError):
-    """The child writing the CSV reports ended without writing them."""
+    """A child writing the CSV reports ended without writing them."""
 
 
 def _serve(conn: Connection, parent_end: Connection) -> None:
@@ -46,8 +51,7 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
         return  # the parent went away, or never needed the reports written here
     try:
         if job is not None:
-            _write(**job)
-            conn.send(("done", None))
+            conn.send(("done", _write(**job)))
     except BaseException as exc:
         with contextlib.suppress(Exception):
             conn.send(("error", _portable(exc)))
@@ -55,10 +59,18 @@ def _serve(conn: Connection, parent_end: Connection) -> None:
         conn.close()
 
 
-def _write(run_dir: Path, journal: Path, header: list[str], dry_run: bool, workbook: bool) -> None:
+def _write(
+    run_dir: Path,
+    journal: Path,
+    header: list[str],
+    dry_run: bool,
+    workbook: bool,
+    rows: tuple[int, int],
+    first: bool,
+) -> list[str]:
     with JournalReader(journal) as reader:
-        lines = reader.result_lines(len(header), dry_run=dry_run)
-        write_lines(run_dir, header, lines, workbook=workbook)
+        lines = reader.result_lines(len(header), dry_run=dry_run, rows=rows)
+        return write_part(run_dir, header, lines, workbook=workbook, first=first)
 
 
 def _portable(exc: BaseException) -> tuple[BaseException | None, str]:
@@ -72,18 +84,34 @@ def _portable(exc: BaseException) -> tuple[BaseException | None, str]:
     return exc, text
 
 
-class ReportWriter:
-    """A forked child that writes a run's CSV reports when asked. `close()` it in any case."""
+def ranges(last_row: int, parts: int) -> list[tuple[int, int]]:
+    """Rows 1..`last_row` in `parts` contiguous ranges (the first takes anything before 1),
+    the last open-ended."""
+    size = -(-max(last_row, 1) // parts)
+    bounds = [(k * size + 1, (k + 1) * size) for k in range(parts)]
+    bounds[0] = (-(2**63), bounds[0][1])
+    bounds[-1] = (bounds[-1][0], 2**63 - 1)
+    return bounds
 
-    def __init__(self) -> None:
+
+class ReportWriter:
+    """Forked children that write a run's CSV reports when asked. `close()` it in any case."""
+
+    def __init__(self, parts: int = PARTS) -> None:
         context = multiprocessing.get_context("fork")
-        self._conn, child_end = context.Pipe()
-        self._process: Any = context.Process(
-            target=_serve, args=(child_end, self._conn), name="batchcall-reports", daemon=True
-        )
-        self._process.start()
-        child_end.close()
+        self._conns: list[Connection] = []
+        self._processes: list[Any] = []
+        for _ in range(parts):
+            conn, child_end = context.Pipe()
+            process = context.Process(
+                target=_serve, args=(child_end, conn), name="batchcall-reports", daemon=True
+            )
+            process.start()
+            child_end.close()
+            self._conns.append(conn)
+            self._processes.append(process)
         self._run_dir: Path | None = None
+        self._asked = 0
 
     @classmethod
     def start(cls, size_hint: int) -> ReportWriter | None:
@@ -94,53 +122,79 @@ class ReportWriter:
         return cls()
 
     def write(
-        self, run_dir: Path, journal: Path, header: list[str], *, dry_run: bool, workbook: bool
+        self,
+        run_dir: Path,
+        journal: Path,
+        header: list[str],
+        *,
+        dry_run: bool,
+        workbook: bool,
+        last_row: int = 0,
     ) -> None:
-        """Start writing the reports of `journal` (committed: the child reads it from disk)."""
+        """Start writing the reports of `journal` (committed: the children read it from disk),
+        whose rows go up to `last_row`."""
         self._run_dir = run_dir
+        self._asked = 1 if workbook else len(self._conns)
         job = {"run_dir": run_dir, "journal": journal, "header": header}
-        with contextlib.suppress(OSError):  # the child is gone: `wait` says so
-            self._conn.send({**job, "dry_run": dry_run, "workbook": workbook})
+        job |= {"dry_run": dry_run, "workbook": workbook}
+        for index, rows in enumerate(ranges(last_row, self._asked)):
+            with contextlib.suppress(OSError):  # the child is gone: `wait` says so
+                self._conns[index].send({**job, "rows": rows, "first": index == 0})
 
     def wait(self) -> None:
-        """Until the reports are written; raises what stopped them."""
-        try:
-            kind, payload = self._conn.recv()
-        except (EOFError, OSError):
-            kind, payload = "died", None
-        if kind == "done":
+        """Until the reports are written and in place; raises what stopped them."""
+        answers = [self._answer(index) for index in range(self._asked)]
+        parts = [payload for kind, payload in answers if kind == "done"]
+        if len(parts) == len(answers):
+            assert self._run_dir is not None
+            publish(self._run_dir, parts)
             return
-        self._process.join(5)
+        for process in self._processes:
+            process.join(5)
         self._remove_partial()
-        if kind == "error":
-            exc, text = payload
-            if isinstance(exc, OSError | BatchCallError):
-                raise exc
-            raise RuntimeError(f"writing the CSV reports failed in the child process:\n{text}")
-        raise ReportsError(
-            f"results.csv, failed.csv and skipped.csv could not be written: the process "
-            f"writing them ended unexpectedly ({_how(self._process.exitcode)}). The journal is "
-            "intact; the files beside it are as last written."
-        )
+        for index, (kind, payload) in enumerate(answers):
+            if kind == "error":
+                exc, text = payload
+                if isinstance(exc, OSError | BatchCallError):
+                    raise exc
+                raise RuntimeError(f"writing the CSV reports failed in the child process:\n{text}")
+            if kind == "died":
+                raise ReportsError(
+                    f"results.csv, failed.csv and skipped.csv could not be written: a process "
+                    f"writing them ended unexpectedly ({_how(self._processes[index].exitcode)}). "
+                    "The journal is intact; the files beside it are as last written."
+                )
+
+    def _answer(self, index: int) -> tuple[str, Any]:
+        try:
+            kind, payload = self._conns[index].recv()
+        except (EOFError, OSError):
+            return "died", None
+        return kind, payload
 
     def _remove_partial(self) -> None:
         if self._run_dir is None:
             return
-        # `report.atomic_writer`'s temporary names, and `_FailedBook`'s.
+        # `report.write_part`'s temporary names, and `_FailedBook`'s.
         for pattern in (*(f".{name}.*.tmp" for name in REPORT_FILES), f".{FAILED_XLSX}.*"):
             for tmp in self._run_dir.glob(pattern):
                 tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            if self._run_dir is None:
-                self._conn.send(None)  # never asked: it has nothing to do
-            self._conn.close()
-        self._process.join(5)
-        if self._process.is_alive():
-            # Stopped while it wrote (the parent was interrupted): what it began goes too.
-            os.kill(self._process.pid, signal.SIGKILL)
-            self._process.join()
+        for index, conn in enumerate(self._conns):
+            with contextlib.suppress(OSError):
+                if index >= self._asked:
+                    conn.send(None)  # never asked: it has nothing to do
+                conn.close()
+        killed = False
+        for process in self._processes:
+            process.join(5)
+            if process.is_alive():
+                # Stopped while it wrote (the parent was interrupted): what it began goes too.
+                os.kill(process.pid, signal.SIGKILL)
+                process.join()
+                killed = True
+        if killed:
             self._remove_partial()
 
 

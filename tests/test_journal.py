@@ -232,6 +232,36 @@ def test_migrations_are_named_and_run_once(tmp_path):
     ]
 
 
+def _schema(db: sqlite3.Connection) -> dict[str, object]:
+    return {
+        "columns": db.execute("PRAGMA table_info(rows)").fetchall(),
+        "indexes": [
+            (name, db.execute(f"PRAGMA index_info({name})").fetchall())
+            for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        ],
+        "meta": db.execute("PRAGMA table_info(meta)").fetchall(),
+        "check": db.execute("SELECT sql FROM sqlite_master WHERE name = 'rows'").fetchone()[0]
+        .split("CHECK", 1)[1]
+        .split(")", 1)[0],
+    }
+
+
+def test_a_new_journal_is_made_at_the_schema_the_migrations_reach(tmp_path):
+    """A new journal gets the latest schema in one step; a journal migrated one step at a
+    time from the first schema ends with the same columns, index and CHECK."""
+    with Journal(tmp_path / "new.sqlite", create=True) as new:
+        fresh = _schema(new._db)
+    db = sqlite3.connect(tmp_path / "old.sqlite", isolation_level=None)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+    for statement in MIGRATIONS[0][1].split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute("INSERT INTO migrations VALUES ('m001_initial', 'then')")
+    db.close()
+    with Journal(tmp_path / "old.sqlite") as old:
+        assert _schema(old._db) == fresh
+
+
 def test_the_rebuilt_check_still_refuses_a_stray_state_and_keeps_every_column(tmp_path):
     """m004 rebuilds `rows` with a cheaper CHECK: every state is still accepted, anything else
     is refused, and a journal from before it keeps its rows' window rules."""

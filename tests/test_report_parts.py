@@ -76,3 +76,56 @@ def test_a_calling_window_shades_the_hours_it_opens():
     assert open_hours("mon-fri 09:00-12:30") == {9, 10, 11, 12}
     assert open_hours("us-tcpa") == set(range(8, 21))
     assert open_hours(None) == set()
+
+
+_STATES = ("pending", "scheduled", "invalid", "failed", "unknown", "duplicate", "suppressed")
+_CODES = (None, "", "invalid_phone", "duplicate", "timeout", "rejected")
+_PHONES = (None, "", "+61412345678", "+61412349999", "+61891234567", "+14155550167", "+1212")
+_SENT = (None, "2030-03-04T22:30:00Z", "2030-03-09T05:00:00Z", "2031-01-01T00:00:00+00:00")
+_ZONE_CELLS = ("", " ", "Australia/Perth", "Not/AZone", "America/New_York")
+
+_journal_rows = st.lists(
+    st.tuples(
+        st.sampled_from(_STATES),
+        st.sampled_from(_CODES),
+        st.sampled_from(_PHONES),
+        st.sampled_from(_SENT),
+        st.integers(0, 3),
+        st.lists(st.sampled_from(_ZONE_CELLS), max_size=3),
+    ),
+    max_size=40,
+)
+
+
+@given(rows=_journal_rows, zone_column=st.sampled_from([None, 0, 2]), fallback=st.booleans())
+def test_the_digest_from_grouped_counts_is_the_digest_row_by_row(rows, zone_column, fallback):
+    """`Digest.add_journal` (SQLite's grouped counts, what a big run uses) gathers exactly what
+    `add` of each row does: counts, examples, hours, days, moved, unzoned and the last ring."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from batchcall._journal import Journal, PlannedRow
+
+    meta = {
+        "settings": {"timezone": "Australia/Sydney"} if fallback else {},
+        "timezone_column": zone_column,
+    }
+    with (
+        tempfile.TemporaryDirectory() as where,
+        Journal(Path(where) / "j.sqlite", create=True) as journal,
+    ):
+        planned = [
+            PlannedRow(n, json.dumps(cells), None, phone, state, code, f"e{n}", sent, moved)
+            for n, (state, code, phone, sent, moved, cells) in enumerate(rows, start=1)
+        ]
+        journal.add_rows(planned, run_id="r")
+        by_row, grouped = digest_for(meta, NOW), digest_for(meta, NOW)
+        for _ in by_row.tee(journal.report_rows()):
+            pass
+        grouped.add_journal(journal)
+    for name in ("hours", "weekdays", "days", "moved_by_window", "moved_by_cap", "ringing"):
+        assert getattr(grouped, name) == getattr(by_row, name), name
+    assert (grouped.unzoned, grouped.last_ring) == (by_row.unzoned, by_row.last_ring)
+    assert list(grouped.problems) == list(by_row.problems)
+    assert grouped.problems == by_row.problems

@@ -131,7 +131,7 @@ def test_a_validate_whose_writer_dies_fails_with_a_clear_error(tmp_path, monkeyp
     source = tmp_path / "contacts.csv"
     source.write_text("phone,first_name\n0400 000 001,Ann\n", encoding="utf-8")
     monkeypatch.setattr(writer_module, "WRITER_MIN_BYTES", 0)
-    monkeypatch.setattr(writer_module, "write_lines", _dies_halfway)
+    monkeypatch.setattr(writer_module, "write_part", _dies_halfway)
     with pytest.raises(ReportsError, match="could not be written"):
         runner.validate(
             source, reports_dir=tmp_path / "reports", from_number="+61291234567", script_id="s"
@@ -169,7 +169,7 @@ def test_a_child_that_dies_while_writing_fails_the_reports_and_leaves_no_partial
     out = tmp_path / "run"
     out.mkdir()
     (out / "results.csv").write_text("as last written", encoding="utf-8")
-    monkeypatch.setattr(writer_module, "write_lines", _dies_halfway)  # the child inherits it
+    monkeypatch.setattr(writer_module, "write_part", _dies_halfway)  # the child inherits it
     writer = ReportWriter()
     try:
         writer.write(out, journal_path, HEADER, dry_run=False, workbook=False)
@@ -185,8 +185,9 @@ def test_a_child_killed_before_it_was_asked_fails_the_reports(tmp_path):
     journal_path = _journal(tmp_path)
     writer = ReportWriter()
     try:
-        os.kill(writer._process.pid, signal.SIGKILL)
-        writer._process.join()
+        for process in writer._processes:
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
         writer.write(tmp_path, journal_path, HEADER, dry_run=False, workbook=False)
         with pytest.raises(ReportsError, match="ended unexpectedly"):
             writer.wait()
@@ -198,4 +199,56 @@ def test_a_child_killed_before_it_was_asked_fails_the_reports(tmp_path):
 def test_a_writer_never_asked_ends_when_closed():
     writer = ReportWriter()
     writer.close()
-    assert writer._process.exitcode == 0
+    assert [process.exitcode for process in writer._processes] == [0, 0]
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 9])
+def test_any_number_of_parts_joins_to_the_same_bytes(tmp_path, parts):
+    """However the rows are split between children (more children than rows included), the
+    joined files are the in-process writer's bytes, and no part is left behind."""
+    journal_path = _journal(tmp_path)
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    there.mkdir()
+    _in_process(journal_path, here, dry_run=False, workbook=False)
+    writer = ReportWriter(parts)
+    try:
+        writer.write(there, journal_path, HEADER, dry_run=False, workbook=False, last_row=7)
+        writer.wait()
+    finally:
+        writer.close()
+    assert _files(there) == _files(here)
+    assert sorted(p.name for p in there.iterdir()) == sorted(REPORT_FILES)
+
+
+def test_row_ranges_cover_every_row_once():
+    for last in (0, 1, 2, 7, 1000, 1001):
+        for parts in (1, 2, 3):
+            bounds = writer_module.ranges(last, parts)
+            covered = [n for n in range(-5, last + 5) for a, b in bounds if a <= n <= b]
+            assert covered == list(range(-5, last + 5))
+
+
+def _second_part_dies(run_dir: Path, header: list[str], lines: object, **kw: object) -> list[str]:
+    from batchcall._report import write_part
+
+    if not kw.get("first"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return write_part(run_dir, header, lines, **kw)  # type: ignore[arg-type]
+
+
+def test_one_child_dying_fails_the_reports_and_removes_the_others_part(tmp_path, monkeypatch):
+    journal_path = _journal(tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "results.csv").write_text("as last written", encoding="utf-8")
+    monkeypatch.setattr(writer_module, "write_part", _second_part_dies)
+    writer = ReportWriter()
+    try:
+        writer.write(out, journal_path, HEADER, dry_run=False, workbook=False, last_row=7)
+        with pytest.raises(ReportsError, match="killed by SIGKILL"):
+            writer.wait()
+    finally:
+        writer.close()
+    assert (out / "results.csv").read_text(encoding="utf-8") == "as last written"
+    assert sorted(p.name for p in out.iterdir()) == ["results.csv"]

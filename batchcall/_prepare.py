@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import multiprocessing
 import os
 import queue
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import BatchCallError, InputError
 from ._journal import PlannedRow
+from ._jsontext import encoder
 from ._models import Checked, SourceRow
 from ._plan import call_key, duplicate_error
 
@@ -39,23 +39,8 @@ if TYPE_CHECKING:
 CHUNK = 1000
 
 
-def _cells_encoder() -> Callable[[tuple[str, ...]], str]:
-    """json.dumps(cells, ensure_ascii=False), built once. json.dumps makes a new JSONEncoder
-    per call, and JSONEncoder.encode a new C encoder: together, most of the cost of a row's
-    cells. The C encoder is made here once, with the options JSONEncoder would give it (the
-    circular check aside, which a tuple of texts never needs), so the text is the same."""
-    encoder = json.JSONEncoder(ensure_ascii=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C accelerator: JSONEncoder's own
-        return encoder.encode
-    chunks = make(
-        None, encoder.default, json.encoder.encode_basestring, None,
-        encoder.key_separator, encoder.item_separator, False, False, True,
-    )  # fmt: skip
-    return lambda cells: "".join(chunks(cells, 0))
-
-
-_CELLS_JSON = _cells_encoder()
+# json.dumps(cells, ensure_ascii=False): what the journal has always stored.
+_CELLS_JSON = encoder()
 
 # Inputs at least this big are planned in a child process.
 CHILD_MIN_BYTES = 4 * 1024 * 1024
@@ -101,7 +86,7 @@ def encode(checked: Checked) -> PlannedRow:
     return PlannedRow(
         checked.row,
         _CELLS_JSON(checked.cells),
-        # pydantic's own (Rust) JSON dump: a quarter of the cost of json.dumps(model_dump()).
+        # The validator's body as written (`EncodedRequest`), or a model's own JSON dump.
         None if request is None else request.model_dump_json(exclude_none=True),
         checked.phone_e164,
         checked.outcome,

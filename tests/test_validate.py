@@ -6,12 +6,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batchcall._config import Settings
 from batchcall._errors import InputError
 from batchcall._load import open_table
-from batchcall._models import Checked, CreatePhoneCallRequest
-from batchcall._validate import Validator
+from batchcall._models import Checked, Contact, CreatePhoneCallRequest, EncodedRequest
+from batchcall._validate import Validator, _body_json
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 FROM = "+61291234567"
@@ -261,3 +263,35 @@ def test_requests_are_the_same_as_validated_models(tmp_path: Path) -> None:
         assert built.model_fields_set == validated.model_fields_set
         assert built.contact.model_fields_set == validated.contact.model_fields_set
         assert built.model_dump() == validated.model_dump()
+
+
+_texts = st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    from_number=_texts.filter(bool),
+    script_id=_texts.filter(bool),
+    phone=_texts.filter(bool),
+    first=_texts,
+    last=_texts,
+    objects=st.dictionaries(_texts, st.dictionaries(_texts, _texts.filter(bool), max_size=3)),
+    sent=st.none() | _texts,
+)
+def test_the_body_written_directly_is_the_models_json(
+    from_number, script_id, phone, first, last, objects, sent
+):
+    """The body the validator writes as text is, character for character, what pydantic dumps
+    of the same request: escapes (quotes, backslashes, control characters), non-ASCII kept,
+    empty names and no objects left out, key order."""
+    objects = {kind: fields for kind, fields in objects.items() if fields}
+    text = _body_json(from_number, script_id, phone, first, last, objects, sent)
+    model = CreatePhoneCallRequest(
+        from_number=from_number,
+        script_id=script_id,
+        contact=Contact(phone_number=phone, first_name=first or None, last_name=last or None),
+        objects=objects or None,
+        scheduled_time=sent,
+    )
+    assert text == model.model_dump_json(exclude_none=True)
+    assert EncodedRequest(text, script_id, sent) == model

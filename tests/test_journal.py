@@ -240,7 +240,8 @@ def _schema(db: sqlite3.Connection) -> dict[str, object]:
             for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         ],
         "meta": db.execute("PRAGMA table_info(meta)").fetchall(),
-        "check": db.execute("SELECT sql FROM sqlite_master WHERE name = 'rows'").fetchone()[0]
+        "check": db.execute("SELECT sql FROM sqlite_master WHERE name = 'rows'")
+        .fetchone()[0]
         .split("CHECK", 1)[1]
         .split(")", 1)[0],
     }

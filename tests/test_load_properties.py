@@ -292,3 +292,30 @@ def test_results_csv_keeps_every_input_cell_byte_for_byte_but_what_could_execute
         assert not line[e164_at].startswith("'")
         if line[e164_at]:
             assert phonenumbers.is_valid_number(phonenumbers.parse(line[e164_at]))
+
+
+_pieces = st.lists(
+    st.sampled_from(["a", "b,c", '"q"', '"x\ny"', '"r\r\ns"', '"', "\n", "\r\n", "\r", ",", " "]),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=_pieces, tall=st.integers(0, 3))
+def test_the_quick_structure_pass_agrees_with_the_record_by_record_one(pieces, tall):
+    """Whenever the one-call pass over a file's records answers, it gives what the record by
+    record pass does: the line the last record began on and the last records; any file it
+    cannot vouch for (open quotes, tall records, a multi-line last record) goes the slow way."""
+    from batchcall import _load
+
+    text = "".join(pieces) + "\n" * tall + ('"tall\n' + "x\n" * 120 + '"\n' if tall == 3 else "")
+    with tempfile.TemporaryDirectory() as where:
+        path = Path(where) / "f.csv"
+        path.write_text(text, encoding="utf-8", newline="")
+        try:
+            slow = _load._each_record(path, "utf-8", ",")
+        except InputError:
+            slow = None
+        quick = _load._quick_records(path, "utf-8", ",")
+    if quick is not None:
+        assert quick == slow

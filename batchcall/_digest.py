@@ -13,16 +13,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from ._journal import MOVED_BY_CAP, MOVED_BY_WINDOW, ReportRow
+from ._journal import MOVED_BY_CAP, MOVED_BY_WINDOW, ReportRow, State
 from ._mask import mask_phone, mask_text
 from ._windows import phone_zone_names
 from ._zones import UnknownZone, parse_zone
-
-if TYPE_CHECKING:
-    from ._journal import _Reads
 
 EXAMPLES = 10  # example rows shown per error code
 # The sending rate a plan assumes when no --max-rate says otherwise: the API's limit is only
@@ -108,23 +105,23 @@ class Digest:
         if r.state in RINGING and r.phone_e164:
             self._ring(r)
 
-    def add_journal(self, journal: _Reads) -> None:
-        """`add` of every row of `journal`, from its grouped counts: the same digest, with a
-        million rows costing a pass of SQLite's rather than a million calls here."""
-        examples, counts = journal.digest_problems(EXAMPLES)
-        for r in examples:
-            problem = self.problems.get(r.error_code or "")
-            if problem is None:
-                problem = self.problems[r.error_code or ""] = Problem(r.error_code or "")
-            problem.examples.append(self._example(r))
-        for code, count in counts.items():
-            self.problems.setdefault(code, Problem(code)).count = count
-        for sent, _, zone_cell, phone, rows, by_window, by_cap in journal.digest_calls(
-            self.zone_column
+    def merge(self, other: Digest) -> None:
+        """Add what `other` gathered of the rows after this digest's (a later part's)."""
+        for code, theirs in other.problems.items():
+            mine = self.problems.setdefault(code, Problem(code))
+            mine.count += theirs.count
+            mine.examples = (mine.examples + theirs.examples)[:EXAMPLES]
+        self.hours = [a + b for a, b in zip(self.hours, other.hours, strict=True)]
+        self.weekdays = [a + b for a, b in zip(self.weekdays, other.weekdays, strict=True)]
+        self.days.update(other.days)
+        self.moved_by_window += other.moved_by_window
+        self.moved_by_cap += other.moved_by_cap
+        self.ringing += other.ringing
+        self.unzoned += other.unzoned
+        if other.last_ring is not None and (
+            self.last_ring is None or other.last_ring > self.last_ring
         ):
-            self.moved_by_window += by_window
-            self.moved_by_cap += by_cap
-            self._ring_many(sent, self._zone_of(phone, zone_cell or ""), rows)
+            self.last_ring = other.last_ring
 
     def plan(self, max_rate: float | None) -> dict[str, Any]:
         """validate's pre-flight plan: how many calls, how long sending them takes, when
@@ -204,6 +201,69 @@ class Digest:
             else:
                 self._zones[key] = self.fallback_zone
         return self._zones[key]
+
+
+class Tally:
+    """What a digest needs of a part of the rows, gathered as a writer child writes their
+    lines (`tee`), at a dictionary step per row: the rows that ring counted by time sent,
+    phone less its last four digits (zones never depend on them), `time_moved` bits and
+    timezone cell; the rows with an error code kept as examples and counted. `digest` then
+    makes of it what `Digest.add` of each row would have, for `Digest.merge`."""
+
+    def __init__(self, width: int, zone_column: int | None) -> None:
+        self.width = width
+        self.zone_column = zone_column
+        self.rings: dict[tuple[str, str, int, str], int] = {}
+        self.phones: dict[str, str] = {}  # a whole phone for each phone less its last four
+        self.examples: list[ReportRow] = []
+        self.counts: Counter[str] = Counter()
+
+    def tee(
+        self, lines: Iterable[tuple[State, list[str], int]]
+    ) -> Iterator[tuple[State, list[str]]]:
+        """`lines` as `Journal.result_lines(moved=True)` gives them, less the bits, counted."""
+        rings, phones, width, column = self.rings, self.phones, self.width, self.zone_column
+        for state, line, moved in lines:
+            if state in RINGING and (phone := line[width + 8]):
+                cell = line[column] if column is not None else ""
+                key = (line[width + 9], phone[:-4], moved, cell)
+                seen = rings.get(key)
+                if seen is None:
+                    rings[key] = 1
+                    phones.setdefault(key[1], phone)
+                else:
+                    rings[key] = seen + 1
+            if line[width + 5] and state != "scheduled":
+                self._problem(state, line)
+            yield state, line
+
+    def _problem(self, state: State, line: list[str]) -> None:
+        w = self.width
+        code = line[w + 5]
+        self.counts[code] += 1
+        if self.counts[code] <= EXAMPLES:
+            row, error, phone = int(line[w]), line[w + 6] or None, line[w + 8] or None
+            self.examples.append(
+                ReportRow(row, [], state, None, None, None, code, error, 0, phone, None, 0)
+            )
+
+    def digest(self, meta: Mapping[str, Any], now: datetime) -> Digest:
+        digest = digest_for(meta, now)
+        for r in self.examples:
+            digest.problems.setdefault(
+                r.error_code or "", Problem(r.error_code or "")
+            ).examples.append(digest._example(r))
+        for code, count in self.counts.items():
+            digest.problems.setdefault(code, Problem(code)).count = count
+        for (sent, prefix, moved, cell), rows in self.rings.items():
+            if moved:
+                digest.moved_by_window += rows if moved & MOVED_BY_WINDOW else 0
+                digest.moved_by_cap += rows if moved & MOVED_BY_CAP else 0
+            zone = digest._zone_of(self.phones[prefix], cell)
+            digest._ring_many(sent or None, zone, rows)
+        digest._zones.clear()  # caches: not worth carrying to another process
+        digest._placed.clear()
+        return digest
 
 
 def digest_for(meta: Mapping[str, Any], now: datetime) -> Digest:

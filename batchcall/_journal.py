@@ -283,7 +283,7 @@ _SCANNER = json.JSONDecoder()
 # results.csv's outcome columns (`models.RESULT_COLUMNS`) as text, after the row's state and
 # cells; ?1 is a dry run, where `pending` reads "valid" (`report.DRY_RUN_NAMES`).
 _RESULT_LINES = (
-    "SELECT state, cells, CAST(row AS TEXT),"
+    "SELECT state, time_moved, cells, CAST(row AS TEXT),"
     " CASE WHEN ?1 AND state = 'pending' THEN 'valid' ELSE state END,"
     " coalesce(call_id, ''), coalesce(contact_id, ''), coalesce(CAST(http_status AS TEXT), ''),"
     " coalesce(error_code, ''), coalesce(error, ''), CAST(attempts AS TEXT),"
@@ -500,61 +500,32 @@ class _Reads:
             yield ReportRow(row, scan(cells, 0)[0], *outcome)
 
     def result_lines(
-        self, width: int, *, dry_run: bool, rows: tuple[int, int] | None = None
-    ) -> Iterator[tuple[State, list[str]]]:
+        self,
+        width: int,
+        *,
+        dry_run: bool,
+        rows: tuple[int, int] | None = None,
+        moved: bool = False,
+    ) -> Iterator[Any]:
         """Each row's state and its results.csv line before `csvsafe` (the input's cells,
         cut or padded to `width`, then the outcome columns), by row: what `report._cells`
         makes of a `ReportRow`, with the outcome columns' text made by SQLite (a million rows
         cost seconds less; test_report_writer holds the two to the same bytes). `rows`, when
-        given, is the first and last row to read."""
+        given, is the first and last row to read; with `moved`, each comes with its stored
+        `time_moved` bits too (for `digest.Tally`)."""
         first, last = rows if rows is not None else (-(2**63), 2**63 - 1)
         cursor = self._db.execute(_RESULT_LINES, (int(dry_run), first, last))
         scan = _SCANNER.scan_once  # type: ignore[attr-defined]  # as in `report_rows`
-        for state, cells, *outcome in cursor:
+        for state, bits, cells, *outcome in cursor:
             line: list[str] = scan(cells, 0)[0]
             if len(line) != width:
                 line = line[:width] + [""] * (width - len(line))
             line.extend(outcome)
-            yield state, line
+            yield (state, line, bits) if moved else (state, line)
 
     def last_row(self) -> int:
         """The highest row number held (0 for none)."""
         return int(self._db.execute("SELECT coalesce(max(row), 0) FROM rows").fetchone()[0])
-
-    def digest_problems(self, examples: int) -> tuple[list[ReportRow], dict[str, int]]:
-        """What the report's digest reads of the rows with an error code that did not get
-        through: the first `examples` rows of each code, by row, and each code's count."""
-        where = "error_code IS NOT NULL AND error_code != '' AND state != 'scheduled'"
-        cursor = self._db.execute(
-            "SELECT row, state, error_code, error, phone_e164 FROM ("
-            " SELECT row, state, error_code, error, phone_e164,"
-            " row_number() OVER (PARTITION BY error_code ORDER BY row) AS nth"
-            f" FROM rows WHERE {where}) WHERE nth <= ? ORDER BY row",
-            (examples,),
-        )
-        found = [
-            ReportRow(row, [], state, None, None, None, code, error, 0, phone, None, 0)
-            for row, state, code, error, phone in cursor
-        ]
-        counts = self._db.execute(f"SELECT error_code, count(*) FROM rows WHERE {where} GROUP BY 1")
-        return found, dict(counts.fetchall())
-
-    def digest_calls(self, zone_column: int | None) -> Iterator[tuple[Any, ...]]:
-        """The rows that ring (or would), grouped as the report's digest counts them: the time
-        sent, the phone without its last four digits (zones never depend on them), the
-        timezone cell (None without a zone column), and per group a phone of it, the rows,
-        and how many a window and a cap moved."""
-        zone = "NULL" if zone_column is None else f"json_extract(cells, '$[{int(zone_column)}]')"
-        prefix = "substr(phone_e164, 1, length(phone_e164) - 4)"
-        return iter(
-            self._db.execute(
-                f"SELECT scheduled_time_sent, {prefix}, {zone},"
-                f" min(phone_e164), count(*), sum(time_moved & {MOVED_BY_WINDOW} != 0),"
-                f" sum(time_moved & {MOVED_BY_CAP} != 0) FROM rows"
-                " WHERE state IN ('scheduled', 'pending') AND phone_e164 IS NOT NULL"
-                " AND phone_e164 != '' GROUP BY 1, 2, 3"
-            )
-        )
 
 
 class JournalReader(_Reads):

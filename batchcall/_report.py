@@ -319,9 +319,10 @@ def write_reports(
             dry_run=dry_run,
             workbook=workbook,
             last_row=journal.last_row(),
+            digest=(meta, digest.now),
         )
-        digest.add_journal(journal)
-        writer.wait()
+        for part in writer.wait():
+            digest.merge(part)
     data = summary()
     plan = digest.plan((meta["settings"] or {}).get("max_rate")) if meta["dry_run"] else None
     if plan is not None:

@@ -23,10 +23,12 @@ import pickle
 import signal
 import traceback
 from collections.abc import Iterator
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from ._digest import Digest, Tally
 from ._errors import BatchCallError
 from ._journal import JournalReader
 from ._report import FAILED_XLSX, REPORT_FILES, publish, write_part
@@ -67,10 +69,19 @@ def _write(
     workbook: bool,
     rows: tuple[int, int],
     first: bool,
-) -> list[str]:
+    digest: tuple[dict[str, Any], datetime] | None = None,
+) -> tuple[list[str], Digest | None]:
+    """This child's part of the reports, and with `digest` (the run's meta and the report's
+    now), what the report's digest needs of the same rows."""
     with JournalReader(journal) as reader:
-        lines = reader.result_lines(len(header), dry_run=dry_run, rows=rows)
-        return write_part(run_dir, header, lines, workbook=workbook, first=first)
+        if digest is None:
+            lines = reader.result_lines(len(header), dry_run=dry_run, rows=rows)
+            return write_part(run_dir, header, lines, workbook=workbook, first=first), None
+        meta, now = digest
+        tally = Tally(len(header), meta.get("timezone_column"))
+        moved = reader.result_lines(len(header), dry_run=dry_run, rows=rows, moved=True)
+        parts = write_part(run_dir, header, tally.tee(moved), workbook=workbook, first=first)
+        return parts, tally.digest(meta, now)
 
 
 def _portable(exc: BaseException) -> tuple[BaseException | None, str]:
@@ -130,40 +141,47 @@ class ReportWriter:
         dry_run: bool,
         workbook: bool,
         last_row: int = 0,
+        digest: tuple[dict[str, Any], datetime] | None = None,
     ) -> None:
         """Start writing the reports of `journal` (committed: the children read it from disk),
-        whose rows go up to `last_row`."""
+        whose rows go up to `last_row`; with `digest` (the run's meta and the report's now),
+        each child also gathers its rows' part of the report's digest, which `wait` returns."""
         self._run_dir = run_dir
         self._asked = 1 if workbook else len(self._conns)
         job = {"run_dir": run_dir, "journal": journal, "header": header}
-        job |= {"dry_run": dry_run, "workbook": workbook}
+        job |= {"dry_run": dry_run, "workbook": workbook, "digest": digest}
         for index, rows in enumerate(ranges(last_row, self._asked)):
             with contextlib.suppress(OSError):  # the child is gone: `wait` says so
                 self._conns[index].send({**job, "rows": rows, "first": index == 0})
 
-    def wait(self) -> None:
-        """Until the reports are written and in place; raises what stopped them."""
+    def wait(self) -> list[Digest]:
+        """Until the reports are written and in place; raises what stopped them. Returns the
+        parts of the digest the children gathered, in row order (none unless asked)."""
         answers = [self._answer(index) for index in range(self._asked)]
-        parts = [payload for kind, payload in answers if kind == "done"]
-        if len(parts) == len(answers):
+        done = [payload for kind, payload in answers if kind == "done"]
+        if len(done) == len(answers):
             assert self._run_dir is not None
-            publish(self._run_dir, parts)
-            return
+            publish(self._run_dir, [parts for parts, _ in done])
+            return [digest for _, digest in done if digest is not None]
         for process in self._processes:
             process.join(5)
         self._remove_partial()
-        for index, (kind, payload) in enumerate(answers):
+        self._raise(answers)
+
+    def _raise(self, answers: list[tuple[str, Any]]) -> NoReturn:
+        """What stopped the first child that did not finish its part."""
+        for kind, payload in answers:
             if kind == "error":
                 exc, text = payload
                 if isinstance(exc, OSError | BatchCallError):
                     raise exc
                 raise RuntimeError(f"writing the CSV reports failed in the child process:\n{text}")
-            if kind == "died":
-                raise ReportsError(
-                    f"results.csv, failed.csv and skipped.csv could not be written: a process "
-                    f"writing them ended unexpectedly ({_how(self._processes[index].exitcode)}). "
-                    "The journal is intact; the files beside it are as last written."
-                )
+        index = next((i for i, (kind, _) in enumerate(answers) if kind == "died"), 0)
+        raise ReportsError(
+            f"results.csv, failed.csv and skipped.csv could not be written: a process "
+            f"writing them ended unexpectedly ({_how(self._processes[index].exitcode)}). "
+            "The journal is intact; the files beside it are as last written."
+        )
 
     def _answer(self, index: int) -> tuple[str, Any]:
         try:

@@ -97,20 +97,31 @@ _journal_rows = st.lists(
 )
 
 
-@given(rows=_journal_rows, zone_column=st.sampled_from([None, 0, 2]), fallback=st.booleans())
-def test_the_digest_from_grouped_counts_is_the_digest_row_by_row(rows, zone_column, fallback):
-    """`Digest.add_journal` (SQLite's grouped counts, what a big run uses) gathers exactly what
-    `add` of each row does: counts, examples, hours, days, moved, unzoned and the last ring."""
+@given(
+    rows=_journal_rows,
+    zone_column=st.sampled_from([None, 0, 2]),
+    fallback=st.booleans(),
+    parts=st.integers(1, 3),
+)
+def test_the_digest_the_writer_children_gather_is_the_digest_row_by_row(
+    rows, zone_column, fallback, parts
+):
+    """The digest the report writer's children gather from their ranges of rows (`Tally`),
+    merged in order, is exactly what `add` of each row gathers: counts, examples, hours, days,
+    moved, unzoned and the last ring."""
     import json
     import tempfile
     from pathlib import Path
 
+    from batchcall._digest import Tally
     from batchcall._journal import Journal, PlannedRow
+    from batchcall._writer import ranges
 
     meta = {
         "settings": {"timezone": "Australia/Sydney"} if fallback else {},
         "timezone_column": zone_column,
     }
+    width = 3
     with (
         tempfile.TemporaryDirectory() as where,
         Journal(Path(where) / "j.sqlite", create=True) as journal,
@@ -120,12 +131,16 @@ def test_the_digest_from_grouped_counts_is_the_digest_row_by_row(rows, zone_colu
             for n, (state, code, phone, sent, moved, cells) in enumerate(rows, start=1)
         ]
         journal.add_rows(planned, run_id="r")
-        by_row, grouped = digest_for(meta, NOW), digest_for(meta, NOW)
+        by_row, merged = digest_for(meta, NOW), digest_for(meta, NOW)
         for _ in by_row.tee(journal.report_rows()):
             pass
-        grouped.add_journal(journal)
+        for span in ranges(len(rows), parts):
+            tally = Tally(width, zone_column)
+            for _ in tally.tee(journal.result_lines(width, dry_run=False, rows=span, moved=True)):
+                pass
+            merged.merge(tally.digest(meta, NOW))
     for name in ("hours", "weekdays", "days", "moved_by_window", "moved_by_cap", "ringing"):
-        assert getattr(grouped, name) == getattr(by_row, name), name
-    assert (grouped.unzoned, grouped.last_ring) == (by_row.unzoned, by_row.last_ring)
-    assert list(grouped.problems) == list(by_row.problems)
-    assert grouped.problems == by_row.problems
+        assert getattr(merged, name) == getattr(by_row, name), name
+    assert (merged.unzoned, merged.last_ring) == (by_row.unzoned, by_row.last_ring)
+    assert list(merged.problems) == list(by_row.problems)
+    assert merged.problems == by_row.problems

@@ -208,11 +208,15 @@ class Tally:
     lines (`tee`), at a dictionary step per row: the rows that ring counted by time sent,
     phone less its last four digits (zones never depend on them), `time_moved` bits and
     timezone cell; the rows with an error code kept as examples and counted. `digest` then
-    makes of it what `Digest.add` of each row would have, for `Digest.merge`."""
+    makes of it what `Digest.add` of each row would have, for `Digest.merge`. The counts are
+    folded into the digest every `FOLD_AT` groups, so memory stays bounded whatever the rows."""
 
-    def __init__(self, width: int, zone_column: int | None) -> None:
+    FOLD_AT = 20_000
+
+    def __init__(self, width: int, meta: Mapping[str, Any], now: datetime) -> None:
         self.width = width
-        self.zone_column = zone_column
+        self._digest = digest_for(meta, now)
+        self.zone_column = self._digest.zone_column
         self.rings: dict[tuple[str, str, int, str], int] = {}
         self.phones: dict[str, str] = {}  # a whole phone for each phone less its last four
         self.examples: list[ReportRow] = []
@@ -222,17 +226,19 @@ class Tally:
         self, lines: Iterable[tuple[State, list[str], int]]
     ) -> Iterator[tuple[State, list[str]]]:
         """`lines` as `Journal.result_lines(moved=True)` gives them, less the bits, counted."""
-        rings, phones, width, column = self.rings, self.phones, self.width, self.zone_column
+        width, column = self.width, self.zone_column
         for state, line, moved in lines:
             if state in RINGING and (phone := line[width + 8]):
                 cell = line[column] if column is not None else ""
                 key = (line[width + 9], phone[:-4], moved, cell)
-                seen = rings.get(key)
+                seen = self.rings.get(key)
                 if seen is None:
-                    rings[key] = 1
-                    phones.setdefault(key[1], phone)
+                    if len(self.rings) >= self.FOLD_AT:
+                        self._fold()
+                    self.rings[key] = 1
+                    self.phones.setdefault(key[1], phone)
                 else:
-                    rings[key] = seen + 1
+                    self.rings[key] = seen + 1
             if line[width + 5] and state != "scheduled":
                 self._problem(state, line)
             yield state, line
@@ -247,20 +253,25 @@ class Tally:
                 ReportRow(row, [], state, None, None, None, code, error, 0, phone, None, 0)
             )
 
-    def digest(self, meta: Mapping[str, Any], now: datetime) -> Digest:
-        digest = digest_for(meta, now)
-        for r in self.examples:
-            digest.problems.setdefault(
-                r.error_code or "", Problem(r.error_code or "")
-            ).examples.append(digest._example(r))
-        for code, count in self.counts.items():
-            digest.problems.setdefault(code, Problem(code)).count = count
+    def _fold(self) -> None:
+        digest = self._digest
         for (sent, prefix, moved, cell), rows in self.rings.items():
             if moved:
                 digest.moved_by_window += rows if moved & MOVED_BY_WINDOW else 0
                 digest.moved_by_cap += rows if moved & MOVED_BY_CAP else 0
             zone = digest._zone_of(self.phones[prefix], cell)
             digest._ring_many(sent or None, zone, rows)
+        self.rings = {}
+        self.phones = {}
+
+    def digest(self) -> Digest:
+        self._fold()
+        digest = self._digest
+        for r in self.examples:
+            code = r.error_code or ""
+            digest.problems.setdefault(code, Problem(code)).examples.append(digest._example(r))
+        for code, count in self.counts.items():
+            digest.problems.setdefault(code, Problem(code)).count = count
         digest._zones.clear()  # caches: not worth carrying to another process
         digest._placed.clear()
         return digest

@@ -77,11 +77,10 @@ def _write(
         if digest is None:
             lines = reader.result_lines(len(header), dry_run=dry_run, rows=rows)
             return write_part(run_dir, header, lines, workbook=workbook, first=first), None
-        meta, now = digest
-        tally = Tally(len(header), meta.get("timezone_column"))
+        tally = Tally(len(header), *digest)
         moved = reader.result_lines(len(header), dry_run=dry_run, rows=rows, moved=True)
         parts = write_part(run_dir, header, tally.tee(moved), workbook=workbook, first=first)
-        return parts, tally.digest(meta, now)
+        return parts, tally.digest()
 
 
 def _portable(exc: BaseException) -> tuple[BaseException | None, str]:

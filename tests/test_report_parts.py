@@ -102,9 +102,10 @@ _journal_rows = st.lists(
     zone_column=st.sampled_from([None, 0, 2]),
     fallback=st.booleans(),
     parts=st.integers(1, 3),
+    fold_at=st.sampled_from([1, 2, 5, 20_000]),
 )
 def test_the_digest_the_writer_children_gather_is_the_digest_row_by_row(
-    rows, zone_column, fallback, parts
+    rows, zone_column, fallback, parts, fold_at
 ):
     """The digest the report writer's children gather from their ranges of rows (`Tally`),
     merged in order, is exactly what `add` of each row gathers: counts, examples, hours, days,
@@ -135,10 +136,11 @@ def test_the_digest_the_writer_children_gather_is_the_digest_row_by_row(
         for _ in by_row.tee(journal.report_rows()):
             pass
         for span in ranges(len(rows), parts):
-            tally = Tally(width, zone_column)
+            tally = Tally(width, meta, NOW)
+            tally.FOLD_AT = fold_at
             for _ in tally.tee(journal.result_lines(width, dry_run=False, rows=span, moved=True)):
                 pass
-            merged.merge(tally.digest(meta, NOW))
+            merged.merge(tally.digest())
     for name in ("hours", "weekdays", "days", "moved_by_window", "moved_by_cap", "ringing"):
         assert getattr(merged, name) == getattr(by_row, name), name
     assert (merged.unzoned, merged.last_ring) == (by_row.unzoned, by_row.last_ring)

@@ -50,12 +50,14 @@ class Echo:
         """
         if self.broken:
             return
+        # The total telescopes: each count's noise is undone by the next, so every count is
+        # summed, or the total would keep the noise of the ones left out.
+        self.expired += handed_back
         # None of our requests can have left a window shorter than ECHO_MIN_WINDOW: what a count
         # says before that is the noise of counts read out of order (a burst's first answers),
-        # not an expiry, and is not taken in.
+        # not an expiry, and bounds nothing.
         if not counted or sent_at - counted[0] < ECHO_MIN_WINDOW:
             return
-        self.expired += handed_back
         k = self.expired
         if k < -noise or k > len(counted) + noise:
             self.broken = True

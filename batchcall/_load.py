@@ -249,9 +249,7 @@ class Table:
                 prior = {
                     name: (cells[i] if i < len(cells) else "") for name, i in self._prior.items()
                 }
-            yield SourceRow(
-                row=number, cells=tuple(kept), prior=prior, raw=None if raw is None else tuple(raw)
-            )
+            yield SourceRow(number, tuple(kept), prior, None if raw is None else tuple(raw))
 
 
 def _pass_rows(

@@ -132,14 +132,9 @@ class Validator:
         if problem is not None:
             return _invalid(src, *problem, phone, rule)
         request = self._request(cells, from_number, script_id, phone, sent)
-        return Checked(
-            row=src.row,
-            cells=src.raw or cells,
-            request=request,
-            phone_e164=phone,
-            time_moved=moved,
-            window_rule=rule,
-        )
+        # Positional: keywords cost a row 0.3 µs more.
+        raw = src.raw or cells
+        return Checked(src.row, raw, request, phone, None, None, "pending", moved, rule)
 
     def _row_from_number(self, cells: tuple[str, ...]) -> tuple[str | None, _Problem | None]:
         """The row's own from_number cell, else --from-number."""

@@ -163,6 +163,8 @@ def test_rows_planned_in_a_child_arrive_as_the_same_planned_rows(monkeypatch):
 def _striped(monkeypatch, chunk: int = 100) -> None:
     monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 0)
     monkeypatch.setattr(prepare, "CHUNK", chunk)
+    # The duplicate index folds its first rows into its arrays many times over a test's rows.
+    monkeypatch.setattr(prepare._Duplicates, "FOLD_AT", 50)
 
 
 def test_two_children_sharing_a_text_file_plan_exactly_what_this_process_would(
@@ -259,3 +261,35 @@ def test_a_childs_stripes_are_the_chunks_of_the_rows_it_checks(tmp_path_factory,
 @given(st.lists(st.text(), max_size=6))
 def test_a_rows_cells_are_stored_as_json_dumps_writes_them(cells):
     assert prepare._CELLS_JSON(tuple(cells)) == json.dumps(cells, ensure_ascii=False)
+
+
+def _planned_row(row: int) -> PlannedRow:
+    return PlannedRow(row, "[]", "{}", f"+614{row:08d}", "pending", None, None, None, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(
+        st.lists(st.one_of(st.none(), st.integers(0, 12), st.just(2**64 - 1)), max_size=9),
+        max_size=12,
+    ),
+    fold_at=st.integers(1, 6),
+)
+def test_the_duplicate_index_marks_each_repeat_with_its_first_row(chunks, fold_at):
+    """Whether a key's first row is still in the dict or already folded into the sorted
+    arrays, each repeat is marked a duplicate of that first row, and nothing else is marked;
+    keys of None (rows never sent) repeat nothing."""
+    index = prepare._Duplicates()
+    index.FOLD_AT = fold_at
+    first: dict[int, int] = {}
+    row = 0
+    for keys in chunks:
+        rows = [_planned_row(row := row + 1) for _ in keys]
+        marked = index.mark(list(rows), keys)
+        for r, key, out in zip(rows, keys, marked, strict=True):
+            earlier = None if key is None else first.setdefault(key, r.row)
+            if earlier is None or earlier == r.row:
+                assert out == r
+            else:
+                assert (out.state, out.error_code) == ("duplicate", "duplicate")
+                assert f"as row {earlier} " in (out.error or "")

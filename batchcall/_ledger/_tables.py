@@ -21,6 +21,12 @@ _KNOWN_CALL = (
     "SELECT 1 FROM ledger_calls WHERE team = ? AND {phones} AND outcome != 'failed' LIMIT 1"
 )
 _KNOWN_SUPPRESSION = "SELECT 1 FROM ledger_suppressions WHERE team = ? AND {phones} LIMIT 1"
+# Whether the team has anything on record at all: one step down an index, where a look for a
+# chunk's 1,000 phones costs a millisecond (a first run, or a new ledger, has nothing).
+_ANYTHING = (
+    "SELECT 1 FROM ledger_calls WHERE team = ? UNION ALL"
+    " SELECT 1 FROM ledger_suppressions WHERE team = ? LIMIT 1"
+)
 _SUPPRESSION_COLUMNS = "phone, reason, expires_at, source, added_at"
 _SUPPRESSED = (
     f"SELECT {_SUPPRESSION_COLUMNS} FROM ledger_suppressions WHERE team = ? AND {{phones}}"
@@ -71,6 +77,8 @@ class Tables:
     def knows(self, phones: Sequence[str]) -> bool:
         """Whether any of `phones` has a call that counts (any time) or a suppression (in
         force or not): what `placed` and `blocked` could find for them, and more."""
+        if not self.store.query(_ANYTHING, (self.team, self.team)):
+            return False
         match, values = self.store.any_of("phone", phones)
         for sql in (_KNOWN_CALL, _KNOWN_SUPPRESSION):
             if self.store.query(sql.format(phones=match), (self.team, *values)):

@@ -203,13 +203,18 @@ class Digest:
         return self._zones[key]
 
 
+_UNSEEN: Any = object()
+
+
 class Tally:
     """What a digest needs of a part of the rows, gathered as a writer child writes their
-    lines (`tee`), at a dictionary step per row: the rows that ring counted by time sent,
-    phone less its last four digits (zones never depend on them), `time_moved` bits and
-    timezone cell; the rows with an error code kept as examples and counted. `digest` then
-    makes of it what `Digest.add` of each row would have, for `Digest.merge`. The counts are
-    folded into the digest every `FOLD_AT` groups, so memory stays bounded whatever the rows."""
+    lines (`tee`), at a dictionary step per row: the rows that ring counted by time sent and
+    callee zone (worked out once for each phone less its last four digits and timezone cell,
+    which is all a zone depends on), their `time_moved` bits counted apart; the rows with an
+    error code kept as examples and counted. `digest` then makes of it what `Digest.add` of
+    each row would have, for `Digest.merge`. The counts are folded into the digest every
+    `FOLD_AT` groups, and the zones forgotten as often, so memory stays bounded whatever the
+    rows."""
 
     FOLD_AT = 20_000
 
@@ -217,8 +222,10 @@ class Tally:
         self.width = width
         self._digest = digest_for(meta, now)
         self.zone_column = self._digest.zone_column
-        self.rings: dict[tuple[str, str, int, str], int] = {}
-        self.phones: dict[str, str] = {}  # a whole phone for each phone less its last four
+        self.rings: dict[tuple[str, tzinfo | None], int] = {}
+        # A zone by phone less its last four (with the timezone cell, when there is a column).
+        self.zones: dict[Any, tzinfo | None] = {}
+        self.moved: Counter[int] = Counter()  # rows that ring, by their nonzero time_moved bits
         self.examples: list[ReportRow] = []
         self.counts: Counter[str] = Counter()
 
@@ -227,21 +234,35 @@ class Tally:
     ) -> Iterator[tuple[State, list[str]]]:
         """`lines` as `Journal.result_lines(moved=True)` gives them, less the bits, counted."""
         width, column = self.width, self.zone_column
+        rings, zones, moved_rows = self.rings, self.zones, self.moved
         for state, line, moved in lines:
             if state in RINGING and (phone := line[width + 8]):
-                cell = line[column] if column is not None else ""
-                key = (line[width + 9], phone[:-4], moved, cell)
-                seen = self.rings.get(key)
+                where = phone[:-4] if column is None else (phone[:-4], line[column])
+                zone = zones.get(where, _UNSEEN)
+                if zone is _UNSEEN:
+                    zone = self._zone(where, phone, line)
+                key = (line[width + 9], zone)
+                seen = rings.get(key)
                 if seen is None:
-                    if len(self.rings) >= self.FOLD_AT:
+                    if len(rings) >= self.FOLD_AT:
                         self._fold()
-                    self.rings[key] = 1
-                    self.phones.setdefault(key[1], phone)
+                        rings, moved_rows = self.rings, self.moved
+                    rings[key] = 1
                 else:
-                    self.rings[key] = seen + 1
+                    rings[key] = seen + 1
+                if moved:
+                    moved_rows[moved] += 1
             if line[width + 5] and state != "scheduled":
                 self._problem(state, line)
             yield state, line
+
+    def _zone(self, where: Any, phone: str, line: list[str]) -> tzinfo | None:
+        if len(self.zones) >= self.FOLD_AT:
+            self.zones.clear()
+        column = self.zone_column
+        cell = line[column] if column is not None else ""
+        zone = self.zones[where] = self._digest._zone_of(phone, cell)
+        return zone
 
     def _problem(self, state: State, line: list[str]) -> None:
         w = self.width
@@ -255,14 +276,13 @@ class Tally:
 
     def _fold(self) -> None:
         digest = self._digest
-        for (sent, prefix, moved, cell), rows in self.rings.items():
-            if moved:
-                digest.moved_by_window += rows if moved & MOVED_BY_WINDOW else 0
-                digest.moved_by_cap += rows if moved & MOVED_BY_CAP else 0
-            zone = digest._zone_of(self.phones[prefix], cell)
+        for (sent, zone), rows in self.rings.items():
             digest._ring_many(sent or None, zone, rows)
+        for bits, rows in self.moved.items():
+            digest.moved_by_window += rows if bits & MOVED_BY_WINDOW else 0
+            digest.moved_by_cap += rows if bits & MOVED_BY_CAP else 0
         self.rings = {}
-        self.phones = {}
+        self.moved = Counter()
 
     def digest(self) -> Digest:
         self._fold()

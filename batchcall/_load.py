@@ -671,7 +671,13 @@ def _check_structure(path: Path, encoding: str, delimiter: str) -> Footer | None
 
     The same pass keeps the last records, to find a report footer (`find_footer`).
     """
-    _check_text(path, encoding)
+    text = _check_text(path, encoding)
+    if not text.quoted:
+        # Without a quote, each line is one record and the csv module has nothing to object
+        # to: the lines' count and the last lines say what the pass over the records would.
+        unquoted = _unquoted_records(text, delimiter)
+        if unquoted is not None:
+            return find_footer(unquoted[1])
     limit = csv.field_size_limit(MAX_CELL_CHARS)
     try:
         last, tail = _check_records(path, encoding, delimiter)
@@ -682,32 +688,85 @@ def _check_structure(path: Path, encoding: str, delimiter: str) -> Footer | None
     return find_footer(tail)
 
 
-def _check_text(path: Path, encoding: str) -> None:
+@dataclass(frozen=True)
+class _Text:
+    """What `_check_text` saw of a whole file on its way."""
+
+    quoted: bool  # a quote (") anywhere
+    lines: int  # lines, the last one counted whether or not a line end closes it
+    tail: str  # the file's last characters: its last chunk and the one before
+    whole: bool  # whether `tail` is all of the file
+
+
+def _check_text(path: Path, encoding: str) -> _Text:
     """No NUL, and no line longer than `MAX_LINE_CHARS` (CR, LF or CRLF ends), at read speed."""
     run = 0  # characters since the last line end
-    offset = 0
+    offset = lines = 0
+    quoted, before, chunk = False, "", ""
     with path.open(encoding=encoding, newline="", errors="replace") as fh:
-        while chunk := fh.read(_CHUNK_BYTES):
-            if "\x00" in chunk:
-                line = _line_of(path, encoding, offset + chunk.index("\x00"))
-                raise InputError(
-                    f"{path} holds a NUL byte on line {line}: it is binary or damaged, not a "
-                    "text export. Export the sheet again as CSV."
-                )
-            ends = [i for i in (chunk.find("\n"), chunk.find("\r")) if i >= 0]
-            if ends:
-                run += min(ends)
-                if run <= MAX_LINE_CHARS:
-                    run = len(chunk) - 1 - max(chunk.rfind("\n"), chunk.rfind("\r"))
-            else:
-                run += len(chunk)
-            if run > MAX_LINE_CHARS:
-                line = _line_of(path, encoding, offset + len(chunk))
-                raise InputError(
-                    f"{path}: line {line} is longer than {MAX_LINE_CHARS >> 20} MiB. A contacts "
-                    "file has short lines; this one is not, or it is damaged."
-                )
+        while piece := fh.read(_CHUNK_BYTES):
+            if chunk[-1:] == "\r" and piece[:1] == "\n":
+                lines -= 1  # a CRLF cut in two by the chunks is one line end
+            before, chunk = chunk, piece
+            _refuse_nul(path, encoding, chunk, offset)
+            run = _line_run(path, encoding, chunk, offset, run)
+            quoted = quoted or '"' in chunk
+            lines += chunk.count("\n") + chunk.count("\r") - chunk.count("\r\n")
             offset += len(chunk)
+    if chunk and chunk[-1] not in "\r\n":
+        lines += 1
+    tail = before + chunk
+    return _Text(quoted, lines, tail, len(tail) == offset)
+
+
+def _refuse_nul(path: Path, encoding: str, chunk: str, offset: int) -> None:
+    if "\x00" in chunk:
+        line = _line_of(path, encoding, offset + chunk.index("\x00"))
+        raise InputError(
+            f"{path} holds a NUL byte on line {line}: it is binary or damaged, not a "
+            "text export. Export the sheet again as CSV."
+        )
+
+
+def _line_run(path: Path, encoding: str, chunk: str, offset: int, run: int) -> int:
+    """The characters since the last line end, after `chunk`; too many stop the run."""
+    ends = [i for i in (chunk.find("\n"), chunk.find("\r")) if i >= 0]
+    if ends:
+        run += min(ends)
+        if run <= MAX_LINE_CHARS:
+            run = len(chunk) - 1 - max(chunk.rfind("\n"), chunk.rfind("\r"))
+    else:
+        run += len(chunk)
+    if run > MAX_LINE_CHARS:
+        line = _line_of(path, encoding, offset + len(chunk))
+        raise InputError(
+            f"{path}: line {line} is longer than {MAX_LINE_CHARS >> 20} MiB. A contacts "
+            "file has short lines; this one is not, or it is damaged."
+        )
+    return run
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _unquoted_records(
+    text: _Text, delimiter: str
+) -> tuple[int | None, list[tuple[int, list[str]]]] | None:
+    """`_check_records`' answer for a file without quotes, from `_check_text`'s view of it;
+    None when its last lines are too long for that view to hold `FOOTER_TAIL` of them."""
+    if not text.lines:
+        return None, []
+    lines = _LINE_END.split(text.tail)
+    if lines[-1] == "":
+        lines.pop()  # the last line end closes the last line; it opens none
+    if not text.whole:
+        # The tail may begin inside a line (chunks cut lines anywhere), or at its very end.
+        lines = lines[1:]
+        if len(lines) < FOOTER_TAIL:
+            return None
+    kept = lines[-FOOTER_TAIL:]
+    records = [next(csv.reader([line], delimiter=delimiter), []) for line in kept]
+    return text.lines, list(enumerate(records, text.lines - len(records)))
 
 
 def _line_of(path: Path, encoding: str, position: int) -> int:

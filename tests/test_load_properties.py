@@ -319,3 +319,38 @@ def test_the_quick_structure_pass_agrees_with_the_record_by_record_one(pieces, t
         quick = _load._quick_records(path, "utf-8", ",")
     if quick is not None:
         assert quick == slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from(["a", "b,c", "é", "x" * 9, "\n", "\r\n", "\r", ",", " ", "\t"]),
+        max_size=60,
+    ),
+    chunk=st.sampled_from([1, 2, 3, 7, 64, 1 << 20]),
+)
+def test_a_file_without_quotes_is_vouched_for_from_its_lines_as_the_records_pass_would(
+    pieces, chunk
+):
+    """A file without a quote needs no pass over its records: its line count and last lines,
+    seen as its text is checked (in chunks that may cut a CRLF or a line anywhere), give the
+    record by record pass's answer, or say that they cannot."""
+    from batchcall import _load
+
+    text = "".join(pieces)
+    saved = _load._CHUNK_BYTES
+    with tempfile.TemporaryDirectory() as where:
+        path = Path(where) / "f.csv"
+        path.write_text(text, encoding="utf-8", newline="")
+        slow = _load._each_record(path, "utf-8", ",")
+        _load._CHUNK_BYTES = chunk
+        try:
+            seen = _load._check_text(path, "utf-8")
+        finally:
+            _load._CHUNK_BYTES = saved
+    assert not seen.quoted
+    quick = _load._unquoted_records(seen, ",")
+    if quick is not None:
+        assert quick == slow
+    if chunk == 1 << 20:
+        assert quick is not None  # the whole file is in the last two chunks

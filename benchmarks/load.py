@@ -7,7 +7,7 @@ offsets; a few invalid rows and duplicates, as in real files), and contacts_<row
 (as Excel saves a sheet: shared strings, a zero-padded number format on digit-only phones), then
 runs each measured thing in its own subprocess, `--repeat` times, and prints the medians: wall
 time, the peak memory of that subprocess and all its children summed (sampled from /proc every
-20 ms: RSS, which counts the pages a fork shares once in each process, and PSS, which splits
+100 ms: RSS, which counts the pages a fork shares once in each process, and PSS, which splits
 them, so that it adds up to what the tree holds) and, for batchcall, the time
 from process start until the first row is planned (load+validate+plan) or until the first
 request leaves (`run`, against a transport that answers 401, so the run stops there; `run vs a
@@ -300,7 +300,7 @@ def measure(name: str, path: Path) -> dict[str, object]:
 
 
 def _tree_peaks(process: subprocess.Popen[str]) -> tuple[float, float]:
-    """Until `process` ends, every 20 ms: the resident memory of it and all its descendants,
+    """Until `process` ends, every 100 ms: the resident memory of it and all its descendants,
     summed, as RSS (each process's whole resident set: pages a fork shares are counted in
     each) and as PSS (a shared page split between the processes sharing it: what the tree
     holds). The peak of each, in MB."""
@@ -309,7 +309,7 @@ def _tree_peaks(process: subprocess.Popen[str]) -> tuple[float, float]:
         pids = _tree(process.pid)
         rss = max(rss, sum(_kb(pid, "status", "VmRSS:") for pid in pids))
         pss = max(pss, sum(_kb(pid, "smaps_rollup", "Pss:") for pid in pids))
-        time.sleep(0.02)
+        time.sleep(0.1)  # reading smaps_rollup walks the page tables: not too often
     return rss / 1024, pss / 1024
 
 

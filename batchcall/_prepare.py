@@ -137,7 +137,8 @@ def _stripe(stages: Stages, part: int, parts: int) -> Iterator[list[SourceRow]]:
             yield batch
 
 
-def _child(messages: Iterator[Any], conn: Connection) -> None:
+def run_child(messages: Iterator[Any], conn: Connection) -> None:
+    """A planning child's whole life: `messages` sent on `conn`, then "done" or the error."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The parent journals every row: the one serial stage. When the checking children and it
     # want more than the two cores there are, it should be the one that runs (this gained
@@ -204,6 +205,17 @@ _STOP = object()
 Check = Callable[[list[PlannedRow]], list[PlannedRow]]
 
 
+def striped_work(plan: Plan, size_hint: int) -> list[Iterator[Any]] | None:
+    """What each of `PARTS` checking children sends, when `plan` is shared between them (a
+    big text input, where forking works): for `Prepared`, or for children that someone else
+    forks and hands over."""
+    if size_hint < CHILD_MIN_BYTES or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    if plan.stages is None or PARTS < 2:
+        return None
+    return [_striped_chunks(plan.stages, k, PARTS) for k in range(PARTS)]
+
+
 class Prepared:
     """Chunks of planned rows, from this process or children. Iterate once; `close()`.
 
@@ -212,17 +224,29 @@ class Prepared:
     database connection must never cross a fork.
     """
 
-    def __init__(self, plan: Plan, *, size_hint: int, check: Check | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        size_hint: int,
+        check: Check | None = None,
+        children: list[Connection] | None = None,
+    ) -> None:
         self._planned = plan.rows
         self.policy = plan.policy
         self._check = check
         self._processes: list[Any] = []
         self._conns: list[Connection] = []
         self._striped = False
-        if size_hint >= CHILD_MIN_BYTES and "fork" in multiprocessing.get_all_start_methods():
-            if plan.stages is not None and PARTS > 1:
+        if children:
+            # Children already checking `striped_work(plan, ...)`, forked by someone else (the
+            # report writer, whose children write the reports once they have checked).
+            self._striped, self._conns = True, list(children)
+        elif size_hint >= CHILD_MIN_BYTES and "fork" in multiprocessing.get_all_start_methods():
+            work = striped_work(plan, size_hint)
+            if work is not None:
                 self._striped = True
-                self._fork(*(_striped_chunks(plan.stages, k, PARTS) for k in range(PARTS)))
+                self._fork(*work)
             else:
                 self._fork(_planned_chunks(plan.rows))
 
@@ -230,9 +254,9 @@ class Prepared:
         context = multiprocessing.get_context("fork")
         for messages in work:
             conn, child_end = context.Pipe(duplex=False)
-            _widen(conn)
+            widen(conn)
             process = context.Process(
-                target=_child, args=(messages, child_end), name="batchcall-plan", daemon=True
+                target=run_child, args=(messages, child_end), name="batchcall-plan", daemon=True
             )
             process.start()
             child_end.close()
@@ -241,7 +265,7 @@ class Prepared:
 
     @property
     def in_child(self) -> bool:
-        return bool(self._processes)
+        return bool(self._conns)
 
     async def __aiter__(self) -> AsyncIterator[list[PlannedRow]]:
         async for chunk in self._chunks():
@@ -277,7 +301,7 @@ class Prepared:
             process.join(5)
 
 
-def _widen(conn: Connection) -> None:
+def widen(conn: Connection) -> None:
     """A pipe that holds a few chunks (1 MiB, Linux's limit for anyone, instead of 64 KiB): a
     child then writes a chunk in one go, and the parent, told that bytes are waiting, reads
     the whole of it at once instead of waiting on the child's next write, and the next."""

@@ -56,7 +56,7 @@ from ._ledger import Ledger, SuppressionList, open_ledger, team_fingerprint
 from ._load import SHEET_SUFFIXES, Table, file_sha256, missing_outcome_columns, open_table
 from ._logs import run_logging
 from ._plan import plan
-from ._prepare import Plan, Prepared, Stages
+from ._prepare import Plan, Prepared, Stages, striped_work
 from ._report import Summary, summarise, write_reports, write_summary
 from ._rundir import RunLock, private_dir
 from ._transport import SpreadTransport
@@ -535,10 +535,12 @@ def _start(
     lists: SuppressionList | None,
     unmasked: bool = False,
 ) -> Summary:
+    size = path.stat().st_size
     with (
         _disk_faults(run_dir),
         RunLock(run_dir, "validate" if dry_run else "run"),
-        report_writer(path.stat().st_size) as writer,  # forked before the journal is open
+        # Forked before the journal is open; for a big text input its children check it too.
+        report_writer(size, striped_work(planned, size)) as writer,
         Journal(run_dir / "journal.sqlite", create=True) as journal,
         run_logging(run_dir, verbose=verbose),
     ):
@@ -551,7 +553,8 @@ def _start(
         log.info("run %s of %s (sha256 %s)", run_dir.name, path.name, sha256)
         log.info("ledger %s, team %s", ledger.where, ledger.team)
         guard = _guard(ledger, journal, settings, lists, planned.policy)
-        prepared = Prepared(planned, size_hint=path.stat().st_size, check=guard.check)
+        checking = writer.checking if writer is not None else None
+        prepared = Prepared(planned, size_hint=size, check=guard.check, children=checking)
         return asyncio.run(
             _execute(
                 "validate" if dry_run else "run",

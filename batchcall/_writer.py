@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 from ._digest import Digest, Tally
 from ._errors import BatchCallError
 from ._journal import JournalReader
+from ._prepare import run_child, widen
 from ._report import FAILED_XLSX, REPORT_FILES, publish, write_part
 
 # Inputs at least this big get writer children (a smaller run's reports take a moment).
@@ -43,10 +44,18 @@ class ReportsError(BatchCallError):
     """A child writing the CSV reports ended without writing them."""
 
 
-def _serve(conn: Connection, parent_end: Connection) -> None:
+def _serve(
+    conn: Connection,
+    parents: list[Connection],
+    checks: Iterator[Any] | None = None,
+    plan_conn: Connection | None = None,
+) -> None:
     # The parent decides how a run stops: Ctrl-C in the terminal must not end the writer.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent_end.close()  # this copy would keep the pipe open when the parent closes its own
+    for end in parents:
+        end.close()  # these copies would keep the pipes open when the parent closes its own
+    if checks is not None and plan_conn is not None:
+        run_child(checks, plan_conn)  # this child's share of the checking, first
     try:
         job = conn.recv()
     except (EOFError, OSError):
@@ -107,29 +116,45 @@ def ranges(last_row: int, parts: int) -> list[tuple[int, int]]:
 class ReportWriter:
     """Forked children that write a run's CSV reports when asked. `close()` it in any case."""
 
-    def __init__(self, parts: int = PARTS) -> None:
+    def __init__(self, parts: int = PARTS, checks: list[Iterator[Any]] | None = None) -> None:
+        """With `checks` (`prepare.striped_work`), one child for each, which first checks
+        its share of the input, sending on a pipe of `checking`, then writes its part of
+        the reports: two processes where four would each hold a copy of the interpreter."""
         context = multiprocessing.get_context("fork")
-        self._conns: list[Connection] = []
+        parts = len(checks) if checks else parts
+        # Every pipe before any fork, so that each child can close every parent's end.
+        pipes = [context.Pipe() for _ in range(parts)]
+        plans = [context.Pipe(duplex=False) for _ in range(len(checks or ()))]
+        parents = [conn for conn, _ in pipes] + [receiver for receiver, _ in plans]
+        self._conns = [conn for conn, _ in pipes]
+        self.checking = [receiver for receiver, _ in plans]
         self._processes: list[Any] = []
-        for _ in range(parts):
-            conn, child_end = context.Pipe()
+        for index, (_, child_end) in enumerate(pipes):
+            work = (checks[index], plans[index][1]) if checks else ()
+            # The other children's ends too: a copy here would hide a sibling's death.
+            others = [end for _, end in pipes + plans if end not in (child_end, *work[1:])]
             process = context.Process(
-                target=_serve, args=(child_end, conn), name="batchcall-reports", daemon=True
-            )
+                target=_serve, args=(child_end, parents + others, *work),
+                name="batchcall-reports", daemon=True,
+            )  # fmt: skip
             process.start()
-            child_end.close()
-            self._conns.append(conn)
             self._processes.append(process)
+        for _, child_end in pipes + plans:
+            child_end.close()
+        for receiver in self.checking:
+            widen(receiver)
         self._run_dir: Path | None = None
         self._asked = 0
 
     @classmethod
-    def start(cls, size_hint: int) -> ReportWriter | None:
+    def start(
+        cls, size_hint: int, checks: list[Iterator[Any]] | None = None
+    ) -> ReportWriter | None:
         """A writer for an input of `size_hint` bytes; None for a small one, or where
         processes cannot be forked (the reports are then written in this process)."""
         if size_hint < WRITER_MIN_BYTES or "fork" not in multiprocessing.get_all_start_methods():
             return None
-        return cls()
+        return cls(checks=checks)
 
     def write(
         self,
@@ -198,6 +223,8 @@ class ReportWriter:
                 tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
+        for receiver in self.checking:
+            receiver.close()  # a child still checking stops at its next send, then is told
         for index, conn in enumerate(self._conns):
             with contextlib.suppress(OSError):
                 if index >= self._asked:
@@ -216,11 +243,13 @@ class ReportWriter:
 
 
 @contextlib.contextmanager
-def report_writer(size_hint: int) -> Iterator[ReportWriter | None]:
+def report_writer(
+    size_hint: int, checks: list[Iterator[Any]] | None = None
+) -> Iterator[ReportWriter | None]:
     """`ReportWriter.start`, closed on the way out. Enter it before the journal is opened: a
     child forked while this process has the journal open could share SQLite's record of its
     locks, even through a connection of its own."""
-    writer = ReportWriter.start(size_hint)
+    writer = ReportWriter.start(size_hint, checks)
     try:
         yield writer
     finally:

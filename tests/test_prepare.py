@@ -35,8 +35,8 @@ def test_a_child_process_plans_exactly_what_this_process_would(tmp_path, monkeyp
     started = []
     real = prepare.Prepared.__init__
 
-    def spy(self, planned, *, size_hint, check=None):
-        real(self, planned, size_hint=size_hint, check=check)
+    def spy(self, planned, *, size_hint, check=None, children=None):
+        real(self, planned, size_hint=size_hint, check=check, children=children)
         started.append(self.in_child)
 
     monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 0)
@@ -160,8 +160,12 @@ def test_rows_planned_in_a_child_arrive_as_the_same_planned_rows(monkeypatch):
     assert rows == [prepare.encode(c) for c in _checked_rows()]
 
 
-def _striped(monkeypatch, chunk: int = 100) -> None:
+def _striped(monkeypatch, chunk: int = 100, *, writers: bool = False) -> None:
+    from batchcall import _writer
+
     monkeypatch.setattr(prepare, "CHILD_MIN_BYTES", 0)
+    if writers:
+        monkeypatch.setattr(_writer, "WRITER_MIN_BYTES", 0)
     monkeypatch.setattr(prepare, "CHUNK", chunk)
     # The duplicate index folds its first rows into its arrays many times over a test's rows.
     monkeypatch.setattr(prepare._Duplicates, "FOLD_AT", 50)
@@ -183,8 +187,8 @@ def test_two_children_sharing_a_text_file_plan_exactly_what_this_process_would(
         started: list[tuple[bool, int]] = []
         real = prepare.Prepared.__init__
 
-        def spy(self, planned, *, size_hint, check=None, real=real, started=started):
-            real(self, planned, size_hint=size_hint, check=check)
+        def spy(self, planned, *, size_hint, check=None, children=None, real=real, started=started):
+            real(self, planned, size_hint=size_hint, check=check, children=children)
             started.append((self.in_child, len(self._processes)))
 
         _striped(monkeypatch)
@@ -197,10 +201,11 @@ def test_two_children_sharing_a_text_file_plan_exactly_what_this_process_would(
     assert here.counts == {"valid": 1120, "invalid": 2}  # repeats allowed: all but the bad two
 
 
-def test_a_failure_in_a_striped_child_is_reported_not_swallowed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("writers", [False, True])  # checked by the report writer's children
+def test_a_failure_in_a_striped_child_is_reported_not_swallowed(tmp_path, monkeypatch, writers):
     """If checking crashes in one of the two children, the run fails loudly."""
     source = write_contacts(tmp_path / "c.csv", au_mobiles(450))
-    _striped(monkeypatch)
+    _striped(monkeypatch, writers=writers)
 
     def broken(checked):
         if checked.row > 250:  # the third chunk: the first child's second
@@ -212,10 +217,11 @@ def test_a_failure_in_a_striped_child_is_reported_not_swallowed(tmp_path, monkey
         batchcall.validate(source, from_number=FROM, script_id=SCRIPT, reports_dir=tmp_path / "r")
 
 
-def test_an_input_error_in_a_striped_child_reaches_the_user_as_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("writers", [False, True])  # checked by the report writer's children
+def test_an_input_error_in_a_striped_child_reaches_the_user_as_one(tmp_path, monkeypatch, writers):
     """An input error met by the children (both read the whole file) is the user's InputError."""
     source = write_contacts(tmp_path / "c.csv", au_mobiles(450))
-    _striped(monkeypatch)
+    _striped(monkeypatch, writers=writers)
     real = prepare.Stages
 
     def unreadable():
@@ -293,3 +299,38 @@ def test_the_duplicate_index_marks_each_repeat_with_its_first_row(chunks, fold_a
             else:
                 assert (out.state, out.error_code) == ("duplicate", "duplicate")
                 assert f"as row {earlier} " in (out.error or "")
+
+
+def test_the_report_writers_children_check_a_big_text_input_before_writing_its_reports(
+    tmp_path, monkeypatch
+):
+    """Where the reports get writer children, those two children check the input first (two
+    processes, not four): the same results.csv as in-process, duplicates across their chunks
+    marked, and no process of the planning's own."""
+    from batchcall import _writer as writer
+
+    phones = au_mobiles(700)
+    source = write_contacts(tmp_path / "c.csv", phones + phones[::3] + ["12345", ""])
+    common = {"from_number": FROM, "script_id": SCRIPT}
+    here = batchcall.validate(source, reports_dir=tmp_path / "a", **common)
+    forked: list[int] = []
+    real_start = writer.ReportWriter.__init__
+    real_prepared = prepare.Prepared.__init__
+
+    def counting(self, *args, **kwargs):
+        real_start(self, *args, **kwargs)
+        forked.append(len(self._processes))
+
+    def spy(self, planned, *, size_hint, check=None, children=None):
+        real_prepared(self, planned, size_hint=size_hint, check=check, children=children)
+        forked.append(len(self._processes))
+        assert self.in_child and len(self._conns) == 2
+
+    _striped(monkeypatch)
+    monkeypatch.setattr(writer, "WRITER_MIN_BYTES", 0)
+    monkeypatch.setattr(writer.ReportWriter, "__init__", counting)
+    monkeypatch.setattr(prepare.Prepared, "__init__", spy)
+    shared = batchcall.validate(source, reports_dir=tmp_path / "b", **common)
+    assert forked == [2, 0]
+    assert shared.counts == here.counts == {"valid": 700, "duplicate": 234, "invalid": 2}
+    assert _results(shared) == _results(here)

@@ -6,8 +6,9 @@ the parent writes the journal and sends: two cores instead of one. The child get
 built validator through fork (nothing to re-check or pickle), ignores Ctrl-C (the parent
 decides how to stop), and sends back plain tuples, not pydantic objects, which the parent reads
 as `journal.PlannedRow`s. A big text file gets two such children, sharing its checking
-(`Stages`); a workbook, costly to read twice, one. Small inputs stay in-process, where a fork
-would cost more than it saves.
+(`Stages`), which are the report writer's children when it has some (`striped_work`); a
+workbook, costly to read twice, one. Small inputs stay in-process, where a fork would cost more
+than it saves.
 """
 
 from __future__ import annotations

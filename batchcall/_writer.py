@@ -1,9 +1,12 @@
-"""results.csv, failed.csv and skipped.csv of a big run, written by forked children while this
-process gathers report.html's digest from the same journal: both cores for the reports' pass.
+"""results.csv, failed.csv and skipped.csv of a big run, written by forked children, which
+also gather report.html's digest of their rows: both cores for the reports' pass.
 
 The children are forked before the input is loaded, while this process is still small (a fork
-copies the resident memory of its parent, which grows as a million rows are loaded), and wait
-until `write` hands them the run's directory and journal. Each opens the journal itself,
+copies the resident memory of its parent, which grows as a million rows are loaded). For a big
+text input they first check their shares of it (`prepare.striped_work`), sending the chunks on
+the pipes of `checking` for `prepare.Prepared`: one pair of processes for both jobs, where two
+pairs would each hold a copy of the interpreter. Then they wait until `write` hands them the
+run's directory and journal. Each opens the journal itself,
 read-only (no SQLite connection crosses a fork), and writes the lines of its own range of rows
 as `report.write_part` always does, each file to a temporary name, flushed to the disk; the
 first child's part carries the header. `wait` returns once every part is written and

@@ -243,13 +243,11 @@ class Prepared:
             # Children already checking `striped_work(plan, ...)`, forked by someone else (the
             # report writer, whose children write the reports once they have checked).
             self._striped, self._conns = True, list(children)
+        elif (work := striped_work(plan, size_hint)) is not None:
+            self._striped = True
+            self._fork(*work)
         elif size_hint >= CHILD_MIN_BYTES and "fork" in multiprocessing.get_all_start_methods():
-            work = striped_work(plan, size_hint)
-            if work is not None:
-                self._striped = True
-                self._fork(*work)
-            else:
-                self._fork(_planned_chunks(plan.rows))
+            self._fork(_planned_chunks(plan.rows))
 
     def _fork(self, *work: Iterator[Any]) -> None:
         context = multiprocessing.get_context("fork")

@@ -155,17 +155,23 @@ def _reply(status: int | None, headers: dict[str, str] | None) -> _Answer:
 
 
 def drive(
-    server: Server, *, rows: int = ROWS, jitter: int | None = None, **gate_options: object
+    server: Server,
+    *,
+    rows: int = ROWS,
+    jitter: int | None = None,
+    trips: float = 0.004,
+    **gate_options: object,
 ) -> Outcome:
     """Send `rows` rows through one gate, re-queueing 429s as the dispatcher does.
 
-    With `jitter` (a seed), each request spends a random few milliseconds on the way there
-    and back, so answers overtake one another as they do over a real connection pool.
+    With `jitter` (a seed), each request spends a random few milliseconds (up to `trips`) on
+    the way there and back, so answers overtake one another as they do over a real
+    connection pool.
     """
     rng = random.Random(jitter)
 
     def trip() -> float:
-        return rng.uniform(0.0005, 0.004) if jitter is not None else 0.0
+        return rng.uniform(0.0005, trips) if jitter is not None else 0.0
 
     async def main(loop: VirtualTimeLoop) -> Outcome:
         gate = Gate(clock=loop.time, random=lambda: 0.5, **gate_options)

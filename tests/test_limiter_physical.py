@@ -167,3 +167,34 @@ def test_a_blind_count_that_a_429_contradicts_is_given_up(kind: str) -> None:
     outcome = blind_run(kind, seed=4, latency=0.005)
     assert "window" not in outcome.stats and "kind" not in outcome.stats
     assert outcome.throttled_share <= 0.025
+
+
+# --- a small window, its counts reordered far ---------------------------------------------------
+
+
+@pytest.fixture
+def sandbox_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 per second, as `--sandbox` serves it."""
+    import test_limiter
+
+    monkeypatch.setattr(test_limiter, "LIMIT", 20)
+    monkeypatch.setattr(test_limiter, "WINDOW", 1.0)
+
+
+@pytest.mark.usefixtures("sandbox_window")
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), trips=st.sampled_from([0.02, 0.04, 0.08]))
+def test_a_count_that_overtook_others_is_not_taken_for_a_reset(seed: int, trips: float) -> None:
+    """`run --sandbox` on a loaded machine: one request's count overtook six sent before it.
+
+    The quota it seemed to hand back (its count less the six still in flight) read as a
+    window's reset, and the gate spent a window it did not have: six 429s in 47 requests. A
+    count shows a reset only when it is at least the count of a request answered before it
+    left, which reached the server first whatever the order. Only the first reset, which
+    nothing bounds yet, costs a 429.
+    """
+    server = Server("fixed", latency=0.01)
+    outcome = drive(server, rows=47, jitter=seed, trips=trips)
+    assert server.accepted == 47
+    assert outcome.throttled <= 1
+    assert outcome.stats["window"] == pytest.approx(1.0)

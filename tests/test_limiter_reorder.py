@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -25,60 +26,73 @@ CEILING = 1000.0
 LIMIT = 300
 
 
-def shuffled(seqs: list[int], depth: int, draw: st.DrawFn) -> list[int]:
-    """`seqs` in an order where no element moves more than `depth` places."""
-    keys = [i + draw(st.integers(0, depth)) for i in range(len(seqs))]
-    return [s for _, s in sorted(zip(keys, seqs, strict=True))]
-
-
 @st.composite
-def reordered_run(draw: st.DrawFn, kind: str) -> tuple[Learner, int]:
-    """A learner fed 120 requests at 20/s, counted and answered out of order; its reorder depth.
+def reordered_run(
+    draw: st.DrawFn, kind: str, *, limit: int, window: float, sends: list[float]
+) -> tuple[Learner, int]:
+    """A learner fed requests sent at `sends`, counted and answered out of order; the depth.
 
-    The server (the sandbox's own algorithm) counts them in one shuffled order and the answers
-    arrive in another; each answer carries the Remaining the server gave it.
+    Each request takes its own time to reach the server (the sandbox's own algorithm), which
+    counts them as they arrive, and its own time back: a request overtakes up to `depth`
+    sent before it. Causality holds, as on a real connection: an answer that came before a
+    request left is of a request that reached the server first.
     """
     depth = draw(st.integers(0, 6))
-    server = ALGORITHMS[kind](limit=LIMIT, window=60.0)
-    learner = Learner(CEILING)
-    sends = [i / 20 for i in range(120)]
-    seqs = []
-    for at in sends:
-        seqs.append(learner.sent(at))
+    gap = min(b - a for a, b in itertools.pairwise(sends))
+    there = [draw(st.floats(0.0005, 0.001 + depth * gap)) for _ in sends]
+    back = [draw(st.floats(0.0005, 0.001 + depth * gap)) for _ in sends]
+    server = ALGORITHMS[kind](limit=limit, window=window)
+    arrivals = sorted(range(len(sends)), key=lambda i: sends[i] + there[i])
     remaining = {}
-    for seq in shuffled(seqs, depth, draw):
-        # Counted at the send time of the latest permit it could have met on the way.
-        now = sends[seq] + 0.001
-        assert server.try_acquire(now)
-        remaining[seq] = server.remaining(now)
-    for seq in shuffled(seqs, depth, draw):
-        learner.answered(seq)
-        learner.heard_limit(LIMIT)
-        learner.accepted(seq, sends[seq], sends[seq] + 0.002, remaining[seq])
+    for i in arrivals:
+        assert server.try_acquire(sends[i] + there[i])
+        remaining[i] = server.remaining(sends[i] + there[i])
+    events = [(at, 1, i) for i, at in enumerate(sends)]
+    events += [(sends[i] + there[i] + back[i], 0, i) for i in range(len(sends))]
+    learner = Learner(CEILING)
+    for at, is_send, i in sorted(events):
+        if is_send:
+            assert learner.sent(at) == i
+            continue
+        learner.answered(i)
+        learner.heard_limit(limit)
+        learner.accepted(i, sends[i], at, remaining[i])
     return learner, depth
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.data())
-def test_a_fixed_window_read_out_of_order_is_never_taken_for_a_trickle(data: st.DataObject) -> None:
-    """Within one fixed window, counts jitter by the reordering but never settle as a bucket.
+@given(st.data(), st.sampled_from([(LIMIT, 120), (20, 20)]))
+def test_a_fixed_window_read_out_of_order_is_never_taken_for_a_trickle(
+    data: st.DataObject, case: tuple[int, int]
+) -> None:
+    """Within one fixed window, counts jitter by the reordering but never settle as a bucket,
+    nor show a reset.
 
     The quota handed back between two counts is ±2 when the server's order strays from ours
-    by two places; summed over the window it telescopes. Counting only its positive noise
-    once flipped a 60 s fixed window to "rolling" within a second, for good.
+    by two places. Counting only its positive noise once flipped a 60 s fixed window to
+    "rolling" within a second, for good; and in a window of 20, one count that overtook six
+    others read as a reset. A count is compared with the lowest one answered before its
+    request left, which the server surely counted first.
     """
-    learner, _ = data.draw(reordered_run("fixed"))
+    limit, rows = case
+    sends = [i / 20 for i in range(rows)]
+    learner, _ = data.draw(reordered_run("fixed", limit=limit, window=60.0, sends=sends))
     assert not learner._rolling.settled
-    assert type(learner.model).__name__ != "FixedWindow"  # no reset came: no window yet
+    assert type(learner.model).__name__ == "Rolling"  # no reset came: no window yet
+    assert learner.quota.window_left == limit - rows
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_a_bucket_read_out_of_order_is_still_seen_trickling_back(data: st.DataObject) -> None:
-    """A token bucket hands quota back steadily: whatever the order, the learner settles."""
-    server_rate_run = data.draw(reordered_run("token_bucket"))
-    learner, _ = server_rate_run
-    # 120 sends over 6 s at 5/s of refill: 30 came back, beyond any reordering's noise.
+    """A token bucket hands quota back steadily: whatever the order, the learner settles.
+
+    40 at 5/s of refill: a burst of 40 drains it, then 40 more at 4/s follow its refill; the
+    counts then rise above ones answered before their requests left, which only quota coming
+    back explains. (A bucket that our sends never drain shows no such count, nor needs to.)
+    """
+    sends = [i / 50 for i in range(40)] + [0.8 + i / 4 for i in range(1, 41)]
+    learner, _ = data.draw(reordered_run("token_bucket", limit=40, window=8.0, sends=sends))
     assert learner._rolling.settled
 
 

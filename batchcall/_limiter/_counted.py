@@ -40,7 +40,7 @@ class CountedWindow:
         return self.bounds.predict(self.bounds.index + 1)
 
     def wait(self, now: float, quota: Quota) -> float:
-        left = quota.left
+        left = quota.window_left
         upcoming = self.next_reset()
         burst = quota.last_send + 1 / self.max_rate - now
         if (quota.margin > 1 or quota.shared) and quota.in_flight and quota.in_flight >= left:
@@ -81,7 +81,7 @@ class CountedWindow:
 
     def rate(self, now: float, quota: Quota) -> float:
         """Full speed while quota is left; the window's average rate otherwise."""
-        if quota.left >= 1:
+        if quota.window_left >= 1:
             return self.max_rate
         span = self.bounds.period()
         limit = quota.limit or 1

@@ -19,6 +19,8 @@ window keeps its timing (a new limit is not a new clock). A window read from a 4
 
 from __future__ import annotations
 
+import math
+
 from ._blind import Blind
 from ._counted import CountedWindow, pause_to_reset
 from ._fixed import FixedWindow, WindowReader
@@ -63,6 +65,26 @@ class _WindowsAndReports:
         if isinstance(model, CountedWindow) or model.reset(at, after=after, started=started):
             quota.window_quota = remaining + 1
             self._rolling.window_reset()
+
+    def _classify(self, surely: int, *, at: float, after: float, remaining: int) -> bool:
+        """Read quota handed back between counts sent at `after` and `at`; True at a reset.
+
+        `surely` is the least quota handed back that any order in which the server may have
+        counted the requests in flight allows. Within a fixed window it is never positive,
+        however far the answers overtake one another.
+        """
+        rolling = self._rolling
+        if rolling.settled:
+            return False
+        limit = self.quota.known_limit
+        if surely >= max(3, RESET_SHARE * limit):
+            self._reset(at=at, after=after, remaining=remaining)
+            return True
+        if rolling.trickled(surely, limit, noise=self.quota.reorder):
+            rolling.settled = True
+            self.quota.floor.drop()
+            self.model = rolling
+        return False
 
     def _forget_read_window(self) -> None:
         """The window read from a 429 was wrong: back to the blind mode for good.
@@ -223,7 +245,7 @@ class Learner(_OwnCounting):
         model, quota = self.model, self.quota
         # A request our books say finds nothing left looks for a refill or a reset: its 429
         # was foreseen, and says nothing of another client.
-        looking = quota.remaining is not None and quota.left < 1
+        looking = quota.remaining is not None and quota.window_left < 1
         # The blind mode counts the last second's sends, a fixed window those since its reset.
         keep = max(1.0, model.period if isinstance(model, FixedWindow) else 0.0)
         seq = quota.send(now, keep=keep)
@@ -278,6 +300,8 @@ class Learner(_OwnCounting):
             remaining = self._own.remaining(seq)
         if remaining is None or quota.limit is None:
             return
+        floor = quota.floor.before(sent_at)
+        quota.floor.note(sent_at, now, max(0, remaining))
         if not quota.is_newer(seq):
             # Older than what we already know: stale, but it measures how far the server's
             # order strays from ours, which bounds the noise in every count.
@@ -290,14 +314,20 @@ class Learner(_OwnCounting):
         if handed_back is None:
             # The first count: our first request began the window, or found a fresh key.
             quota.window_quota = remaining + 1
+            quota.floor.open(now, remaining, since=-math.inf)
             self.model = self._rolling
             self.bounds = ResetBounds(sent_at, now)
         else:
             self._note_spent_elsewhere(handed_back)
             self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
-            reset = self._classify(handed_back, at=sent_at, after=after, remaining=remaining)
+            # The quota surely handed back: a reset, or a trickle, only if even the order least
+            # favourable to it shows one. (A request answered before this one left reached the
+            # server first: this count is lower than its, unless quota came back between.)
+            surely = min(handed_back, 0 if floor is None else remaining - floor + 1)
+            reset = self._classify(surely, at=sent_at, after=after, remaining=remaining)
             if reset:
                 quota.window_seq = seq
+                quota.floor.open(now, remaining)
                 self._elsewhere = 0
             if self.bounds is not None:
                 if reset:
@@ -312,20 +342,6 @@ class Learner(_OwnCounting):
         bounds = self.bounds
         if bounds is not None and self.quota.remaining is not None and sent_at >= bounds.opened_at:
             bounds.refused(sent_at, now, retry_after)
-
-    def _classify(self, handed_back: int, *, at: float, after: float, remaining: int) -> bool:
-        """Read quota handed back between counts sent at `after` and `at`; True at a reset."""
-        rolling = self._rolling
-        if rolling.settled:
-            return False
-        limit = self.quota.known_limit
-        if handed_back >= max(3, RESET_SHARE * limit):
-            self._reset(at=at, after=after, remaining=remaining)
-            return True
-        if rolling.trickled(handed_back, limit, noise=self.quota.reorder):
-            rolling.settled = True
-            self.model = rolling
-        return False
 
     def refused(
         self,
@@ -359,6 +375,7 @@ class Learner(_OwnCounting):
             return
         if not foreseen:
             quota.hold_back_more()
+        quota.floor.note(sent_at, now, 0)
         if quota.is_newer(seq):
             # A refusal says the quota was empty when it arrived: an observation too.
             handed_back = quota.observe(seq, now, sent_at, 0)

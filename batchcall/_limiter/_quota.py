@@ -12,6 +12,8 @@ import bisect
 import math
 from collections import deque
 
+from ._floor import Floor
+
 
 class Quota:
     """One key's quota as our own books show it, for the rate models to read."""
@@ -19,6 +21,7 @@ class Quota:
     __slots__ = (
         "accepted",
         "counted",
+        "floor",
         "issued",
         "last_send",
         "late",
@@ -47,6 +50,7 @@ class Quota:
         self.observed_sent = 0.0  # when that permit was sent
         self.window_quota: int | None = None  # what a window holds, seen just after one began
         self.window_seq = -1  # the permit whose count showed the latest reset
+        self.floor = Floor()  # this window's lowest counts, by when their answers came
         self.late = 0  # how much lower than the newest a stale count of this window was
         self.margin = 1  # requests of quota held back against other clients' spending
         self.issued = 0  # permits issued: the run's one count of requests
@@ -99,6 +103,7 @@ class Quota:
             # What a window held and which requests were counted describe the old limit.
             self.window_quota = None
             self.counted = []
+            self.floor.drop()
         self.limit = limit
         return changed
 
@@ -157,6 +162,16 @@ class Quota:
         newest = self.newest_seq
         before = sum(1 for seq in self.outstanding if seq < newest)
         return self.remaining - self.late - (self.issued - 1 - newest) - before
+
+    @property
+    def window_left(self) -> int:
+        """`left`, within a fixed window also no more than its lowest count less all in flight.
+
+        A newer count can show more than a stale one did (see `Floor`); within one window the
+        lowest count is the truest, and any request in flight may have been counted after it.
+        """
+        left, lowest = self.left, self.floor.lowest
+        return left if lowest is None else min(left, lowest - self.in_flight)
 
     def lower(self, seq: int, remaining: int) -> None:
         """A stale answer of this window counted lower: it reached the server after the newest.

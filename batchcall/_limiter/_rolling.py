@@ -49,11 +49,10 @@ class Rolling(Accounted):
     def trickled(self, handed_back: int, limit: int, *, noise: int) -> bool:
         """Count quota handed back outside a reset; True once a fixed window cannot explain it.
 
-        Counts from requests in flight come in the server's order, not ours, so each one is
-        off by up to `noise` either way; but the sum of what came back telescopes, and stays
-        within twice that in a fixed window (four times, as it is floored at zero so that
-        another client's spending cannot hide a later trickle). Only growth beyond it is
-        quota coming back.
+        `handed_back` is the least that any order of the requests in flight allows (the
+        learner's `surely`), never positive within a fixed window. The sum is floored at zero
+        so that another client's spending cannot hide a later trickle, and a margin of
+        `noise` (how far answers came out of order) is kept all the same.
         """
         self._growth = max(0, self._growth + handed_back)
         return self._growth > 2 + 0.02 * limit + 4 * noise
@@ -76,7 +75,8 @@ class Rolling(Accounted):
         return not self.echo.broken and super().keeps_share(quota)
 
     def available(self, now: float, quota: Quota) -> float:
-        limit, left = quota.known_limit, quota.left
+        # Unsettled, this may still be a fixed window: its lowest count bounds what is left.
+        limit, left = quota.known_limit, quota.left if self.settled else quota.window_left
         if self.echo.window is not None:
             return min(limit, left + self.echo.returning(quota.observed_sent, now, quota.counted))
         refill = self.refill or 0.0

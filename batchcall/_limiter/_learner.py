@@ -30,7 +30,9 @@ from ._quota import Quota
 from ._resets import ResetBounds
 from ._rolling import Rolling
 
-RESET_SHARE = 0.25  # a jump of this share of the limit at once is a window reset
+# A jump of this share of the limit at once is a window reset. A bucket that a burst drained
+# hands back a quarter of its limit in the half second before a look: that is a trickle.
+RESET_SHARE = 0.5
 RESET_GUARD = 0.005  # seconds after a predicted reset before a paused request goes
 
 

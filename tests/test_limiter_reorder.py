@@ -209,3 +209,39 @@ def test_a_429_storm_pauses_once_for_retry_after_and_a_bounded_jitter(
     }
     assert len(ends) == 1  # every row of the storm waits for the same instant
     assert gate.throttled == storm
+
+
+def test_after_a_429_pause_one_request_looks_before_the_rest_follow() -> None:
+    """Two jobs on one bucket: the one that paused came back with a dozen requests at once,
+    sure of the quota it had counted a second before; the other job had spent it, and all
+    twelve were refused, which paused it again. Now the first request after a pause goes
+    alone, and the rest follow its answer."""
+    now = [0.0]
+
+    async def skip(seconds: float) -> None:  # the fake clock moves on; nothing sleeps
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    gate = Gate(concurrency=10, clock=lambda: now[0], sleep=skip, random=lambda: 0.0)
+    throttled = dataclasses.replace(NoReply())
+    object.__setattr__(throttled, "status", 429)
+    object.__setattr__(throttled, "retry_after", 1.0)
+    accepted = dataclasses.replace(NoReply())
+    object.__setattr__(accepted, "status", 201)
+
+    async def main() -> None:
+        storm = [await gate._acquire() for _ in range(3)]
+        now[0] += 0.01
+        for permit in storm:
+            permit.learn(throttled)
+        look = await gate._acquire()  # waits out the pause on the fake clock
+        assert look.sent_at >= 1.01
+        follower = asyncio.create_task(gate._acquire())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not follower.done()  # held until the look's answer
+        look.learn(accepted)
+        rest = [await follower] + [await gate._acquire() for _ in range(4)]
+        assert gate.in_flight == 5 and len(rest) == 5
+
+    asyncio.run(main())

@@ -114,6 +114,9 @@ class Gate(_Closing):
         # answer has come back yet: the latency is at least that.
         self._unanswered = 0.0
         self._pause_until = -math.inf
+        # After a 429's pause, the first request goes alone: what the counts said before it is
+        # a pause old, and another client on the key may have spent what came back meanwhile.
+        self._look_from: float | None = None
         self._throttled = 0
         self._first_sent: float | None = None
         self._last_accepted: float | None = None
@@ -186,6 +189,8 @@ class Gate(_Closing):
 
     def _cap(self, now: float) -> int:
         """Concurrency: rate × observed latency plus a small reserve, so a slow API keeps up."""
+        if self._look_from is not None and now >= self._look_from:
+            return 1
         if self._fixed_concurrency is not None:
             return self._fixed_concurrency
         return _adaptive_cap(self, now)
@@ -198,6 +203,8 @@ class Gate(_Closing):
         learner = self._learner
         learner.answered(permit.seq)
         self._freed.set()
+        if self._look_from is not None and permit.sent_at >= self._look_from:
+            self._look_from = None  # the look after the pause has its answer
         delay = None
         if reply.status is not None:
             sample = max(0.0, now - permit.sent_at)
@@ -237,6 +244,7 @@ class Gate(_Closing):
         delay = self._learner.pause(now, min(retry_after, RETRY_AFTER_CAP), sent_at)
         delay += self._random() * min(PAUSE_JITTER, 0.1 * delay)
         self._pause_until = now + delay
+        self._look_from = self._pause_until
         if self._on_pause is not None:
             self._on_pause(delay, retry_after)
         return delay

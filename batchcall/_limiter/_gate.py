@@ -114,9 +114,7 @@ class Gate(_Closing):
         # answer has come back yet: the latency is at least that.
         self._unanswered = 0.0
         self._pause_until = -math.inf
-        # After a 429's pause, the first request goes alone: what the counts said before it is
-        # a pause old, and another client on the key may have spent what came back meanwhile.
-        self._look_from: float | None = None
+        self._look_from: float | None = None  # the first request from then goes alone
         self._throttled = 0
         self._first_sent: float | None = None
         self._last_accepted: float | None = None
@@ -189,11 +187,7 @@ class Gate(_Closing):
 
     def _cap(self, now: float) -> int:
         """Concurrency: rate × observed latency plus a small reserve, so a slow API keeps up."""
-        if self._look_from is not None and now >= self._look_from:
-            return 1
-        if self._fixed_concurrency is not None:
-            return self._fixed_concurrency
-        return _adaptive_cap(self, now)
+        return _cap(self, now)
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -330,6 +324,19 @@ def _stats(gate: Gate) -> dict[str, Any]:
         sources["latency"] = "observed"
     stats["sources"] = sources
     return stats
+
+
+def _cap(gate: Gate, now: float) -> int:
+    """`Gate._cap`: one after a 429's pause until its answer, else the user's or adaptive.
+
+    After a pause the counts from before it are stale, and another client on the key may have
+    spent what came back meanwhile: a dozen requests sent on that stale count were all refused.
+    """
+    if gate._look_from is not None and now >= gate._look_from:
+        return 1
+    if gate._fixed_concurrency is not None:
+        return gate._fixed_concurrency
+    return _adaptive_cap(gate, now)
 
 
 def _adaptive_cap(gate: Gate, now: float) -> int:

@@ -718,6 +718,8 @@ class _Display:
         self._progress = progress
         self._gate = gate
         self._paced = progress if isinstance(progress, PacedProgress) else None
+        self._total: int | None = None
+        self._finished = 0
 
     def paused(self, seconds: float, retry_after: float | None) -> None:
         """The gate's `on_pause`: say a long pause, and show it on the bar at once."""
@@ -739,13 +741,21 @@ class _Display:
             await asyncio.sleep(REDRAW_EVERY)
 
     def planned(self, total: int, *, finished: int) -> None:
+        self._total = total
+        self._finished += finished
         if self._progress:
             self._progress.set_total(total)
             self._progress.advance(finished, throttled=self._gate.throttled)
 
     def finished(self) -> None:
+        self._finished += 1
         if self._progress:
             self._progress.advance(1, throttled=self._gate.throttled)
+
+    def backlog(self) -> int | None:
+        """Rows of the pass not yet done, once all are planned; None before. It may count
+        rows the pass will not send (a later window), never fewer than it will."""
+        return None if self._total is None else max(0, self._total - self._finished)
 
 
 class _AnswerCommits:
@@ -989,6 +999,7 @@ class Execution:
             max_rate=settings.max_rate,
             concurrency=settings.concurrency,
             on_pause=lambda seconds, retry_after: display.paused(seconds, retry_after),
+            backlog=lambda: display.backlog() if loader.complete.is_set() else None,
         )
         rows_ready = asyncio.Event()
         stopper = Stopper(rows_ready, on_stop=gate.close)
@@ -1013,9 +1024,7 @@ class Execution:
                 display=display, commits=commits, guard=self._guard,
             )  # fmt: skip
             tasks += self._sending(worker, loader, rows_ready, stopper)
-        live = None
-        if self._client is not None:
-            live = asyncio.create_task(self._live(timeline, stats))
+        live = asyncio.create_task(self._live(timeline, stats)) if self._client else None
         # Only while sending: a pass that sends nothing has no pacing, and keeps tqdm's ETA.
         redraw = asyncio.create_task(display.redraw()) if self._client is not None else None
         try:

@@ -174,9 +174,11 @@ def drive(
         return rng.uniform(0.0005, trips) if jitter is not None else 0.0
 
     async def main(loop: VirtualTimeLoop) -> Outcome:
-        gate = Gate(clock=loop.time, random=lambda: 0.5, **gate_options)
-        start = loop.time()
         finished: list[float] = []
+        # The dispatcher tells the gate how many rows are not yet done, as here.
+        backlog = gate_options.pop("backlog", lambda: rows - len(finished))
+        gate = Gate(clock=loop.time, random=lambda: 0.5, backlog=backlog, **gate_options)  # type: ignore[arg-type]
+        start = loop.time()
 
         async def row() -> None:
             while True:

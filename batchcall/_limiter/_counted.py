@@ -50,7 +50,7 @@ class CountedWindow:
             # share of two clients bursting at once.
             return RECHECK
         if left >= 1 + quota.margin or (left >= 1 and quota.in_flight == 0):
-            if upcoming is None or left >= 2 or not self._teaches(upcoming):
+            if upcoming is None or left >= 2 or quota.last_rows or not self._teaches(upcoming):
                 return burst
             # The last unit of the window: it goes just before the reset may come, to bound it.
             return max(burst, upcoming[0] - LEAD - self.latency - now)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Sequence
 
 from ._resets import ROUND_PERIODS
@@ -22,6 +23,7 @@ ECHO_SLACK = 0.02  # seconds of send-to-count jitter allowed when matching refil
 ECHO_MIN_WINDOW = 0.2  # seconds; a shorter "window" is a bucket's refill, not an echo
 ECHO_MIN_SEEN = 10  # expired requests before an echo is trusted: a bucket refills a few early too
 ECHO_GUARD = 0.01  # seconds added to the learned window before counting a request as expired
+TRIPS_KEPT = 128  # recent round trips the spread of the way out is judged from
 
 
 class Echo:
@@ -30,7 +32,7 @@ class Echo:
     `counted` is always the quota's sorted send times of the requests the server counted.
     """
 
-    __slots__ = ("broken", "expired", "high", "low", "ruled_out")
+    __slots__ = ("_trips", "broken", "expired", "guard", "high", "low", "ruled_out", "slack")
 
     def __init__(self) -> None:
         self.expired = 0
@@ -38,16 +40,46 @@ class Echo:
         self.high = math.inf
         self.broken = False
         self.ruled_out: set[float] = set()  # round lengths a 429 contradicted
+        self._trips: deque[float] = deque(maxlen=TRIPS_KEPT)  # recent round trips, seconds
+        self.slack = ECHO_SLACK
+        self.guard = ECHO_GUARD
+
+    def _took(self, trip: float) -> None:
+        """Note a round trip, and from the recent ones the slack and the guard.
+
+        A request is counted somewhere between its send and its answer, so the spread of the
+        round trips bounds how far the server's count times stray from our send times. The
+        bounds allow the widest spread seen, as a bound too tight breaks the echo for good;
+        the guard, added to the window before a request counts as expired, allows most of it,
+        as a replay whose way out is quicker than the original's arrives before its slot is
+        free.
+        """
+        self._trips.append(trip)
+        trips = sorted(self._trips)
+        self.slack = max(ECHO_SLACK, trips[-1] - trips[0])
+        self.guard = max(ECHO_GUARD, trips[int(0.9 * (len(trips) - 1))] - trips[0])
 
     def observe(
-        self, sent_at: float, handed_back: int, counted: Sequence[float], *, noise: int = 0
+        self,
+        sent_at: float,
+        handed_back: int,
+        counted: Sequence[float],
+        *,
+        noise: int = 0,
+        answered_at: float | None = None,
+        unanswered: int = 0,
     ) -> None:
         """A count from the request sent at `sent_at` showed `handed_back` more expired.
 
         The server counts requests in flight in its own order, so the count of expired ones
         is off by up to `noise` either way: the bounds take only the requests surely expired
         and surely not, and a total that dips below zero by that much is noise, not a break.
+        `counted` holds only answered requests; the `unanswered` ones may have been counted
+        in any order around this one, so they bound the noise too, before the reordering seen
+        has caught up with a burst's.
         """
+        if answered_at is not None:
+            self._took(answered_at - sent_at)
         if self.broken:
             return
         # The total telescopes: each count's noise is undone by the next, so every count is
@@ -58,16 +90,14 @@ class Echo:
         # not an expiry, and bounds nothing.
         if not counted or sent_at - counted[0] < ECHO_MIN_WINDOW:
             return
-        k = self.expired
+        k, slack, noise = self.expired, self.slack, max(noise, unanswered)
         if k < -noise or k > len(counted) + noise:
             self.broken = True
             return
-        if k - noise >= 1:
-            self.high = min(
-                self.high, sent_at - counted[min(k - noise, len(counted)) - 1] + ECHO_SLACK
-            )
+        if 1 <= k - noise <= len(counted):
+            self.high = min(self.high, sent_at - counted[k - noise - 1] + slack)
         if 0 <= k + noise < len(counted):
-            self.low = max(self.low, sent_at - counted[max(k + noise, 0)] - ECHO_SLACK)
+            self.low = max(self.low, sent_at - counted[max(k + noise, 0)] - slack)
         if self.low > self.high:
             self.broken = True
 
@@ -78,24 +108,28 @@ class Echo:
             return None
         if math.isinf(self.high):
             return None  # nothing has bounded it yet: the counts are within their noise
+        period = self._period()
+        return (self.high if period is None else period) + self.guard
+
+    def _period(self) -> float | None:
         # The bound from above is only as sharp as the moments we happened to look; a round
         # length within the bounds is likelier the truth, until a 429 rules it out.
         for period in ROUND_PERIODS:
             if self.low <= period <= self.high and period not in self.ruled_out:
-                return period + ECHO_GUARD
-        return self.high + ECHO_GUARD
+                return period
+        return None
 
     def refused(self) -> None:
         """A 429 despite the echo: the round length in use, if any, is wrong."""
-        window = self.window
-        if window is not None and window - ECHO_GUARD in ROUND_PERIODS:
-            self.ruled_out.add(window - ECHO_GUARD)
+        period = self._period() if self.window is not None else None
+        if period is not None:
+            self.ruled_out.add(period)
 
     def returning(self, since: float, until: float, counted: Sequence[float]) -> int:
         """Our requests that leave the window between two instants, by their send times."""
         window = self.window
         assert window is not None
-        lo = bisect.bisect_right(counted, since - max(0.0, self.low - ECHO_GUARD))
+        lo = bisect.bisect_right(counted, since - max(0.0, self.low - self.guard))
         hi = bisect.bisect_right(counted, until - window)
         return max(0, hi - lo)
 
@@ -105,3 +139,17 @@ class Echo:
         assert window is not None
         index = bisect.bisect_right(counted, now - window)
         return counted[index] + window if index < len(counted) else None
+
+    def doubted(self, since: float, counted: Sequence[float]) -> tuple[int, float]:
+        """Our requests that the count sent at `since` may or may not have seen expire, and
+        when the last of them has surely expired.
+
+        `returning` leaves them out, as their unit may already be in that count. With nothing
+        in flight no later count settles it, and were they the last units the run needs, they
+        would stay unseen for a whole window.
+        """
+        window = self.window
+        assert window is not None
+        lo = bisect.bisect_right(counted, since - window)
+        hi = bisect.bisect_right(counted, since - max(0.0, self.low - self.guard))
+        return max(0, hi - lo), (counted[hi - 1] + window if hi > lo else -math.inf)

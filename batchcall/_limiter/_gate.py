@@ -77,6 +77,13 @@ class _Closing:
             await asyncio.wait_for(self._closed.wait(), seconds)
 
 
+def _check(max_rate: float | None, concurrency: int | None) -> None:
+    if max_rate is not None and max_rate <= 0:
+        raise ValueError("max_rate must be positive")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+
+
 class Gate(_Closing):
     """Admits requests for one API key: a shared 429 pause, an adaptive pacer, a concurrency cap.
 
@@ -94,15 +101,14 @@ class Gate(_Closing):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
         on_pause: Callable[[float, float | None], None] | None = None,
+        backlog: Callable[[], int | None] = lambda: None,
     ) -> None:
-        if max_rate is not None and max_rate <= 0:
-            raise ValueError("max_rate must be positive")
-        if concurrency is not None and concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        _check(max_rate, concurrency)
         self._clock = clock
         self._sleep = sleep
         self._random = random
         self._on_pause = on_pause  # told (seconds, Retry-After) once per pause, as it begins
+        self._backlog = backlog  # rows not yet done (None: not known yet), for the last window
         # A burst-free ceiling: capacity one, refilled every 1 / max_rate seconds.
         self._ceiling = AsyncLimiter(1, 1 / max_rate) if max_rate else None
         self._fixed_concurrency = concurrency
@@ -183,6 +189,7 @@ class Gate(_Closing):
         """Seconds until a request may leave; zero or less means now."""
         if now < self._pause_until:
             return self._pause_until - now
+        self._learner.quota.backlog = self._backlog()
         return self._learner.wait(now)
 
     def _cap(self, now: float) -> int:

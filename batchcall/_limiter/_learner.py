@@ -68,12 +68,17 @@ class _WindowsAndReports:
             quota.window_quota = remaining + 1
             self._rolling.window_reset()
 
-    def _classify(self, surely: int, *, at: float, after: float, remaining: int) -> bool:
+    def _classify(
+        self, surely: int, *, at: float, after: float, remaining: int, noise: int | None
+    ) -> bool:
         """Read quota handed back between counts sent at `after` and `at`; True at a reset.
 
         `surely` is the least quota handed back that any order in which the server may have
         counted the requests in flight allows. Within a fixed window it is never positive,
-        however far the answers overtake one another.
+        however far the answers overtake one another. `noise` is how far this count may be
+        off by that order: None for a request that went alone, whose count is exact. (A
+        sliding window that a burst filled long ago hands back, to a look, a part of the
+        limit: too little for a reset, yet a fixed window hands back nothing or all of it.)
         """
         rolling = self._rolling
         if rolling.settled:
@@ -82,7 +87,7 @@ class _WindowsAndReports:
         if surely >= max(3, RESET_SHARE * limit):
             self._reset(at=at, after=after, remaining=remaining)
             return True
-        if rolling.trickled(surely, limit, noise=self.quota.reorder):
+        if rolling.trickled(surely, limit, noise=noise):
             rolling.settled = True
             self.quota.floor.drop()
             self.model = rolling
@@ -321,12 +326,11 @@ class Learner(_OwnCounting):
             self.bounds = ResetBounds(sent_at, now)
         else:
             self._note_spent_elsewhere(handed_back)
-            self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
-            # The quota surely handed back: a reset, or a trickle, only if even the order least
-            # favourable to it shows one. (A request answered before this one left reached the
-            # server first: this count is lower than its, unless quota came back between.)
-            surely = min(handed_back, 0 if floor is None else remaining - floor + 1)
-            reset = self._classify(surely, at=sent_at, after=after, remaining=remaining)
+            self._rolling.heard(quota, sent_at, now, handed_back)
+            surely, noise = _surely(quota, seq, handed_back, remaining=remaining, floor=floor)
+            reset = self._classify(
+                surely, at=sent_at, after=after, remaining=remaining, noise=noise
+            )
             if reset:
                 quota.window_seq = seq
                 quota.floor.open(now, remaining)
@@ -382,8 +386,26 @@ class Learner(_OwnCounting):
             # A refusal says the quota was empty when it arrived: an observation too.
             handed_back = quota.observe(seq, now, sent_at, 0)
             if handed_back is not None:
-                self._rolling.echo.observe(sent_at, handed_back, quota.counted, noise=quota.reorder)
+                self._rolling.heard(quota, sent_at, now, handed_back)
         self._rolling.refused()
+
+
+def _surely(
+    quota: Quota, seq: int, handed_back: int, *, remaining: int, floor: int | None
+) -> tuple[int, int | None]:
+    """The quota surely handed back by count `seq`, and how far that count may be off (None:
+    exact).
+
+    A reset or a trickle is read only if even the order least favourable to it shows one. (A
+    request answered before this one left reached the server first: this count is lower
+    than its, unless quota came back between.)
+    """
+    least = min(handed_back, 0 if floor is None else remaining - floor + 1)
+    if quota.went_alone(seq):
+        # Every other request was answered before this one left: the floor was the server's
+        # last count, whichever permit gave it, and this one's is exact.
+        return (least if floor is None else remaining - floor + 1), None
+    return least, quota.reorder
 
 
 def _learned(

@@ -20,6 +20,8 @@ class Quota:
 
     __slots__ = (
         "accepted",
+        "alone",
+        "backlog",
         "counted",
         "floor",
         "issued",
@@ -55,6 +57,7 @@ class Quota:
         self.margin = 1  # requests of quota held back against other clients' spending
         self.issued = 0  # permits issued: the run's one count of requests
         self.outstanding: set[int] = set()  # permits not yet answered
+        self.alone = -1  # the latest permit sent with no other in flight
         self.uncounted: set[int] = set()  # recent permits the server did not count (429s)
         self.started: float | None = None  # when the first permit left
         self.last_send = -math.inf
@@ -67,6 +70,8 @@ class Quota:
         self.reorder = 0
         # Another client spends this key: a count fell by more than our own requests explain.
         self.shared = False
+        # Rows the caller has not yet seen done, those in flight included; None: unknown.
+        self.backlog: int | None = None
 
     # --- what we sent -------------------------------------------------------------------------
 
@@ -74,6 +79,8 @@ class Quota:
         """Book a request leaving now, keeping `keep` seconds of send times; its sequence number."""
         seq = self.issued
         self.issued += 1
+        if not self.outstanding:
+            self.alone = seq
         self.outstanding.add(seq)
         self.last_send = now
         if self.started is None:
@@ -85,6 +92,11 @@ class Quota:
 
     def answered(self, seq: int) -> None:
         self.outstanding.discard(seq)
+
+    def went_alone(self, seq: int) -> bool:
+        """Whether permit `seq` had the server to itself: none in flight as it left, none
+        sent since. Its count is then exact, whatever order the others were counted in."""
+        return seq == self.alone and self.issued == seq + 1
 
     @property
     def in_flight(self) -> int:
@@ -172,6 +184,13 @@ class Quota:
         """
         left, lowest = self.left, self.floor.lowest
         return left if lowest is None else min(left, lowest - self.in_flight)
+
+    @property
+    def last_rows(self) -> bool:
+        """Whether what is left of this window takes every row still to send: the run's last
+        window, in which nothing need be kept back to learn about the next."""
+        backlog = self.backlog
+        return backlog is not None and backlog - self.in_flight <= self.window_left
 
     def lower(self, seq: int, remaining: int) -> None:
         """A stale answer of this window counted lower: it reached the server after the newest.

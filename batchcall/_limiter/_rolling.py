@@ -19,6 +19,9 @@ from ._model import CUBIC_BETA, PROBE_AFTER, RECHECK, Accounted, bounded
 from ._quota import Quota
 
 REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
+# Units a count that no other request could disorder must show handed back, below a reset's
+# share, to be a trickle (a held unit or the margin comes back one at a time).
+EXACT_TRICKLE = 3
 
 
 class Rolling(Accounted):
@@ -46,15 +49,30 @@ class Rolling(Accounted):
         if now - first[0] >= REFILL_SPAN / 2:
             self.refill = max(0.0, (remaining - first[2] + seq - first[1]) / (now - first[0]))
 
-    def trickled(self, handed_back: int, limit: int, *, noise: int) -> bool:
+    def heard(self, quota: Quota, sent_at: float, now: float, handed_back: int) -> None:
+        """A newer count, answered at `now`, showed `handed_back`: the echo takes it in."""
+        self.echo.observe(
+            sent_at,
+            handed_back,
+            quota.counted,
+            noise=quota.reorder,
+            answered_at=now,
+            unanswered=quota.in_flight,
+        )
+
+    def trickled(self, handed_back: int, limit: int, *, noise: int | None) -> bool:
         """Count quota handed back outside a reset; True once a fixed window cannot explain it.
 
         `handed_back` is the least that any order of the requests in flight allows (the
         learner's `surely`), never positive within a fixed window. The sum is floored at zero
         so that another client's spending cannot hide a later trickle, and a margin of
-        `noise` (how far answers came out of order) is kept all the same.
+        `noise` (how far answers came out of order) is kept all the same. A count with no
+        noise at all (None: a request that went alone) needs only a few units: a fixed window
+        hands back all or nothing.
         """
         self._growth = max(0, self._growth + handed_back)
+        if noise is None:
+            return handed_back >= EXACT_TRICKLE or self._growth > 2 + 0.02 * limit
         return self._growth > 2 + 0.02 * limit + 4 * noise
 
     def window_reset(self) -> None:
@@ -100,6 +118,15 @@ class Rolling(Accounted):
         if quota.in_flight == 0 and now - quota.last_send >= max(PROBE_AFTER, window):
             return 0.0
         back = self.echo.next_return(now, quota.counted)
+        # The run's last rows, with nothing in flight: no later count will show a unit that
+        # the last one may not have had, so one request looks once it is surely back (once:
+        # nothing was sent since). Mid-run the next count shows it, and a look risks a 429.
+        if quota.in_flight == 0 and quota.backlog is not None:
+            units, doubted = self.echo.doubted(quota.observed_sent, quota.counted)
+            if quota.backlog <= units and doubted > quota.last_send:
+                if doubted <= now:
+                    return 0.0
+                back = doubted if back is None else min(back, doubted)
         stale = quota.last_send + max(PROBE_AFTER, window)
         return max(min(back if back is not None else stale, stale) - now, 1e-3)
 

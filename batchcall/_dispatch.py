@@ -1024,9 +1024,10 @@ class Execution:
                 display=display, commits=commits, guard=self._guard,
             )  # fmt: skip
             tasks += self._sending(worker, loader, rows_ready, stopper)
-        live = asyncio.create_task(self._live(timeline, stats)) if self._client else None
+        sending = self._client is not None
+        live = asyncio.create_task(self._live(timeline, stats)) if sending else None
         # Only while sending: a pass that sends nothing has no pacing, and keeps tqdm's ETA.
-        redraw = asyncio.create_task(display.redraw()) if self._client is not None else None
+        redraw = asyncio.create_task(display.redraw()) if sending else None
         try:
             error = await self._wait(tasks, stopper)
         finally:  # on every way out, Ctrl-C and errors too: no redraw after the bar closes

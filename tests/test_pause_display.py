@@ -201,3 +201,15 @@ def test_a_long_pause_is_said_off_a_terminal_and_only_logged_on_one(monkeypatch,
         said,
         "waiting 12 s for the API's rate limit (429)",
     ]
+
+
+def test_the_gate_is_told_the_rows_left_once_all_are_planned_without_a_progress_bar():
+    """The rows left tell the gate which window is the run's last; they are counted with or
+    without a bar, and unknown (None) until a plan has said how many rows there are."""
+    display = _Display(None, PausedGate(lambda: 0.0, until=0.0))  # type: ignore[arg-type]
+    assert display.backlog() is None
+    display.planned(10, finished=3)  # a first chunk: 3 rows already done
+    assert display.backlog() == 7
+    display.planned(15, finished=1)
+    display.finished()
+    assert display.backlog() == 10

@@ -125,11 +125,15 @@ class Echo:
         if period is not None:
             self.ruled_out.add(period)
 
+    def _maybe_seen(self, since: float, counted: Sequence[float]) -> int:
+        """How many of our requests the count sent at `since` may have seen expire."""
+        return bisect.bisect_right(counted, since - max(0.0, self.low - self.guard))
+
     def returning(self, since: float, until: float, counted: Sequence[float]) -> int:
         """Our requests that leave the window between two instants, by their send times."""
         window = self.window
         assert window is not None
-        lo = bisect.bisect_right(counted, since - max(0.0, self.low - self.guard))
+        lo = self._maybe_seen(since, counted)
         hi = bisect.bisect_right(counted, until - window)
         return max(0, hi - lo)
 
@@ -151,5 +155,5 @@ class Echo:
         window = self.window
         assert window is not None
         lo = bisect.bisect_right(counted, since - window)
-        hi = bisect.bisect_right(counted, since - max(0.0, self.low - self.guard))
+        hi = self._maybe_seen(since, counted)
         return max(0, hi - lo), (counted[hi - 1] + window if hi > lo else -math.inf)

@@ -400,12 +400,13 @@ def _surely(
     request answered before this one left reached the server first: this count is lower
     than its, unless quota came back between.)
     """
-    least = min(handed_back, 0 if floor is None else remaining - floor + 1)
-    if quota.went_alone(seq):
-        # Every other request was answered before this one left: the floor was the server's
-        # last count, whichever permit gave it, and this one's is exact.
-        return (least if floor is None else remaining - floor + 1), None
-    return least, quota.reorder
+    # Alone, every other request was answered before this one left: the floor was the
+    # server's last count, whichever permit gave it, and this one's is exact.
+    noise = None if quota.went_alone(seq) else quota.reorder
+    if floor is None:
+        return min(handed_back, 0), noise
+    since_floor = remaining - floor + 1
+    return (since_floor if noise is None else min(handed_back, since_floor)), noise
 
 
 def _learned(

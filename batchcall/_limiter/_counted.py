@@ -24,17 +24,23 @@ GUARD = 0.005  # seconds after the latest reset before a window's first request 
 # Seconds: a reset known this closely needs no held unit to bracket it. (A held unit delays
 # the last row of a run to the end of its window, so it is kept only while it teaches.)
 SHARP = 0.05
+# Share of a window after which, with another client on the key, the rest is ours to take:
+# a client that came back later than us from the reset has had time to spend its share.
+FILL = 0.3
 
 
 class CountedWindow:
     """The rate model for a fixed window with counts: bursts, and resets caught by their bounds."""
 
-    __slots__ = ("bounds", "latency", "max_rate")
+    __slots__ = ("_found", "_look", "bounds", "latency", "looking", "max_rate")
 
     def __init__(self, max_rate: float, bounds: ResetBounds) -> None:
         self.max_rate = max_rate
         self.bounds = bounds
         self.latency = 0.0  # the gate's latency estimate, so the held unit arrives in time
+        self._look = (-1, -1)  # (window, permit) of the look after a share, once it went
+        self.looking = False  # the next request is that look: its 429 is foreseen
+        self._found: bool | None = None  # whether that look found quota left (None: unknown)
 
     def next_reset(self) -> tuple[float, float] | None:
         return self.bounds.predict(self.bounds.index + 1)
@@ -49,8 +55,11 @@ class CountedWindow:
             # our count, so ours keep to what would be left if it sent as many, which is the
             # share of two clients bursting at once.
             return RECHECK
+        shared = self._share(now, quota)
+        if shared is not None:
+            return shared
         if left >= 1 + quota.margin or (left >= 1 and quota.in_flight == 0):
-            if upcoming is None or left >= 2 or quota.last_rows or not self._teaches(upcoming):
+            if upcoming is None or left >= 2 or self._last(quota) or not self._teaches(upcoming):
                 return burst
             # The last unit of the window: it goes just before the reset may come, to bound it.
             return max(burst, upcoming[0] - LEAD - self.latency - now)
@@ -66,6 +75,62 @@ class CountedWindow:
         if quota.last_send < start or self._silent(now, quota):
             return 0.0  # the reset must have come: the window's first request looks
         return RECHECK
+
+    def _share(self, now: float, quota: Quota) -> float | None:
+        """With another client on the key: the wait that keeps to our share, if any.
+
+        Each window's burst keeps to our share (`Others.share`) until FILL of it has passed,
+        which lets a client that comes back later than us in each window spend its own.
+        Then, if the other client is expected to have taken the rest, one request looks,
+        and what is left is spent once its count (or its 429) says how much that is.
+        """
+        period, limit = self.period(), quota.limit
+        if not quota.shared or period is None or limit is None:
+            return None
+        window, others = self.bounds.index, quota.others
+        fill_at = self.bounds.opened_at + FILL * period
+        if now < fill_at:
+            if quota.last_rows or quota.issued - quota.window_seq < others.share(limit):
+                return None
+            return fill_at - now
+        return self._look_after_share(now, quota, window, fill_at)
+
+    def _look_after_share(
+        self, now: float, quota: Quota, window: int, fill_at: float
+    ) -> float | None:
+        """Past FILL of the window, with our counts from before it: one request looks first.
+
+        The other client may have spent the rest meanwhile: one request looks whether it
+        left any. A look that drew a 429 is trusted for the next window, so that in a key
+        shared evenly only every other window costs a 429.
+        """
+        look_window, look = self._look
+        if look_window == window:
+            if quota.newest_seq < look:
+                return RECHECK if quota.in_flight else None
+            if self._found is None:
+                self._found = bool(quota.remaining)
+            return None
+        others = quota.others
+        if quota.window_left < 1 or (not others.expected and quota.observed_at >= fill_at):
+            return None
+        if quota.in_flight:
+            return RECHECK
+        upcoming = self.next_reset()
+        if others.expected and self._found is False and window - look_window < 2 and upcoming:
+            if now >= upcoming[1] + GUARD:
+                return None  # the reset must have come: the window's first request goes
+            others.seen = max(others.seen, others.before)  # trusted: it spent the rest again
+            return upcoming[1] + GUARD - now
+        self._look, self._found, self.looking = (window, quota.issued), None, True
+        return 0.0
+
+    @staticmethod
+    def _last(quota: Quota) -> bool:
+        """Whether a held unit would not teach: it would hold our own last row, or another
+        client would spend it meanwhile (and a 429 would answer our look)."""
+        backlog = quota.backlog
+        return quota.shared or (backlog is not None and backlog - quota.in_flight <= 1)
 
     def _teaches(self, upcoming: tuple[float, float]) -> bool:
         """Whether a held unit would bracket the reset more sharply than the bounds already do.

@@ -25,6 +25,7 @@ from ._blind import Blind
 from ._counted import CountedWindow, pause_to_reset
 from ._fixed import FixedWindow, WindowReader
 from ._model import RECHECK, RateModel
+from ._others import SHARED_AT
 from ._owncount import SHORT_RETRY_AFTER, OwnCount, blind_reset, first_window
 from ._quota import Quota
 from ._resets import ResetBounds
@@ -183,6 +184,24 @@ class _OwnCounting(_WindowsAndReports):
         if self._elsewhere > 2 + 0.02 * quota.known_limit + 4 * quota.reorder:
             quota.shared = True
 
+    def _see_others(self, sent_at: float, remaining: int) -> None:
+        """A count of a request sent at `sent_at`: does it show another client (`Others`)?
+
+        Within a fixed window whose resets are timed, only our answers since the window may
+        have begun are ours in its count; otherwise every answer since the run began is.
+        """
+        quota, bounds = self.quota, self.bounds
+        since = -math.inf
+        if isinstance(self.model, CountedWindow) and bounds and not bounds.sliding:
+            if sent_at < bounds.hi.get(bounds.index, math.inf):
+                return  # it may have been counted in the window before
+            since = bounds.lo.get(bounds.index, -math.inf)
+        seen = quota.others.bound(
+            quota.known_limit, max(0, remaining), since=since, in_flight=quota.in_flight
+        )
+        if seen >= SHARED_AT:
+            quota.shared = True
+
     def _own_refusal(self, seq: int) -> bool | None:
         """A 429 as our own count reads it: True if it foresaw it, None if it is no news."""
         own, quota = self._own, self.quota
@@ -253,6 +272,8 @@ class Learner(_OwnCounting):
         # A request our books say finds nothing left looks for a refill or a reset: its 429
         # was foreseen, and says nothing of another client.
         looking = quota.remaining is not None and quota.window_left < 1
+        if isinstance(model, CountedWindow) and model.looking:
+            model.looking, looking = False, True  # whether the other client left us any
         # The blind mode counts the last second's sends, a fixed window those since its reset.
         keep = max(1.0, model.period if isinstance(model, FixedWindow) else 0.0)
         seq = quota.send(now, keep=keep)
@@ -303,10 +324,13 @@ class Learner(_OwnCounting):
         """Permit `seq`, sent at `sent_at`, was accepted with `remaining` left (if it said)."""
         quota = self.quota
         quota.count(seq, sent_at)
+        quota.others.accepted(now)
         if remaining is None and self._own.active:
             remaining = self._own.remaining(seq)
         if remaining is None or quota.limit is None:
             return
+        if not self._own.active:
+            self._see_others(sent_at, remaining)
         floor = quota.floor.before(sent_at)
         quota.floor.note(sent_at, now, max(0, remaining))
         if not quota.is_newer(seq):
@@ -323,7 +347,9 @@ class Learner(_OwnCounting):
             quota.window_quota = remaining + 1
             quota.floor.open(now, remaining, since=-math.inf)
             self.model = self._rolling
-            self.bounds = ResetBounds(sent_at, now)
+            # A window that already held other requests began before ours.
+            began = remaining >= quota.known_limit - 1
+            self.bounds = ResetBounds(sent_at, now, began=began)
         else:
             self._note_spent_elsewhere(handed_back)
             self._rolling.heard(quota, sent_at, now, handed_back)
@@ -334,6 +360,7 @@ class Learner(_OwnCounting):
             if reset:
                 quota.window_seq = seq
                 quota.floor.open(now, remaining)
+                quota.others.reset()
                 self._elsewhere = 0
             if self.bounds is not None:
                 if reset:
@@ -381,6 +408,8 @@ class Learner(_OwnCounting):
             return
         if not foreseen:
             quota.hold_back_more()
+        if not self._own.active:
+            self._see_others(sent_at, 0)
         quota.floor.note(sent_at, now, 0)
         if quota.is_newer(seq):
             # A refusal says the quota was empty when it arrived: an observation too.

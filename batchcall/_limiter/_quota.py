@@ -13,6 +13,7 @@ import math
 from collections import deque
 
 from ._floor import Floor
+from ._others import Others
 
 
 class Quota:
@@ -33,6 +34,7 @@ class Quota:
         "newest_seq",
         "observed_at",
         "observed_sent",
+        "others",
         "outstanding",
         "remaining",
         "reorder",
@@ -70,6 +72,7 @@ class Quota:
         self.reorder = 0
         # Another client spends this key: a count fell by more than our own requests explain.
         self.shared = False
+        self.others = Others()  # what another client surely spent of each window
         # Rows the caller has not yet seen done, those in flight included; None: unknown.
         self.backlog: int | None = None
 
@@ -188,9 +191,11 @@ class Quota:
     @property
     def last_rows(self) -> bool:
         """Whether what is left of this window takes every row still to send: the run's last
-        window, in which nothing need be kept back to learn about the next."""
+        window, in which nothing need be kept back to learn about the next. (Another client's
+        expected use of the window is not left.)"""
         backlog = self.backlog
-        return backlog is not None and backlog - self.in_flight <= self.window_left
+        left = self.window_left - self.others.expected
+        return backlog is not None and backlog - self.in_flight <= left
 
     def lower(self, seq: int, remaining: int) -> None:
         """A stale answer of this window counted lower: it reached the server after the newest.

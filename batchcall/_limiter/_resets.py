@@ -39,11 +39,12 @@ class ResetBounds:
 
     __slots__ = ("_anchor_lo", "_ruled_out", "hi", "index", "lo", "openers", "sliding")
 
-    def __init__(self, first_sent: float, first_answered: float) -> None:
+    def __init__(self, first_sent: float, first_answered: float, *, began: bool = True) -> None:
+        """`began`: our first request began window 0 (its count showed no other request)."""
         self.index = 0
         self.lo: dict[int, float] = {0: -math.inf}
         self.hi: dict[int, float] = {0: first_answered}
-        self._anchor_lo: float | None = first_sent  # window 0 began with our first request
+        self._anchor_lo: float | None = first_sent if began else None
         self._ruled_out: set[float] = set()  # round lengths a 429 contradicted
         # (sent, answered) of each window's first request: in a sliding window, the quota a
         # burst spent comes back one window after it, whenever the burst went.
@@ -59,7 +60,7 @@ class ResetBounds:
     def refused(self, sent_at: float, answered_at: float, retry_after: float | None) -> None:
         """A 429 in the current window: the next reset is after its send, within Retry-After."""
         k = self.index + 1
-        foreseen = self.predict(k)
+        foreseen = self.predict(k, guess=False)
         low = sent_at if retry_after is None else max(sent_at, sent_at + retry_after - 1)
         self._raise(k, low)
         if retry_after is not None:
@@ -68,7 +69,7 @@ class ResetBounds:
             # Refused after the reset was due: if the resets follow our bursts instead, this
             # is a sliding window.
             self.sliding = True
-            if not self._consistent() or self.predict(k) is None:
+            if not self._consistent() or self.predict(k, guess=False) is None:
                 self.sliding = False
         self._check()
 
@@ -126,23 +127,46 @@ class ResetBounds:
                 return period
         return None
 
-    def predict(self, k: int) -> tuple[float, float] | None:
+    def predict(self, k: int, *, guess: bool = True) -> tuple[float, float] | None:
         """The earliest and latest instant reset k may come, or None if unbounded above.
 
         Within what the bounds allow, a round window length narrows it to what that length
-        gives; if the bounds already rule the result out, so is the length.
+        gives; if the bounds already rule the result out, so is the length. While nothing
+        bounds the length from above, a round length the bounds allow is `guess`ed at.
         """
         span = self.period()
         if span is None:
-            return None
+            return self._guess(k) if guess else None
         within = self._predict(k, span)
         while (period := self.round_period()) is not None:
-            guess = self._predict(k, (period, period))
-            narrowed = (max(within[0], guess[0]), min(within[1], guess[1]))
+            rounded = self._predict(k, (period, period))
+            narrowed = (max(within[0], rounded[0]), min(within[1], rounded[1]))
             if narrowed[0] <= narrowed[1]:
                 return narrowed
             self._ruled_out.add(period)
         return within
+
+    def _guess(self, k: int) -> tuple[float, float] | None:
+        """Reset k by the shortest round length the bounds allow, while none bounds it above.
+
+        A job that starts second on a shared key does not know when window 0 began, only
+        that its own first answer was in it: two resets must pass before the length is
+        bounded above, and meanwhile a whole-second Retry-After brings it back up to a second
+        late, after the other job has spent the window. A guess the bounds contradict is
+        dropped, and the Retry-After is waited for as before.
+        """
+        lows, highs = self._lows(), self.hi
+        if self.sliding or not any(i < k for i in lows) or not any(i < k for i in highs):
+            return None
+        shortest = max(
+            ((lows[j] - highs[i]) / (j - i) for i in highs for j in lows if j > i), default=0.0
+        )
+        # Only the shortest: a longer guess that turned out wrong would hold a whole window.
+        period = next((p for p in ROUND_PERIODS if p >= shortest), None)
+        if period is None or period in self._ruled_out:
+            return None
+        guessed = self._predict(k, (period, period))
+        return guessed if guessed[0] <= guessed[1] else None
 
     def _sliding_period(self) -> tuple[float, float] | None:
         """A sliding window's length: from each burst's first request to the quota's return."""

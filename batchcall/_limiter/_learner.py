@@ -191,6 +191,8 @@ class _OwnCounting(_WindowsAndReports):
         have begun are ours in its count; otherwise every answer since the run began is.
         """
         quota, bounds = self.quota, self.bounds
+        if self._own.active:
+            return  # the count is our own, of our own requests
         since = -math.inf
         if isinstance(self.model, CountedWindow) and bounds and not bounds.sliding:
             if sent_at < bounds.hi.get(bounds.index, math.inf):
@@ -329,8 +331,7 @@ class Learner(_OwnCounting):
             remaining = self._own.remaining(seq)
         if remaining is None or quota.limit is None:
             return
-        if not self._own.active:
-            self._see_others(sent_at, remaining)
+        self._see_others(sent_at, remaining)
         floor = quota.floor.before(sent_at)
         quota.floor.note(sent_at, now, max(0, remaining))
         if not quota.is_newer(seq):
@@ -347,8 +348,7 @@ class Learner(_OwnCounting):
             quota.window_quota = remaining + 1
             quota.floor.open(now, remaining, since=-math.inf)
             self.model = self._rolling
-            # A window that already held other requests began before ours.
-            began = remaining >= quota.known_limit - 1
+            began = remaining >= quota.known_limit - 1  # no other request in the window yet
             self.bounds = ResetBounds(sent_at, now, began=began)
         else:
             self._note_spent_elsewhere(handed_back)
@@ -408,8 +408,7 @@ class Learner(_OwnCounting):
             return
         if not foreseen:
             quota.hold_back_more()
-        if not self._own.active:
-            self._see_others(sent_at, 0)
+        self._see_others(sent_at, 0)
         quota.floor.note(sent_at, now, 0)
         if quota.is_newer(seq):
             # A refusal says the quota was empty when it arrived: an observation too.

@@ -136,7 +136,7 @@ class ResetBounds:
         """
         span = self.period()
         if span is None:
-            return self._guess(k) if guess else None
+            return _guess(self, k) if guess else None
         within = self._predict(k, span)
         while (period := self.round_period()) is not None:
             rounded = self._predict(k, (period, period))
@@ -145,28 +145,6 @@ class ResetBounds:
                 return narrowed
             self._ruled_out.add(period)
         return within
-
-    def _guess(self, k: int) -> tuple[float, float] | None:
-        """Reset k by the shortest round length the bounds allow, while none bounds it above.
-
-        A job that starts second on a shared key does not know when window 0 began, only
-        that its own first answer was in it: two resets must pass before the length is
-        bounded above, and meanwhile a whole-second Retry-After brings it back up to a second
-        late, after the other job has spent the window. A guess the bounds contradict is
-        dropped, and the Retry-After is waited for as before.
-        """
-        lows, highs = self._lows(), self.hi
-        if self.sliding or not any(i < k for i in lows) or not any(i < k for i in highs):
-            return None
-        shortest = max(
-            ((lows[j] - highs[i]) / (j - i) for i in highs for j in lows if j > i), default=0.0
-        )
-        # Only the shortest: a longer guess that turned out wrong would hold a whole window.
-        period = next((p for p in ROUND_PERIODS if p >= shortest), None)
-        if period is None or period in self._ruled_out:
-            return None
-        guessed = self._predict(k, (period, period))
-        return guessed if guessed[0] <= guessed[1] else None
 
     def _sliding_period(self) -> tuple[float, float] | None:
         """A sliding window's length: from each burst's first request to the quota's return."""
@@ -239,3 +217,26 @@ class ResetBounds:
         self.lo = {k: v for k, v in self.lo.items() if k in keep}
         self.hi = {k: v for k, v in self.hi.items() if k in keep}
         self.openers = {k: v for k, v in self.openers.items() if k in keep or k + 1 in keep}
+
+
+def _guess(bounds: ResetBounds, k: int) -> tuple[float, float] | None:
+    """Reset k by the shortest round length the bounds allow, while none bounds it above.
+
+    A job that starts second on a shared key does not know when window 0 began, only
+    that its own first answer was in it: two resets must pass before the length is
+    bounded above, and meanwhile a whole-second Retry-After brings it back up to a second
+    late, after the other job has spent the window. A guess the bounds contradict is
+    dropped, and the Retry-After is waited for as before.
+    """
+    lows, highs = bounds._lows(), bounds.hi
+    if bounds.sliding or not any(i < k for i in lows) or not any(i < k for i in highs):
+        return None
+    shortest = max(
+        ((lows[j] - highs[i]) / (j - i) for i in highs for j in lows if j > i), default=0.0
+    )
+    # Only the shortest: a longer guess that turned out wrong would hold a whole window.
+    period = next((p for p in ROUND_PERIODS if p >= shortest), None)
+    if period is None or period in bounds._ruled_out:
+        return None
+    guessed = bounds._predict(k, (period, period))
+    return guessed if guessed[0] <= guessed[1] else None

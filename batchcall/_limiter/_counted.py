@@ -48,7 +48,7 @@ class CountedWindow:
     def wait(self, now: float, quota: Quota) -> float:
         left = quota.window_left
         upcoming = self.next_reset()
-        burst = quota.last_send + 1 / self.max_rate - now
+        burst = quota.last_send + 1 / self._burst_rate(quota) - now
         if (quota.margin > 1 or quota.shared) and quota.in_flight and quota.in_flight >= left:
             # Another client spends this key (429s our books did not foresee, or counts that
             # fell faster than our own requests explain): its requests in flight are not in
@@ -76,6 +76,18 @@ class CountedWindow:
             return 0.0  # the reset must have come: the window's first request looks
         return RECHECK
 
+    def _burst_rate(self, quota: Quota) -> float:
+        """Full speed; but alone on the key, mid-run, a window's quota spread over FILL of it.
+
+        That costs nothing, since the next window opens at its reset however fast this one
+        was spent, and it lets a job that starts later on the same key be counted among our
+        requests instead of refused unseen after our burst: then both know to share.
+        """
+        period, limit = self.period(), quota.limit
+        if quota.shared or quota.last_rows or period is None or limit is None:
+            return self.max_rate
+        return min(self.max_rate, limit / (FILL * period))
+
     def _share(self, now: float, quota: Quota) -> float | None:
         """With another client on the key: the wait that keeps to our share, if any.
 
@@ -102,7 +114,8 @@ class CountedWindow:
 
         The other client may have spent the rest meanwhile: one request looks whether it
         left any. A look that drew a 429 is trusted for the next window, so that in a key
-        shared evenly only every other window costs a 429.
+        shared evenly only every other window costs a 429; but not once our own last rows
+        would fit what is left, since the other job may have finished.
         """
         look_window, look = self._look
         if look_window == window:
@@ -117,7 +130,10 @@ class CountedWindow:
         if quota.in_flight:
             return RECHECK
         upcoming = self.next_reset()
-        if others.expected and self._found is False and window - look_window < 2 and upcoming:
+        backlog = quota.backlog
+        ours_fit = backlog is not None and backlog - quota.in_flight <= quota.window_left
+        trusted = self._found is False and window - look_window < 2 and not ours_fit
+        if others.expected and trusted and upcoming:
             if now >= upcoming[1] + GUARD:
                 return None  # the reset must have come: the window's first request goes
             others.seen = max(others.seen, others.before)  # trusted: it spent the rest again

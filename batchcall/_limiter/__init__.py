@@ -26,7 +26,9 @@ It is composed the way botocore composes its adaptive mode (`CubicCalculator`, `
   `ΔRemaining + Δrequests`: in a fixed window it is never positive except at a reset, where it
   jumps by a large share of the limit; in a token bucket or sliding window it grows steadily.
 - **Quota that a count shows is spent at once** (`Accounted`, `CountedWindow`): pacing it out
-  over the window gains nothing, and makes the last window of a run take a whole window.
+  over the window gains nothing, and makes the last window of a run take a whole window. (A
+  fixed window mid-run is spread over its first 30%, which costs nothing either and lets a
+  job started later on the key be counted among ours; `_others` then splits each window.)
 - **The rate models:**
   - `_blind.Blind`, with no count (no headers until a 429): a slow start that doubles, and
     after a throttle a CUBIC curve around the rate that was throttled, like botocore's adaptive

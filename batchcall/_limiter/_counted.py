@@ -1,8 +1,10 @@
-"""A fixed window whose counts the server reports: spend each window at once, catch each reset.
+"""A fixed window whose counts the server reports: spend each window early, catch each reset.
 
 With `X-RateLimit-Remaining` on every answer, the quota left is known (less what is in
-flight), so it is spent at full speed: pacing it out over the window gains nothing, and the
-last window of a run then takes as long as its requests take to send. What is left to win is
+flight). The run's last window is spent at full speed, so it takes as long as its requests
+take to send; a window mid-run is spread over its first FILL, which costs nothing (the next
+one opens at its reset anyway) and lets a job started later on the key be counted among ours,
+so that both share (see `_others`). What is left to win is
 the reset: the first request of a window goes as soon as the `ResetBounds` say the reset
 must have come, and one unit of the old window's quota is held back until just before the
 earliest the reset may come, so that every window brackets its reset from both sides and the
@@ -48,14 +50,15 @@ class CountedWindow:
     def wait(self, now: float, quota: Quota) -> float:
         left = quota.window_left
         upcoming = self.next_reset()
-        burst = quota.last_send + 1 / self._burst_rate(quota) - now
+        period = self.period()
+        burst = quota.last_send + 1 / self._burst_rate(quota, period) - now
         if (quota.margin > 1 or quota.shared) and quota.in_flight and quota.in_flight >= left:
             # Another client spends this key (429s our books did not foresee, or counts that
             # fell faster than our own requests explain): its requests in flight are not in
             # our count, so ours keep to what would be left if it sent as many, which is the
             # share of two clients bursting at once.
             return RECHECK
-        shared = self._share(now, quota)
+        shared = self._share(now, quota, period, upcoming)
         if shared is not None:
             return shared
         if left >= 1 + quota.margin or (left >= 1 and quota.in_flight == 0):
@@ -76,19 +79,25 @@ class CountedWindow:
             return 0.0  # the reset must have come: the window's first request looks
         return RECHECK
 
-    def _burst_rate(self, quota: Quota) -> float:
+    def _burst_rate(self, quota: Quota, period: float | None) -> float:
         """Full speed; but alone on the key, mid-run, a window's quota spread over FILL of it.
 
         That costs nothing, since the next window opens at its reset however fast this one
         was spent, and it lets a job that starts later on the same key be counted among our
         requests instead of refused unseen after our burst: then both know to share.
         """
-        period, limit = self.period(), quota.limit
+        limit = quota.limit
         if quota.shared or quota.last_rows or period is None or limit is None:
             return self.max_rate
         return min(self.max_rate, limit / (FILL * period))
 
-    def _share(self, now: float, quota: Quota) -> float | None:
+    def _share(
+        self,
+        now: float,
+        quota: Quota,
+        period: float | None,
+        upcoming: tuple[float, float] | None,
+    ) -> float | None:
         """With another client on the key: the wait that keeps to our share, if any.
 
         Each window's burst keeps to our share (`Others.share`) until FILL of it has passed,
@@ -96,7 +105,7 @@ class CountedWindow:
         Then, if the other client is expected to have taken the rest, one request looks,
         and what is left is spent once its count (or its 429) says how much that is.
         """
-        period, limit = self.period(), quota.limit
+        limit = quota.limit
         if not quota.shared or period is None or limit is None:
             return None
         window, others = self.bounds.index, quota.others
@@ -105,10 +114,14 @@ class CountedWindow:
             if quota.last_rows or quota.issued - quota.window_seq < others.share(limit):
                 return None
             return fill_at - now
-        return self._look_after_share(now, quota, window, fill_at)
+        return self._look_after_share(now, quota, (window, fill_at), upcoming)
 
     def _look_after_share(
-        self, now: float, quota: Quota, window: int, fill_at: float
+        self,
+        now: float,
+        quota: Quota,
+        at: tuple[int, float],
+        upcoming: tuple[float, float] | None,
     ) -> float | None:
         """Past FILL of the window, with our counts from before it: one request looks first.
 
@@ -117,7 +130,7 @@ class CountedWindow:
         shared evenly only every other window costs a 429; but not once our own last rows
         would fit what is left, since the other job may have finished.
         """
-        look_window, look = self._look
+        (window, fill_at), (look_window, look) = at, self._look
         if look_window == window:
             if quota.newest_seq < look:
                 return RECHECK if quota.in_flight else None
@@ -129,7 +142,6 @@ class CountedWindow:
             return None
         if quota.in_flight:
             return RECHECK
-        upcoming = self.next_reset()
         backlog = quota.backlog
         ours_fit = backlog is not None and backlog - quota.in_flight <= quota.window_left
         trusted = self._found is False and window - look_window < 2 and not ours_fit

@@ -115,10 +115,10 @@ def test_counts_falling_faster_than_our_sends_say_another_client_spends_the_key(
     assert not feed(extra=0)
 
 
-def test_a_shared_key_keeps_in_flight_to_what_is_left_except_in_a_bucket() -> None:
-    """With another client seen, a sliding window's burst holds once our requests in flight
-    would spend what our count says is left; a bucket's measured refill already leaves the
-    other client its share, so it does not hold."""
+def test_a_shared_key_takes_half_of_what_the_count_shows() -> None:
+    """With another client seen and no echo of our own requests to foresee returns by, each
+    client takes half of what the newest count shows: both see it and spend it before either's
+    next count shows the other's spending, so taking all of it would spend it twice."""
     from batchcall._limiter._model import RECHECK
     from batchcall._limiter._quota import Quota
     from batchcall._limiter._rolling import Rolling
@@ -126,11 +126,13 @@ def test_a_shared_key_keeps_in_flight_to_what_is_left_except_in_a_bucket() -> No
     quota = Quota()
     quota.set_limit(100)
     quota.observe(quota.send(0.0, keep=1.0), 0.001, 0.0, 10)
-    for _ in range(5):
-        quota.send(0.002, keep=1.0)  # five in flight, five left by our count
+    for _ in range(4):
+        quota.send(0.002, keep=1.0)  # four in flight, six left by our count
     rolling = Rolling(1000.0)
+    assert rolling.available(0.003, quota) == 6
     assert rolling.wait(0.003, quota) < RECHECK
     quota.shared = True
+    assert rolling.available(0.003, quota) == 1  # our half (5), less the four in flight
     assert rolling.wait(0.003, quota) == RECHECK
-    rolling.echo.broken = True  # a bucket
-    assert rolling.wait(0.003, quota) < RECHECK
+    rolling.echo.broken = True  # a bucket, or a sliding window mixed with the other's returns
+    assert rolling.available(0.003, quota) == 1

@@ -97,6 +97,10 @@ class Rolling(Accounted):
         limit, left = quota.known_limit, quota.left if self.settled else quota.window_left
         if self.echo.window is not None:
             return min(limit, left + self.echo.returning(quota.observed_sent, now, quota.counted))
+        if quota.shared and quota.remaining is not None:
+            # Another client sees the same count and spends it too, before our next count can
+            # show it: each taking half of what the count shows, two never spend it twice.
+            left -= quota.remaining // 2
         refill = self.refill or 0.0
         return min(limit, left + refill * (now - quota.observed_at))
 

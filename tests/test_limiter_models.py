@@ -148,13 +148,38 @@ def test_rolling_measures_the_refill_over_the_refill_span() -> None:
     """5 requests spent and Remaining unchanged over 0.25 s: 20/s come back, and it paces there
     once only the margin is left; quota beyond the margin goes at full speed."""
     rolling = Rolling(CEILING)
-    rolling.measure(0.0, 0, 50)
-    rolling.measure(REFILL_SPAN / 2, 5, 50)
-    assert rolling.refill == 20.0
     quota = accepted_quota(100, [i / 20 for i in range(6)])
+    rolling.measure(0.0, 0, 50, quota)
+    rolling.measure(REFILL_SPAN / 2, 5, 50, quota)
+    assert rolling.refill == 20.0
     quota.observe(5, REFILL_SPAN / 2, 0.25, 2)
     assert rolling.pace(0.25, quota, 2) == CEILING  # 2 left, 1 held back: spent at once
     assert rolling.pace(0.25, quota, 1) == 20.0  # only the margin: at the refill
+
+
+def test_a_bucket_is_paced_by_its_count_alone_so_that_jobs_sharing_it_converge() -> None:
+    """With no echo, a bucket's pace follows the count, not the refill measured net of the
+    other job's spending: two jobs that see the same count go at the same pace, whatever split
+    they fell into. A lump or a window-long Retry-After says it is a window after all, and
+    the run's last rows go at once."""
+    quota = accepted_quota(100, [0.0])
+    quota.observe(0, 0.001, 0.0, 50)
+    jobs = [Rolling(CEILING), Rolling(CEILING)]
+    for job, refill in zip(jobs, (5.0, 45.0), strict=True):
+        job.echo.broken = True
+        job.refill = refill
+        job.measure(0.0, 0, 50, quota)
+    assert jobs[0].pace(0.1, quota, 11) == jobs[1].pace(0.1, quota, 11) == pytest.approx(20.0)
+    assert jobs[0].pace(0.1, quota, 21) == pytest.approx(40.0)  # twice the count, twice the pace
+    quota.backlog = 5
+    assert jobs[0].pace(0.1, quota, 11) == CEILING  # the last rows fit: no reason to keep any
+    quota.backlog = None
+    jobs[0].measure(0.05, 1, 80, quota)  # 31 back within 0.05 s: a burst's replay
+    assert jobs[0].windowed and jobs[0].pace(0.1, quota, 11) == CEILING
+    jobs[1].measure(0.05, 1, 52, quota)  # 3 back: a refill
+    assert not jobs[1].windowed
+    jobs[1].refused(retry_after=2.0)
+    assert jobs[1].windowed and jobs[1].pace(0.1, quota, 11) == CEILING
 
 
 def sliding_echo(sends: list[float], window: float) -> Echo:

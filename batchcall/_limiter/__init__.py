@@ -52,7 +52,9 @@ It is composed the way botocore composes its adaptive mode (`CubicCalculator`, `
     counted, so each observation bounds the window. While the bounds agree, the gate foresees
     every refill from its own send times rather than extrapolating a refill rate that arrives
     in bursts (which sent requests too soon, each costing a whole-second 429 pause). A token
-    bucket refills whenever, so its bounds soon disagree.
+    bucket refills whenever, so its bounds soon disagree; it is then paced by its count
+    (the spare quota over half a second), which every job on the key sees alike, so two jobs
+    sharing it settle at half the refill each rather than at whatever split they fell into.
 """
 
 from ._gate import Gate, GateClosed, Permit

@@ -367,7 +367,7 @@ class Learner(_OwnCounting):
                     self.bounds.opened(sent_at, now)
                 else:
                     self.bounds.counted(sent_at)
-        self._rolling.measure(now, seq, remaining)
+        self._rolling.measure(now, seq, remaining, quota)
 
     def bound_refusal(self, sent_at: float, now: float, retry_after: float | None) -> None:
         """A 429 with counts: the current window was full when it came (before its pause)."""
@@ -415,7 +415,7 @@ class Learner(_OwnCounting):
             handed_back = quota.observe(seq, now, sent_at, 0)
             if handed_back is not None:
                 self._rolling.heard(quota, sent_at, now, handed_back)
-        self._rolling.refused()
+        self._rolling.refused(retry_after)
 
 
 def _surely(

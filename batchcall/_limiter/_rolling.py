@@ -4,6 +4,9 @@ Quota above a small reserve is spent at full speed (spread out, it would only co
 later); with only the reserve left, the pace is the refill. The refill is the quota handed
 back over the last REFILL_SPAN of counts, unless the `Echo` shows a sliding window: then
 every refill is foreseen from our own send times, and the refill rate is the limit per window.
+A bucket (no echo, and nothing that shows a window) is paced by its count instead, so that
+jobs sharing it converge on even shares; and with another client on the key, each takes half
+of what the newest count shows.
 
 The gate keeps one `Rolling` from the first count on and feeds it every count, whatever
 model is in use, so its measurements are ready the moment the jumps of a fixed window stop.
@@ -22,25 +25,41 @@ REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
 # Units a count that no other request could disorder must show handed back, below a reset's
 # share, to be a trickle (a held unit or the margin comes back one at a time).
 EXACT_TRICKLE = 3
+# A bucket's spare quota is spent over this long at most, so that the pace follows the count
+# (see `Rolling.pace`); and over no more than SPREAD_SHARE of the time the highest refill seen
+# takes to fill the bucket, so that what is kept never fills it.
+SPREAD = 0.5
+SPREAD_SHARE = 0.25
+# A count that rose by LUMP of the limit within LUMP_SPAN shows quota coming back in a lump: a
+# sliding window replaying a burst, which a bucket that takes longer than LUMP_SPAN / LUMP to
+# refill in full never does.
+LUMP = 0.25
+LUMP_SPAN = 0.1
+LONG_RETRY = 2.0  # seconds of Retry-After that no bucket worth pacing as one gives
 
 
 class Rolling(Accounted):
     """Pacing at the measured refill; the refill rate and the echo test are measured here."""
 
-    __slots__ = ("_growth", "_history", "echo", "refill", "settled")
+    __slots__ = ("_growth", "_history", "_peak", "_recent", "echo", "refill", "settled", "windowed")
 
     def __init__(self, max_rate: float) -> None:
         super().__init__(max_rate)
         self.echo = Echo()
         self._history: deque[tuple[float, int, int]] = deque()  # (received, seq, remaining)
         self.refill: float | None = None  # requests/s handed back
+        self._peak = 0.0  # the highest refill measured
+        self._recent: deque[tuple[float, int, int]] = deque()  # the last LUMP_SPAN of counts
+        # Seen to be a window, not a bucket: a lump, a window-long Retry-After, or an echo.
+        self.windowed = False
         self._growth = 0  # quota handed back since the last reset, outside resets
         self.settled = False  # seen trickling back: no jump is read as a reset any more
 
     # --- measuring ----------------------------------------------------------------------------
 
-    def measure(self, now: float, seq: int, remaining: int) -> None:
-        """Take a count into the refill rate, measured over the last REFILL_SPAN."""
+    def measure(self, now: float, seq: int, remaining: int, quota: Quota) -> None:
+        """Take a count into the refill rate, measured over the last REFILL_SPAN, and into
+        the lump test."""
         history = self._history
         history.append((now, seq, remaining))
         while len(history) > 2 and history[1][0] <= now - REFILL_SPAN:
@@ -48,6 +67,17 @@ class Rolling(Accounted):
         first = history[0]
         if now - first[0] >= REFILL_SPAN / 2:
             self.refill = max(0.0, (remaining - first[2] + seq - first[1]) / (now - first[0]))
+            self._peak = max(self._peak, self.refill)
+        self._see_lump(now, seq, remaining, LUMP * quota.known_limit + quota.reorder)
+
+    def _see_lump(self, now: float, seq: int, remaining: int, lump: float) -> None:
+        recent = self._recent
+        recent.append((now, seq, remaining))
+        while recent[0][0] < now - LUMP_SPAN:
+            recent.popleft()
+        _, first_seq, first_remaining = recent[0]
+        if remaining - first_remaining + seq - first_seq >= lump:
+            self.windowed = True
 
     def heard(self, quota: Quota, sent_at: float, now: float, handed_back: int) -> None:
         """A newer count, answered at `now`, showed `handed_back`: the echo takes it in."""
@@ -59,6 +89,8 @@ class Rolling(Accounted):
             answered_at=now,
             unanswered=quota.in_flight,
         )
+        if self.echo.window is not None:
+            self.windowed = True  # a bucket never echoes our own requests
 
     def trickled(self, handed_back: int, limit: int, *, noise: int | None) -> bool:
         """Count quota handed back outside a reset; True once a fixed window cannot explain it.
@@ -80,8 +112,14 @@ class Rolling(Accounted):
         self._growth = 0
         self._history.clear()
 
-    def refused(self) -> None:
-        """A 429 despite the count: the refill was overestimated, or the echo's window."""
+    def refused(self, retry_after: float | None = None) -> None:
+        """A 429 despite the count: the refill was overestimated, or the echo's window.
+
+        A bucket that refills faster than one unit in LONG_RETRY seconds is never that far
+        from its next unit: a Retry-After that long is a window's.
+        """
+        if retry_after is not None and retry_after >= LONG_RETRY:
+            self.windowed = True
         self.refill = (self.refill or 0.0) * CUBIC_BETA
         self.echo.refused()
 
@@ -105,12 +143,37 @@ class Rolling(Accounted):
         return min(limit, left + refill * (now - quota.observed_at))
 
     def pace(self, now: float, quota: Quota, available: float) -> float:
+        if self.bucket and not self._last_rows(quota, available):
+            # A bucket's refill is measured net of every other client's spending, so pacing
+            # at it keeps whatever split two jobs fell into, and one starves. A pace that
+            # follows the count alone is the same for every job that sees it: n jobs settle at
+            # refill / n each, with the bucket a little above empty, where none is refused.
+            # What is kept is not lost, as a bucket below full goes on refilling.
+            spread = min(SPREAD, SPREAD_SHARE * quota.known_limit / max(self._peak, 1e-9))
+            return bounded((available - quota.margin) / spread, self.max_rate)
         # Quota that is there is spent at full speed: spread out, it only comes back later.
         if available >= 1 + quota.margin:
             return self.max_rate
         window, limit = self.echo.window, quota.limit
         refill = limit / window if window and limit else self.refill or 0.0
         return bounded(refill, self.max_rate)
+
+    @property
+    def bucket(self) -> bool:
+        """Whether this looks like a bucket: no echo of our own requests (now or before), no
+        lump, and no Retry-After as long as a window's.
+
+        A sliding window kept a little above empty wastes what it keeps, so one that echoes
+        another client's requests as well as ours (which breaks the echo) must be told
+        apart: a burst's replay comes back in a lump, and a request sent before it is told
+        to come back most of a window later.
+        """
+        return self.echo.broken and not self.windowed
+
+    @staticmethod
+    def _last_rows(quota: Quota, available: float) -> bool:
+        backlog = quota.backlog
+        return backlog is not None and backlog - quota.in_flight <= available - quota.margin
 
     def hold(self, now: float, quota: Quota) -> float:
         window = self.echo.window

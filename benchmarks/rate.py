@@ -164,7 +164,9 @@ def runner(base_url: str, key: str, scenario: Scenario, tmp: Path) -> list[dict[
     for phones, child in children:
         stdout, stderr = child.communicate(timeout=1800)
         if child.returncode != 0:
-            raise SystemExit(f"{scenario.name}: batchcall exited {child.returncode}: {stderr}")
+            raise SystemExit(
+                f"{scenario.name}: batchcall exited {child.returncode}: {stderr}\n{stdout[-4000:]}"
+            )
         results.append({"summary": json.loads(stdout), "stderr": stderr, "phones": phones})
     return results
 

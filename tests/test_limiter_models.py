@@ -193,6 +193,21 @@ def sliding_echo(sends: list[float], window: float) -> Echo:
     return echo
 
 
+def test_the_units_a_count_had_not_seen_expire_are_told_by_the_total_handed_back() -> None:
+    """Mid-run, with nothing in flight, a unit that the last count may or may not have seen
+    come back would wait for the next return, most of a window. The total handed back says
+    which: the first `expired` of our counted requests have come back, and no more."""
+    echo = Echo()
+    echo.low, echo.high, echo.expired = 1.99, 2.0, 50
+    counted = [i * 0.01 for i in range(100)]
+    assert echo.window == pytest.approx(2.0 + echo.guard)
+    since = 2.495  # surely saw the first 49 expire (sent by 0.485), maybe up to 52 (by 0.515)
+    assert echo.doubted(since, counted) == (3, pytest.approx(0.51 + echo.window))
+    assert echo.unseen(since, counted) == (2, pytest.approx(0.51 + echo.window))
+    echo.expired = 52  # all three were in the count
+    assert echo.unseen(since, counted)[0] == 0
+
+
 def test_rolling_echo_recognises_a_sliding_window_from_our_own_sends() -> None:
     """Quota coming back exactly 2 s after each of our sends gives a 2 s window."""
     echo = sliding_echo([i / 8 for i in range(40)], window=2.0)

@@ -157,3 +157,18 @@ class Echo:
         lo = bisect.bisect_right(counted, since - window)
         hi = self._maybe_seen(since, counted)
         return max(0, hi - lo), (counted[hi - 1] + window if hi > lo else -math.inf)
+
+    def unseen(self, since: float, counted: Sequence[float]) -> tuple[int, float]:
+        """Of the units `doubted` counts, those that the total handed back says the count sent
+        at `since` had not seen expire, and when the last of them has surely expired.
+
+        Quota comes back in the order the requests were counted, so the `expired` units
+        handed back so far are our first `expired` counted requests. (A count the server
+        took before some of our earlier requests shows more than had expired, so this errs
+        towards fewer.)
+        """
+        window = self.window
+        assert window is not None
+        start = max(bisect.bisect_right(counted, since - window), self.expired)
+        hi = self._maybe_seen(since, counted)
+        return max(0, hi - start), (counted[hi - 1] + window if hi > start else -math.inf)

@@ -185,12 +185,15 @@ class Rolling(Accounted):
         if quota.in_flight == 0 and now - quota.last_send >= max(PROBE_AFTER, window):
             return 0.0
         back = self.echo.next_return(now, quota.counted)
-        # The run's last rows, with nothing in flight: no later count will show a unit that
-        # the last one may not have had, so one request looks once it is surely back (once:
-        # nothing was sent since). Mid-run the next count shows it, and a look risks a 429.
+        # With nothing in flight, no later count will show a unit that the last one may not
+        # have had, so one request looks once it is surely back (once: nothing was sent
+        # since): for the run's last rows, or mid-run if the total handed back says the
+        # count had not seen it. Otherwise it waits for the next return, a window's unit idle.
         if quota.in_flight == 0 and quota.backlog is not None:
             units, doubted = self.echo.doubted(quota.observed_sent, quota.counted)
-            if quota.backlog <= units and doubted > quota.last_send:
+            if quota.backlog > units:
+                units, doubted = self.echo.unseen(quota.observed_sent, quota.counted)
+            if units and doubted > quota.last_send:
                 if doubted <= now:
                     return 0.0
                 back = doubted if back is None else min(back, doubted)

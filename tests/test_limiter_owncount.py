@@ -136,3 +136,33 @@ def test_a_shared_key_takes_half_of_what_the_count_shows() -> None:
     assert rolling.wait(0.003, quota) == RECHECK
     rolling.echo.broken = True  # a bucket, or a sliding window mixed with the other's returns
     assert rolling.available(0.003, quota) == 1
+
+
+def test_a_shared_sliding_window_leaves_the_other_job_its_half_of_each_lump() -> None:
+    """Two jobs come back to a sliding window's lump at different times (each 429 pause ends
+    when its own whole-second Retry-After does). The first takes half of the window and leaves
+    the rest for a second; the later one finds its half there and takes all of it; what
+    nobody takes is spent once the hold is over."""
+    from batchcall._limiter._lumps import LUMP_HOLD
+    from batchcall._limiter._quota import Quota
+    from batchcall._limiter._rolling import Rolling
+
+    def job(remaining: int) -> tuple[Quota, Rolling]:
+        quota = Quota()
+        quota.set_limit(100)
+        seq = quota.send(2.0, keep=1.0)
+        quota.answered(seq)
+        quota.observe(seq, 2.001, 2.0, remaining)
+        quota.shared = True
+        rolling = Rolling(1000.0)
+        rolling.echo.broken = rolling.windowed = rolling.settled = True
+        return quota, rolling
+
+    first, rolling = job(99)  # back first: the whole lump is there
+    assert rolling.available(2.002, first) == 50
+    for _ in range(50):
+        first.send(2.003, keep=1.0)
+    assert rolling.available(2.004, first) == 0  # the rest is the other job's, for now
+    assert rolling.available(2.001 + LUMP_HOLD, first) == 49  # then ours
+    late, other = job(49)  # back later: the first job took its half
+    assert other.available(2.002, late) == 49

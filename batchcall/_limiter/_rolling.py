@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 
 from ._echo import Echo
+from ._lumps import LumpShare
 from ._model import CUBIC_BETA, PROBE_AFTER, RECHECK, Accounted, bounded
 from ._quota import Quota
 
@@ -41,11 +42,22 @@ LONG_RETRY = 2.0  # seconds of Retry-After that no bucket worth pacing as one gi
 class Rolling(Accounted):
     """Pacing at the measured refill; the refill rate and the echo test are measured here."""
 
-    __slots__ = ("_growth", "_history", "_peak", "_recent", "echo", "refill", "settled", "windowed")
+    __slots__ = (
+        "_growth",
+        "_history",
+        "_peak",
+        "_recent",
+        "echo",
+        "lumps",
+        "refill",
+        "settled",
+        "windowed",
+    )
 
     def __init__(self, max_rate: float) -> None:
         super().__init__(max_rate)
         self.echo = Echo()
+        self.lumps = LumpShare()
         self._history: deque[tuple[float, int, int]] = deque()  # (received, seq, remaining)
         self.refill: float | None = None  # requests/s handed back
         self._peak = 0.0  # the highest refill measured
@@ -136,9 +148,13 @@ class Rolling(Accounted):
         if self.echo.window is not None:
             return min(limit, left + self.echo.returning(quota.observed_sent, now, quota.counted))
         if quota.shared and quota.remaining is not None:
-            # Another client sees the same count and spends it too, before our next count can
-            # show it: each taking half of what the count shows, two never spend it twice.
-            left -= quota.remaining // 2
+            if self.windowed:
+                left = min(left, self.lumps.left(now, quota))
+            else:
+                # Another client sees the same count and spends it too, before our next count
+                # can show it: each taking half of what the count shows, two never spend it
+                # twice.
+                left -= quota.remaining // 2
         refill = self.refill or 0.0
         return min(limit, left + refill * (now - quota.observed_at))
 

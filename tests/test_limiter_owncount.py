@@ -166,3 +166,24 @@ def test_a_shared_sliding_window_leaves_the_other_job_its_half_of_each_lump() ->
     assert rolling.available(2.001 + LUMP_HOLD, first) == 49  # then ours
     late, other = job(49)  # back later: the first job took its half
     assert other.available(2.002, late) == 49
+    for _ in range(49):
+        late.answered(late.send(2.003, keep=1.0))
+    seq = late.send(2.004, keep=1.0)
+    late.answered(seq)
+    late.observe(seq, 2.005, 2.004, 0)  # spent: the other took the 50 we did not
+    assert other.available(2.006, late) == 0 and other.lumps.expect
+
+    # A client that takes less than about half of each lump is not held half of the next:
+    # each count is halved instead.
+    alone, rolling = job(99)
+    assert rolling.available(2.002, alone) == 50
+    for _ in range(79):
+        alone.answered(alone.send(2.003, keep=1.0))  # 80 of the lump were ours
+    seq = alone.send(2.004, keep=1.0)
+    alone.answered(seq)
+    alone.observe(seq, 2.005, 2.004, 0)
+    assert rolling.available(2.006, alone) == 0 and not rolling.lumps.expect
+    seq = alone.send(4.0, keep=1.0)
+    alone.answered(seq)
+    alone.observe(seq, 4.001, 4.0, 80)
+    assert rolling.available(4.002, alone) == 40

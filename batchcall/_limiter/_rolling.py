@@ -148,8 +148,9 @@ class Rolling(Accounted):
         if self.echo.window is not None:
             return min(limit, left + self.echo.returning(quota.observed_sent, now, quota.counted))
         if quota.shared and quota.remaining is not None:
-            if self.windowed:
-                left = min(left, self.lumps.left(now, quota))
+            share = self.lumps.left(now, quota) if self.windowed else None
+            if share is not None:
+                left = min(left, share)
             else:
                 # Another client sees the same count and spends it too, before our next count
                 # can show it: each taking half of what the count shows, two never spend it

@@ -15,6 +15,7 @@ from batchcall._limiter._learner import Learner
 from batchcall._limiter._model import CUBIC_BETA, RECHECK
 from batchcall._limiter._quota import Quota
 from batchcall._limiter._rolling import REFILL_SPAN, Rolling
+from batchcall._limiter._slide import SlideGuess
 
 CEILING = 1000.0
 
@@ -252,3 +253,37 @@ def test_the_learner_switches_from_blind_to_fixed_to_rolling_as_the_counts_say()
     assert kinds[:4] == ["Blind", "Rolling", "Rolling", "Rolling"]
     assert kinds[4:9] == ["CountedWindow"] * 5
     assert kinds[9:] == ["Rolling"] * 3
+
+
+def test_a_shared_sliding_windows_length_is_guessed_from_our_429s() -> None:
+    """The shortest round length under which none of ours would have left before a 429's
+    Retry-After allows; a pause then ends as our oldest request in the window leaves it."""
+    guess = SlideGuess()
+    counted = [0.0 + 0.001 * i for i in range(50)]  # our half of a burst at 0.0-0.05
+    trip = 0.01
+    # Refused at 0.3 with Retry-After 2: nothing back before 1.3, yet a 1 s window would
+    # have handed back our request of 0.0 at 1.0.
+    guess.refused(0.29, 0.3, 2.0, counted, trip)
+    assert guess.window == 2.0
+    assert guess.back(0.3, 2.0, counted, trip) == pytest.approx(2.01)
+    # A 429 whose Retry-After ends sooner than the guess leaves the pause as it is.
+    assert guess.back(1.5, 0.5, counted, trip) is None
+    # The look at 2.01 is accepted: the guess held, and the report may say it.
+    assert not guess.confirmed
+    guess.accepted(2.01)
+    assert guess.confirmed
+    # Refused at 2.5 with Retry-After 2: our request of 2.01 is in the window, and with it
+    # nothing rules 2 s out (the window is full of the other client's requests).
+    counted.append(2.01)
+    guess.refused(2.49, 2.5, 2.0, counted, trip)
+    assert guess.back(2.5, 2.0, counted, trip) == pytest.approx(4.02)
+    # The look at 4.02 finds the window full: the other client may have taken the unit, so
+    # the next pause is left whole; a second refused look rules the guess out.
+    guess.refused(4.02, 4.03, 1.0, counted, trip)
+    assert guess.window == 2.0
+    assert guess.back(4.03, 1.0, counted, trip) is None
+    counted.append(4.04)  # the burst after the whole pause
+    guess.refused(5.03, 5.04, 2.0, counted, trip)
+    assert guess.back(5.04, 2.0, counted, trip) == pytest.approx(6.05)
+    guess.refused(6.05, 6.06, 1.0, counted, trip)
+    assert (guess.window, guess.confirmed) == (3.0, False)

@@ -141,3 +141,21 @@ def test_a_count_shows_another_clients_requests_exactly() -> None:
     assert others.seen == 7
     others.reset()
     assert (others.before, others.seen, others.expected) == (7, 0, 7)
+
+
+@pytest.mark.parametrize(("start_gap", "seed"), [(0.0, 1), (0.0, 2), (0.05, 5)])
+def test_two_jobs_on_a_sliding_window_come_back_as_their_own_requests_leave_it(
+    start_gap: float, seed: int
+) -> None:
+    """A 429's whole-second Retry-After would bring each job back up to a second late in every
+    window; the window's length, guessed from the 429s, ends each pause as the job's oldest
+    request leaves the window instead: both finish within 10% of the physical limit.
+
+    The virtual server's trips smear each window, so each job's look draws about one 429 a
+    window: up to 3% here, where the benchmark's sandbox shows 1.6%.
+    """
+    server = Server("sliding")
+    run = drive_two(server, start_gap=start_gap, seed=seed)
+    assert server.accepted == 2 * ROWS_EACH
+    assert max(run.ends) <= 1.10 * PHYSICAL
+    assert server.throttled <= 0.03 * run.requests

@@ -102,6 +102,11 @@ class Echo:
             self.broken = True
 
     @property
+    def longest_trip(self) -> float:
+        """The longest recent round trip: a request was counted within it of its send."""
+        return max(self._trips, default=0.0)
+
+    @property
     def window(self) -> float | None:
         """The window, erring long, once the echo is established; None otherwise."""
         if self.broken or self.expired < ECHO_MIN_SEEN or self.high < ECHO_MIN_WINDOW:

@@ -310,6 +310,9 @@ def _seconds_for(gate: Gate, rows: int, now: float) -> float | None:
         rate = quota.accepted / (now - gate._first_sent)
     if rate is None:
         return None
+    if quota.shared and gate._first_sent is not None and quota.accepted > 1:
+        # Another client spends the same limit: what we get of it is what we have had.
+        rate = min(rate, quota.accepted / max(now - gate._first_sent, 1e-9))
     if gate._ceiling is not None:
         rate = min(rate, 1 / gate._ceiling.time_period)
     return rows / rate + max(0.0, gate._pause_until - now)

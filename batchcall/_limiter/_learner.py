@@ -302,6 +302,8 @@ class Learner(_OwnCounting):
             back = model.next_reset(now) + RESET_GUARD - now
             if retry_after - 1 - RESET_GUARD < back < retry_after:
                 return back
+        if model is self._rolling and model.settled:
+            return model.pause(now, retry_after, self.quota)
         return retry_after
 
     # --- answers ------------------------------------------------------------------------------
@@ -327,6 +329,7 @@ class Learner(_OwnCounting):
         quota = self.quota
         quota.count(seq, sent_at)
         quota.others.accepted(now)
+        self._rolling.slide.accepted(sent_at)
         if remaining is None and self._own.active:
             remaining = self._own.remaining(seq)
         if remaining is None or quota.limit is None:
@@ -375,6 +378,10 @@ class Learner(_OwnCounting):
         bounds = self.bounds
         if bounds is not None and self.quota.remaining is not None and sent_at >= bounds.opened_at:
             bounds.refused(sent_at, now, retry_after)
+        if retry_after is not None:
+            rolling = self._rolling
+            trip = rolling.echo.longest_trip
+            rolling.slide.refused(sent_at, now, retry_after, self.quota.counted, trip)
 
     def refused(
         self,
@@ -458,8 +465,15 @@ def _learned(
         if echo is not None:
             learned["kind"] = ("sliding window", "inferred")
             learned["window"] = (round(echo, 3), "inferred")
+        elif rolling.surely_windowed:
+            # Another client broke the echo, but the quota came back in lumps or after a
+            # window-long Retry-After: a sliding window, whose length only a pause that ended
+            # early on the guess, and was accepted, has shown.
+            learned["kind"] = ("sliding window", "inferred")
+            if rolling.slide.confirmed and rolling.slide.window is not None:
+                learned["window"] = (rolling.slide.window, "inferred")
         elif rolling.echo.broken:
             learned["kind"] = ("token bucket", "inferred")
-        if echo is None and rolling.refill:
+        if echo is None and "window" not in learned and rolling.refill:
             learned["refill"] = (round(rolling.refill, 3), "inferred")
     return learned

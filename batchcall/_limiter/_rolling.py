@@ -21,6 +21,7 @@ from ._echo import Echo
 from ._lumps import LumpShare
 from ._model import CUBIC_BETA, PROBE_AFTER, RECHECK, Accounted, bounded
 from ._quota import Quota
+from ._slide import SlideGuess
 
 REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
 # Units a count that no other request could disorder must show handed back, below a reset's
@@ -51,6 +52,8 @@ class Rolling(Accounted):
         "lumps",
         "refill",
         "settled",
+        "slide",
+        "surely_windowed",
         "windowed",
     )
 
@@ -58,12 +61,15 @@ class Rolling(Accounted):
         super().__init__(max_rate)
         self.echo = Echo()
         self.lumps = LumpShare()
+        self.slide = SlideGuess()  # the window's length, while the echo does not say it
         self._history: deque[tuple[float, int, int]] = deque()  # (received, seq, remaining)
         self.refill: float | None = None  # requests/s handed back
         self._peak = 0.0  # the highest refill measured
         self._recent: deque[tuple[float, int, int]] = deque()  # the last LUMP_SPAN of counts
         # Seen to be a window, not a bucket: a lump, a window-long Retry-After, or an echo.
         self.windowed = False
+        # A lump or a window-long Retry-After: an echo a bucket gave early on shows neither.
+        self.surely_windowed = False
         self._growth = 0  # quota handed back since the last reset, outside resets
         self.settled = False  # seen trickling back: no jump is read as a reset any more
 
@@ -89,7 +95,7 @@ class Rolling(Accounted):
             recent.popleft()
         _, first_seq, first_remaining = recent[0]
         if remaining - first_remaining + seq - first_seq >= lump:
-            self.windowed = True
+            self.windowed = self.surely_windowed = True
 
     def heard(self, quota: Quota, sent_at: float, now: float, handed_back: int) -> None:
         """A newer count, answered at `now`, showed `handed_back`: the echo takes it in."""
@@ -131,11 +137,20 @@ class Rolling(Accounted):
         from its next unit: a Retry-After that long is a window's.
         """
         if retry_after is not None and retry_after >= LONG_RETRY:
-            self.windowed = True
+            self.windowed = self.surely_windowed = True
         self.refill = (self.refill or 0.0) * CUBIC_BETA
         self.echo.refused()
 
     # --- pacing -------------------------------------------------------------------------------
+
+    def pause(self, now: float, retry_after: float, quota: Quota) -> float:
+        """Seconds to pause after a 429 answered at `now`: the Retry-After, or less if the
+        window is sliding and the guess of its length says our oldest request in it leaves
+        sooner (see `SlideGuess`)."""
+        if not self.windowed or self.echo.window is not None:
+            return retry_after
+        back = self.slide.back(now, retry_after, quota.counted, self.echo.longest_trip)
+        return retry_after if back is None else max(back - now, 1e-3)
 
     def keeps_share(self, quota: Quota) -> bool:
         # A bucket's refill is measured net of the other client's spending: holding back on

@@ -172,6 +172,12 @@ def test_a_bucket_is_paced_by_its_count_alone_so_that_jobs_sharing_it_converge()
         job.measure(0.0, 0, 50, quota)
     assert jobs[0].pace(0.1, quota, 11) == jobs[1].pace(0.1, quota, 11) == pytest.approx(20.0)
     assert jobs[0].pace(0.1, quota, 21) == pytest.approx(40.0)  # twice the count, twice the pace
+    # A refill of half the limit per second, measured a little off either way, and margins
+    # that differ: still the same pace from the same count.
+    jobs[0]._peak, jobs[1]._peak = 45.0, 60.0
+    quota.margin = 3
+    assert jobs[0].pace(0.1, quota, 11) == jobs[1].pace(0.1, quota, 11) == pytest.approx(20.0)
+    quota.margin = 1
     quota.backlog = 5
     assert jobs[0].pace(0.1, quota, 11) == CEILING  # the last rows fit: no reason to keep any
     quota.backlog = None

@@ -465,7 +465,7 @@ def _learned(
         if echo is not None:
             learned["kind"] = ("sliding window", "inferred")
             learned["window"] = (round(echo, 3), "inferred")
-        elif rolling.surely_windowed:
+        elif rolling.windowed:
             # Another client broke the echo, but the quota came back in lumps or after a
             # window-long Retry-After: a sliding window, whose length only a pause that ended
             # early on the guess, and was accepted, has shown.

@@ -28,10 +28,11 @@ REFILL_SPAN = 0.5  # seconds of observations the refill rate is measured over
 # share, to be a trickle (a held unit or the margin comes back one at a time).
 EXACT_TRICKLE = 3
 # A bucket's spare quota is spent over this long at most, so that the pace follows the count
-# (see `Rolling.pace`); and over no more than SPREAD_SHARE of the time the highest refill seen
-# takes to fill the bucket, so that what is kept never fills it.
+# (see `Rolling.pace`); halved while the highest refill seen would refill SPREAD_SHARE of the
+# bucket meanwhile, so that what is kept never fills it. The step is coarse, so that a refill
+# measured a little differently by two jobs gives them the same spread.
 SPREAD = 0.5
-SPREAD_SHARE = 0.25
+SPREAD_SHARE = 0.75
 # A count that rose by LUMP of the limit within LUMP_SPAN shows quota coming back in a lump: a
 # sliding window replaying a burst, which a bucket that takes longer than LUMP_SPAN / LUMP to
 # refill in full never does.
@@ -53,7 +54,6 @@ class Rolling(Accounted):
         "refill",
         "settled",
         "slide",
-        "surely_windowed",
         "windowed",
     )
 
@@ -66,10 +66,10 @@ class Rolling(Accounted):
         self.refill: float | None = None  # requests/s handed back
         self._peak = 0.0  # the highest refill measured
         self._recent: deque[tuple[float, int, int]] = deque()  # the last LUMP_SPAN of counts
-        # Seen to be a window, not a bucket: a lump, a window-long Retry-After, or an echo.
+        # Seen to be a window, not a bucket: a lump, or a window-long Retry-After. (Not an
+        # echo that broke: a bucket echoes our first requests for a while, and then two jobs
+        # sharing it would pace it differently, one as a bucket, and the other would starve.)
         self.windowed = False
-        # A lump or a window-long Retry-After: an echo a bucket gave early on shows neither.
-        self.surely_windowed = False
         self._growth = 0  # quota handed back since the last reset, outside resets
         self.settled = False  # seen trickling back: no jump is read as a reset any more
 
@@ -95,7 +95,7 @@ class Rolling(Accounted):
             recent.popleft()
         _, first_seq, first_remaining = recent[0]
         if remaining - first_remaining + seq - first_seq >= lump:
-            self.windowed = self.surely_windowed = True
+            self.windowed = True
 
     def heard(self, quota: Quota, sent_at: float, now: float, handed_back: int) -> None:
         """A newer count, answered at `now`, showed `handed_back`: the echo takes it in."""
@@ -107,8 +107,6 @@ class Rolling(Accounted):
             answered_at=now,
             unanswered=quota.in_flight,
         )
-        if self.echo.window is not None:
-            self.windowed = True  # a bucket never echoes our own requests
 
     def trickled(self, handed_back: int, limit: int, *, noise: int | None) -> bool:
         """Count quota handed back outside a reset; True once a fixed window cannot explain it.
@@ -137,7 +135,7 @@ class Rolling(Accounted):
         from its next unit: a Retry-After that long is a window's.
         """
         if retry_after is not None and retry_after >= LONG_RETRY:
-            self.windowed = self.surely_windowed = True
+            self.windowed = True
         self.refill = (self.refill or 0.0) * CUBIC_BETA
         self.echo.refused()
 
@@ -181,8 +179,9 @@ class Rolling(Accounted):
             # follows the count alone is the same for every job that sees it: n jobs settle at
             # refill / n each, with the bucket a little above empty, where none is refused.
             # What is kept is not lost, as a bucket below full goes on refilling.
-            spread = min(SPREAD, SPREAD_SHARE * quota.known_limit / max(self._peak, 1e-9))
-            return bounded((available - quota.margin) / spread, self.max_rate)
+            # The margin is left out too: it is this job's own, and its reserve is the pace's.
+            spread = self._spread(quota.known_limit)
+            return bounded((available - 1) / spread, self.max_rate)
         # Quota that is there is spent at full speed: spread out, it only comes back later.
         if available >= 1 + quota.margin:
             return self.max_rate
@@ -190,10 +189,18 @@ class Rolling(Accounted):
         refill = limit / window if window and limit else self.refill or 0.0
         return bounded(refill, self.max_rate)
 
+    def _spread(self, limit: int) -> float:
+        # Halved in steps, not scaled: jobs that measured slightly different refills still
+        # get the same pace from the same count, or the one that measured more takes more.
+        spread = SPREAD
+        while spread * self._peak > SPREAD_SHARE * limit and spread > 1e-3:
+            spread /= 2
+        return spread
+
     @property
     def bucket(self) -> bool:
-        """Whether this looks like a bucket: no echo of our own requests (now or before), no
-        lump, and no Retry-After as long as a window's.
+        """Whether this looks like a bucket: no echo of our own requests now, no lump, and no
+        Retry-After as long as a window's.
 
         A sliding window kept a little above empty wastes what it keeps, so one that echoes
         another client's requests as well as ours (which breaks the echo) must be told

@@ -271,9 +271,9 @@ def test_a_shared_sliding_windows_length_is_guessed_from_our_429s() -> None:
     # have handed back our request of 0.0 at 1.0.
     guess.refused(0.29, 0.3, 2.0, counted, trip)
     assert guess.window == 2.0
-    assert guess.back(0.3, 2.0, counted, trip) == pytest.approx(2.01)
     # A 429 whose Retry-After ends sooner than the guess leaves the pause as it is.
     assert guess.back(1.5, 0.5, counted, trip) is None
+    assert guess.back(0.3, 2.0, counted, trip) == pytest.approx(2.01)
     # The look at 2.01 is accepted: the guess held, and the report may say it.
     assert not guess.confirmed
     guess.accepted(2.01)
@@ -293,3 +293,17 @@ def test_a_shared_sliding_windows_length_is_guessed_from_our_429s() -> None:
     assert guess.back(5.04, 2.0, counted, trip) == pytest.approx(6.05)
     guess.refused(6.05, 6.06, 1.0, counted, trip)
     assert (guess.window, guess.confirmed) == (3.0, False)
+
+
+def test_after_a_refused_look_the_pause_ends_when_our_part_of_the_lump_is_back() -> None:
+    """The other job, back first, takes the units as they come back until it has its half:
+    a look refused meanwhile waits for the last of ours in the window, not a whole second."""
+    guess, trip = SlideGuess(), 0.01
+    counted = [2.0 + 0.01 * i for i in range(10)]  # our part of the last burst
+    guess.refused(2.3, 2.31, 2.0, counted, trip)  # rules 1 s out
+    assert guess.back(2.31, 2.0, counted, trip) == pytest.approx(4.01)  # the first to leave
+    guess.refused(4.01, 4.02, 1.0, counted, trip)  # the other job took it
+    assert guess.window == 2.0
+    assert guess.back(4.02, 1.0, counted, trip) == pytest.approx(4.10)  # the last to leave
+    guess.accepted(4.10)
+    assert guess.confirmed

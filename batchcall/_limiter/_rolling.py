@@ -157,10 +157,14 @@ class Rolling(Accounted):
 
     def available(self, now: float, quota: Quota) -> float:
         # Unsettled, this may still be a fixed window: its lowest count bounds what is left.
-        limit, left = quota.known_limit, quota.left if self.settled else quota.window_left
-        if self.echo.window is not None:
-            return min(limit, left + self.echo.returning(quota.observed_sent, now, quota.counted))
+        limit = quota.known_limit
+        left: float = quota.left if self.settled else quota.window_left
+        echo = self.echo.window is not None
+        if echo:
+            left += self.echo.returning(quota.observed_sent, now, quota.counted)
         if quota.shared and quota.remaining is not None:
+            # Even with our own requests echoing (the other job's may not have broken it),
+            # what the count shows is the other job's too.
             share = self.lumps.left(now, quota) if self.windowed else None
             if share is not None:
                 left = min(left, share)
@@ -169,8 +173,9 @@ class Rolling(Accounted):
                 # can show it: each taking half of what the count shows, two never spend it
                 # twice.
                 left -= quota.remaining // 2
-        refill = self.refill or 0.0
-        return min(limit, left + refill * (now - quota.observed_at))
+        if not echo:
+            left += (self.refill or 0.0) * (now - quota.observed_at)
+        return min(limit, left)
 
     def pace(self, now: float, quota: Quota, available: float) -> float:
         if self.bucket and not self._last_rows(quota, available):

@@ -10,8 +10,8 @@ shortest round length left.
 With the guess, a pause ends when our oldest request in the window leaves it. That can be up
 to a second before the Retry-After ends, and in each window of a shared 2 s limit that second
 was what the jobs lost. A guess that is too short costs early looks that draw 429s: after one,
-the next pause is left whole, and a second before any is accepted rules the guess out. A
-guess that is too long ends no pause early.
+the next pause ends later in the lump, and a second before any is accepted rules the guess
+out. A guess that is too long ends no pause early.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class SlideGuess:
     def __init__(self) -> None:
         self._index = 0
         self._missed = 0  # refused looks, each after a shortened pause, since one was accepted
-        self._skip = False  # the last look was refused: leave the next pause whole
+        self._skip = False  # the last look was refused: end the next pause later in the lump
         self._early: float | None = None  # when a pause the guess shortened ended
         self.confirmed = False  # a look at the end of a shortened pause was accepted
 
@@ -75,17 +75,21 @@ class SlideGuess:
     ) -> float | None:
         """When a unit is surely back after a 429 answered at `now`, if that is before
         `now + retry_after`: our oldest request in the window leaves it then. None if the guess
-        says nothing sooner."""
-        window = self.window
-        if window is None or self._skip:
-            self._early, self._skip = None, False
+        says nothing sooner.
+
+        After a refused look, the other client took the units that came back first, while it
+        takes its half of the lump: the pause then ends as the last of ours that leaves
+        before the Retry-After does, when the lump is all back.
+        """
+        window, skip = self.window, self._skip
+        self._early, self._skip = None, False
+        if window is None:
             return None
         first = bisect.bisect_right(counted, now - window)
-        if first == len(counted):
+        before = bisect.bisect_left(counted, now + retry_after - window - trip)
+        if before <= first:
             return None
-        back = counted[first] + window + trip
-        if back >= now + retry_after:
-            return None
+        back = counted[before - 1 if skip else first] + window + trip
         self._early = back
         return back
 

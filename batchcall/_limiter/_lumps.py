@@ -44,11 +44,16 @@ class LumpShare:
         """`quota.left`, kept to our half of the lump while the other job may still come; None
         while the other job is not expected to take half (each count is then halved)."""
         remaining = quota.remaining
-        if remaining is None or remaining <= quota.margin:
-            if self._at is not None:
-                self._spent(quota)  # the next count that shows quota is the next lump
-            return quota.left
+        empty = remaining is None or remaining <= quota.margin
+        # A lump comes back as fast as its burst went, and a job that takes each unit as it
+        # comes sees the count empty many times on the way: it is one lump until the hold is
+        # over. (Begun afresh at each empty count, the share was taken again and again: 77 of
+        # a lump of 100.)
+        if self._at is not None and empty and now >= self._at + LUMP_HOLD:
+            self._spent(quota)  # the next count that shows quota is the next lump
         if self._at is None:
+            if empty:
+                return quota.left
             self._at, self._issued = quota.observed_at, quota.issued
         if not self.expect:
             return None

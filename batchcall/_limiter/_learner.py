@@ -457,8 +457,10 @@ def _learned(
         learned["window"] = (round(model.period, 3), "inferred")
     elif isinstance(model, CountedWindow):
         learned["kind"] = ("fixed window", "inferred")
-        period = model.period()
-        if period is not None:
+        period, span = model.period(), model.bounds.period()
+        # Bounds that cross (a reset numbered wrong, after whole windows went unseen) allow
+        # no length at all: their middle is not a measurement, so none is reported.
+        if period is not None and span is not None and span[0] <= span[1]:
             learned["window"] = (round(period, 3), "inferred")
     elif model is rolling and rolling.settled:
         echo = rolling.echo.window

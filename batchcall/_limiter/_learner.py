@@ -285,26 +285,8 @@ class Learner(_OwnCounting):
         return seq
 
     def pause(self, now: float, retry_after: float, sent_at: float | None = None) -> float:
-        """Seconds to pause after a 429 that asked for `retry_after`.
-
-        Retry-After comes in whole seconds, rounded up; a fixed window whose resets are known
-        says more exactly when the quota comes back, within that last second.
-        """
-        model = self.model
-        if model is self._blind and sent_at is not None:
-            return self._blind_pause(now, retry_after, sent_at)
-        if isinstance(model, CountedWindow) or (
-            model is self._rolling and not model.settled and self.bounds is not None
-        ):
-            # A fixed window or not yet known otherwise: its first reset may be foreseen.
-            return pause_to_reset(self.bounds, now, retry_after)  # type: ignore[arg-type]
-        if isinstance(model, FixedWindow) and (model.trusted or len(model.resets) >= 2):
-            back = model.next_reset(now) + RESET_GUARD - now
-            if retry_after - 1 - RESET_GUARD < back < retry_after:
-                return back
-        if model is self._rolling and model.settled:
-            return model.pause(now, retry_after, self.quota)
-        return retry_after
+        """Seconds to pause after a 429 that asked for `retry_after` (see `_pause`)."""
+        return _pause(self, now, retry_after, sent_at)
 
     # --- answers ------------------------------------------------------------------------------
 
@@ -423,6 +405,30 @@ class Learner(_OwnCounting):
             if handed_back is not None:
                 self._rolling.heard(quota, sent_at, now, handed_back)
         self._rolling.refused(retry_after)
+
+
+def _pause(learner: Learner, now: float, retry_after: float, sent_at: float | None) -> float:
+    """`Learner.pause`, beside the class so that it stays short enough to read at once.
+
+    Retry-After comes in whole seconds, rounded up; a fixed window whose resets are known
+    says more exactly when the quota comes back, within that last second, and so may a
+    sliding window's guessed length.
+    """
+    model = learner.model
+    if model is learner._blind and sent_at is not None:
+        return learner._blind_pause(now, retry_after, sent_at)
+    if isinstance(model, CountedWindow) or (
+        model is learner._rolling and not model.settled and learner.bounds is not None
+    ):
+        # A fixed window or not yet known otherwise: its first reset may be foreseen.
+        return pause_to_reset(learner.bounds, now, retry_after)  # type: ignore[arg-type]
+    if isinstance(model, FixedWindow) and (model.trusted or len(model.resets) >= 2):
+        back = model.next_reset(now) + RESET_GUARD - now
+        if retry_after - 1 - RESET_GUARD < back < retry_after:
+            return back
+    if model is learner._rolling and model.settled:
+        return model.pause(now, retry_after, learner.quota)
+    return retry_after
 
 
 def _surely(

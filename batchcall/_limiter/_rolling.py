@@ -142,9 +142,8 @@ class Rolling(Accounted):
     # --- pacing -------------------------------------------------------------------------------
 
     def pause(self, now: float, retry_after: float, quota: Quota) -> float:
-        """Seconds to pause after a 429 answered at `now`: the Retry-After, or less if the
-        window is sliding and the guess of its length says our oldest request in it leaves
-        sooner (see `SlideGuess`)."""
+        """Seconds to pause after a 429: less than the Retry-After if the window is sliding and
+        `SlideGuess` says our oldest request in it leaves sooner."""
         if not self.windowed or self.echo.window is not None:
             return retry_after
         back = self.slide.back(now, retry_after, quota.counted, self.echo.longest_trip)
@@ -185,7 +184,7 @@ class Rolling(Accounted):
             # refill / n each, with the bucket a little above empty, where none is refused.
             # What is kept is not lost, as a bucket below full goes on refilling.
             # The margin is left out too: it is this job's own, and its reserve is the pace's.
-            spread = self._spread(quota.known_limit)
+            spread = _spread(self._peak, quota.known_limit)
             return bounded((available - 1) / spread, self.max_rate)
         # Quota that is there is spent at full speed: spread out, it only comes back later.
         if available >= 1 + quota.margin:
@@ -193,14 +192,6 @@ class Rolling(Accounted):
         window, limit = self.echo.window, quota.limit
         refill = limit / window if window and limit else self.refill or 0.0
         return bounded(refill, self.max_rate)
-
-    def _spread(self, limit: int) -> float:
-        # Halved in steps, not scaled: jobs that measured slightly different refills still
-        # get the same pace from the same count, or the one that measured more takes more.
-        spread = SPREAD
-        while spread * self._peak > SPREAD_SHARE * limit and spread > 1e-3:
-            spread /= 2
-        return spread
 
     @property
     def bucket(self) -> bool:
@@ -249,3 +240,15 @@ class Rolling(Accounted):
         if window is None and quota.limit and self.refill:
             window = quota.limit / self.refill
         return window
+
+
+def _spread(peak: float, limit: int) -> float:
+    """Over how long a bucket's spare quota is spent, given the highest refill seen.
+
+    Halved in steps, not scaled: jobs that measured slightly different refills still get the
+    same pace from the same count, or the one that measured more takes more.
+    """
+    spread = SPREAD
+    while spread * peak > SPREAD_SHARE * limit and spread > 1e-3:
+        spread /= 2
+    return spread

@@ -307,3 +307,23 @@ def test_after_a_refused_look_the_pause_ends_when_our_part_of_the_lump_is_back()
     assert guess.back(4.02, 1.0, counted, trip) == pytest.approx(4.10)  # the last to leave
     guess.accepted(4.10)
     assert guess.confirmed
+
+
+def test_a_shared_sliding_window_is_reported_as_one_with_the_length_a_pause_confirmed() -> None:
+    """Another client broke the echo, but lumps showed a window: the report says a sliding
+    window, and gives the guessed length only once a pause it shortened was accepted."""
+    from batchcall._limiter._learner import _learned
+
+    quota = accepted_quota(100, [0.0])
+    rolling = Rolling(CEILING)
+    rolling.settled = rolling.windowed = rolling.echo.broken = True
+    counted = [0.0 + 0.001 * i for i in range(50)]
+    rolling.slide.refused(0.29, 0.3, 2.0, counted, 0.01)  # rules 1 s out
+    assert _learned(rolling, rolling, quota)["kind"] == ("sliding window", "inferred")
+    assert "window" not in _learned(rolling, rolling, quota)
+    back = rolling.slide.back(0.3, 2.0, counted, 0.01)
+    assert back is not None
+    rolling.slide.accepted(back)
+    assert _learned(rolling, rolling, quota)["window"] == (2.0, "inferred")
+    rolling.windowed = False  # no lump, no long Retry-After: a bucket
+    assert _learned(rolling, rolling, quota)["kind"] == ("token bucket", "inferred")

@@ -213,3 +213,22 @@ def test_the_gate_is_told_the_rows_left_once_all_are_planned_without_a_progress_
     display.planned(15, finished=1)
     display.finished()
     assert display.backlog() == 10
+
+
+def test_on_a_shared_key_the_time_left_is_at_no_more_than_the_rate_had_so_far(monkeypatch):
+    """The learned 100 per 2 s is both jobs' limit: with another client on the key, 30 rows
+    accepted in 2 s make 60 more rows take 4 s, not the 1.2 s that 50/s would promise."""
+    learned = {"limit": (100, "observed"), "window": (2.0, "inferred")}
+    monkeypatch.setattr(Learner, "learned", lambda self: learned)
+    now = [0.0]
+    gate = _gate(now)
+
+    async def main() -> None:
+        for _ in range(30):
+            await _send(gate, Answer(201))
+        now[0] = 2.0
+        assert gate.seconds_for(60) == pytest.approx(60 / 50)
+        gate._learner.quota.shared = True
+        assert gate.seconds_for(60) == pytest.approx(60 / 15)
+
+    asyncio.run(main())

@@ -294,11 +294,16 @@ def _seconds_for(gate: Gate, rows: int, now: float) -> float | None:
     quota comes back it is the rate achieved so far, pauses included, but only while the rows
     fit in the quota a count said is left, while a 429's Retry-After says when quota returns,
     or while no count came at all (blind). Otherwise when the quota returns is all that
-    matters, and it is not known yet.
+    matters, and it is not known yet. With another client on the key, no more than the rate
+    achieved so far: the learned limit is both clients'.
     """
     learner, quota = gate._learner, gate._learner.quota
     learned = learner.learned()
     limit, window, refill = learned.get("limit"), learned.get("window"), learned.get("refill")
+    first = gate._first_sent
+    so_far = None
+    if first is not None and quota.accepted > 1 and now > first:
+        so_far = quota.accepted / (now - first)
     rate: float | None = None
     if limit is not None and window is not None and float(window[0]) > 0:
         rate = float(limit[0]) / float(window[0])
@@ -306,13 +311,13 @@ def _seconds_for(gate: Gate, rows: int, now: float) -> float | None:
         rate = float(refill[0])
     elif quota.remaining is not None and rows > quota.left and now >= gate._pause_until:
         return None
-    elif gate._first_sent is not None and quota.accepted > 1 and now > gate._first_sent:
-        rate = quota.accepted / (now - gate._first_sent)
+    else:
+        rate = so_far
     if rate is None:
         return None
-    if quota.shared and gate._first_sent is not None and quota.accepted > 1:
+    if quota.shared and so_far is not None:
         # Another client spends the same limit: what we get of it is what we have had.
-        rate = min(rate, quota.accepted / max(now - gate._first_sent, 1e-9))
+        rate = min(rate, so_far)
     if gate._ceiling is not None:
         rate = min(rate, 1 / gate._ceiling.time_period)
     return rows / rate + max(0.0, gate._pause_until - now)

@@ -355,7 +355,8 @@ class Learner(_OwnCounting):
         self._rolling.measure(now, seq, remaining, quota)
 
     def bound_refusal(self, sent_at: float, now: float, retry_after: float | None) -> None:
-        """A 429 with counts: the current window was full when it came (before its pause)."""
+        """A 429: the current window was full when it came (before its pause). With counts,
+        that bounds its resets; with a Retry-After, a sliding window's length (`SlideGuess`)."""
         # Only one sent in the window we are in says when that window ends.
         bounds = self.bounds
         if bounds is not None and self.quota.remaining is not None and sent_at >= bounds.opened_at:

@@ -46,15 +46,15 @@ class SlideGuess:
         """A 429 to the request sent at `sent_at`, answered at `now`; `counted` are the send
         times of our requests the server counted, and `trip` the longest recent round trip.
 
-        A look at the end of a pause the guess shortened rules it out. Otherwise: a request
-        sent after `now - window` was in the window when the 429 was counted, and one sent
-        `trip` before `sent_at` was counted before it. If such a request would have left
-        before the Retry-After allows, the window is longer.
+        A second refused look at the end of a pause the guess shortened, with none accepted
+        between, rules it out. And a request sent after `now - window` was in the window
+        when the 429 was counted, and one sent `trip` before `sent_at` was counted before it:
+        if such a request would have left before the Retry-After allows, the window is longer.
         """
         if self._early is not None and sent_at >= self._early:
             # The look at the end of a pause the guess shortened found the window full. The
-            # other client may have taken the unit that came back, so one miss only leaves
-            # the next pause whole; a second in a row rules the guess out.
+            # other client may have taken the unit that came back, so one miss only ends the
+            # next pause later in the lump (`back`); a second rules the guess out.
             self._missed, self._skip = self._missed + 1, True
             if self._missed >= MISSES:
                 self._index, self._missed = self._index + 1, 0

@@ -134,8 +134,35 @@ def test_a_shared_key_takes_half_of_what_the_count_shows() -> None:
     quota.shared = True
     assert rolling.available(0.003, quota) == 1  # our half (5), less the four in flight
     assert rolling.wait(0.003, quota) == RECHECK
-    rolling.echo.broken = True  # a bucket, or a sliding window mixed with the other's returns
-    assert rolling.available(0.003, quota) == 1
+    # A bucket is paced by its count (`Rolling.pace`), never burst: the same count gives two
+    # jobs the same pace whether or not each has seen the other, so it is not halved. (One
+    # that halves while the other does not hands the other two thirds of the refill.)
+    rolling.echo.broken = True
+    assert rolling.bucket
+    assert rolling.available(0.003, quota) == 6
+
+
+def test_a_job_that_finds_a_buckets_stock_spent_by_another_takes_it_back() -> None:
+    """A job that starts a moment after another finds the bucket's stock spent: its first
+    count shows how far the other is ahead, and it takes twice the count's share until its
+    own sends have made that up (each gains half a unit on a job pacing by the same count)."""
+    from batchcall._limiter._learner import Learner
+
+    learner = Learner(1000.0)
+    learner.heard_limit(100)
+    seq = learner.sent(0.0)
+    learner.answered(seq)
+    learner.accepted(seq, 0.0, 0.001, 15)  # 85 counted: our one, and 84 of another's
+    quota = learner.quota
+    assert quota.shared and quota.owed == 83
+    rolling = learner._rolling
+    rolling.settled, rolling.echo.broken = True, True  # a bucket
+    learner.model = rolling
+    assert rolling.bucket and rolling.available(0.002, quota) == 2 * 15
+    for i in range(166):
+        learner.answered(learner.sent(0.002 + i * 1e-4))
+    assert quota.owed == 0  # made up: the count's own share again
+    assert rolling.available(0.02, quota) == quota.left
 
 
 def test_a_shared_sliding_window_leaves_the_other_job_its_half_of_each_lump() -> None:

@@ -34,6 +34,8 @@ from ._rolling import Rolling
 # A jump of this share of the limit at once is a window reset. A bucket that a burst drained
 # hands back a quarter of its limit in the half second before a look: that is a trickle.
 RESET_SHARE = 0.5
+# Seconds an unsettled model pauses at most after a 429 that asks for a second at most.
+UNSETTLED_LOOK = 0.25
 RESET_GUARD = 0.005  # seconds after a predicted reset before a paused request goes
 
 
@@ -201,8 +203,12 @@ class _OwnCounting(_WindowsAndReports):
         seen = quota.others.bound(
             quota.known_limit, max(0, remaining), since=since, in_flight=quota.in_flight
         )
-        if seen >= SHARED_AT:
+        if seen >= SHARED_AT and not quota.shared:
             quota.shared = True
+            # Others spent `seen` and we `limit - remaining - seen`: a job that starts a
+            # moment later finds a bucket's stock spent, which no pace from the count repays.
+            ahead = 2 * seen - quota.known_limit + max(0, remaining)
+            quota.owed = float(min(quota.known_limit, max(0, ahead)))
 
     def _own_refusal(self, seq: int) -> bool | None:
         """A 429 as our own count reads it: True if it foresaw it, None if it is no news."""
@@ -279,6 +285,10 @@ class Learner(_OwnCounting):
         # The blind mode counts the last second's sends, a fixed window those since its reset.
         keep = max(1.0, model.period if isinstance(model, FixedWindow) else 0.0)
         seq = quota.send(now, keep=keep)
+        if quota.owed > 0 and model is self._rolling and self._rolling.bucket:
+            # Taking twice the count's share, the other job pacing from the same count takes
+            # about half as many: each of ours gains half a unit on it.
+            quota.owed -= 0.5
         self._own.sent(seq, now)
         if looking:
             quota.looks.add(seq)
@@ -422,7 +432,12 @@ def _pause(learner: Learner, now: float, retry_after: float, sent_at: float | No
         model is learner._rolling and not model.settled and learner.bounds is not None
     ):
         # A fixed window or not yet known otherwise: its first reset may be foreseen.
-        return pause_to_reset(learner.bounds, now, retry_after)  # type: ignore[arg-type]
+        back = pause_to_reset(learner.bounds, now, retry_after)  # type: ignore[arg-type]
+        if model is learner._rolling and retry_after <= 1:
+            # Within a second, it may be a bucket: its next unit is a moment away, and a
+            # second's pause hands the other job a second's refill that it keeps.
+            back = min(back, UNSETTLED_LOOK)
+        return back
     if isinstance(model, FixedWindow) and (model.trusted or len(model.resets) >= 2):
         back = model.next_reset(now) + RESET_GUARD - now
         if retry_after - 1 - RESET_GUARD < back < retry_after:

@@ -36,6 +36,7 @@ class Quota:
         "observed_sent",
         "others",
         "outstanding",
+        "owed",
         "remaining",
         "reorder",
         "sends",
@@ -70,11 +71,10 @@ class Quota:
         # How many permits an answer lagged behind the newest one seen, at most: the server
         # counts requests in flight in its own order, so each count is off by up to this.
         self.reorder = 0
-        # Another client spends this key: a count fell by more than our own requests explain.
-        self.shared = False
+        self.shared = False  # another client spends this key too, as our counts show
         self.others = Others()  # what another client surely spent of each window
-        # Rows the caller has not yet seen done, those in flight included; None: unknown.
-        self.backlog: int | None = None
+        self.owed = 0.0  # a bucket's stock another client spent before we came (to take back)
+        self.backlog: int | None = None  # rows not yet done, those in flight too; None: unknown
 
     # --- what we sent -------------------------------------------------------------------------
 

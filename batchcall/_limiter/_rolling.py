@@ -65,10 +65,9 @@ class Rolling(Accounted):
         self._history: deque[tuple[float, int, int]] = deque()  # (received, seq, remaining)
         self.refill: float | None = None  # requests/s handed back
         self._peak = 0.0  # the highest refill measured
-        self._recent: deque[tuple[float, int, int]] = deque()  # the last LUMP_SPAN of counts
-        # Seen to be a window, not a bucket: a lump, or a window-long Retry-After. (Not an
-        # echo that broke: a bucket echoes our first requests for a while, and then two jobs
-        # sharing it would pace it differently, one as a bucket, and the other would starve.)
+        self._recent: deque[tuple[float, int, int]] = deque()  # the last LUMP_SPAN's counts
+        # Seen to be a window: a lump, or a window-long Retry-After. (Not a broken echo: a
+        # bucket echoes our first requests for a while, and jobs must pace it alike.)
         self.windowed = False
         self._growth = 0  # quota handed back since the last reset, outside resets
         self.settled = False  # seen trickling back: no jump is read as a reset any more
@@ -129,11 +128,9 @@ class Rolling(Accounted):
         self._history.clear()
 
     def refused(self, retry_after: float | None = None) -> None:
-        """A 429 despite the count: the refill was overestimated, or the echo's window.
-
-        A bucket that refills faster than one unit in LONG_RETRY seconds is never that far
-        from its next unit: a Retry-After that long is a window's.
-        """
+        """A 429 despite the count: the refill was overestimated, or the echo's window. (A
+        Retry-After of LONG_RETRY is a window's: no bucket worth pacing is that far from its
+        next unit.)"""
         if retry_after is not None and retry_after >= LONG_RETRY:
             self.windowed = True
         self.refill = (self.refill or 0.0) * CUBIC_BETA
@@ -158,6 +155,10 @@ class Rolling(Accounted):
         # Unsettled, this may still be a fixed window: its lowest count bounds what is left.
         limit = quota.known_limit
         left: float = quota.left if self.settled else quota.window_left
+        if self.bucket:
+            # Paced by the count alone (`pace`), neither halved nor raised by our own net refill:
+            # every job gets the same pace from a count, whether or not it has seen the others.
+            return min(limit, 2 * left if quota.owed > 0 and left > 0 else left)
         echo = self.echo.window is not None
         if echo:
             left += self.echo.returning(quota.observed_sent, now, quota.counted)
@@ -169,8 +170,7 @@ class Rolling(Accounted):
                 left = min(left, share)
             else:
                 # Another client sees the same count and spends it too, before our next count
-                # can show it: each taking half of what the count shows, two never spend it
-                # twice.
+                # can show it: each taking half of it, two never spend it twice.
                 left -= quota.remaining // 2
         if not echo:
             left += (self.refill or 0.0) * (now - quota.observed_at)

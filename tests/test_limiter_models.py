@@ -174,7 +174,7 @@ def test_a_bucket_is_paced_by_its_count_alone_so_that_jobs_sharing_it_converge()
     assert jobs[0].pace(0.1, quota, 21) == pytest.approx(40.0)  # twice the count, twice the pace
     # A refill of half the limit per second, measured a little off either way, and margins
     # that differ: still the same pace from the same count.
-    jobs[0]._peak, jobs[1]._peak = 45.0, 60.0
+    jobs[0].peak, jobs[1].peak = 45.0, 60.0
     quota.margin = 3
     assert jobs[0].pace(0.1, quota, 11) == jobs[1].pace(0.1, quota, 11) == pytest.approx(20.0)
     quota.margin = 1
@@ -327,3 +327,21 @@ def test_a_shared_sliding_window_is_reported_as_one_with_the_length_a_pause_conf
     assert _learned(rolling, rolling, quota)["window"] == (2.0, "inferred")
     rolling.windowed = False  # no lump, no long Retry-After: a bucket
     assert _learned(rolling, rolling, quota)["kind"] == ("token bucket", "inferred")
+
+
+def test_a_shared_buckets_refill_is_reported_as_its_own_not_net_of_the_other_job() -> None:
+    """Each count of a shared bucket shows the refill less the other job's spending (a
+    two-job run reported 15.6/s for a bucket of 50/s): the report gives the highest measured."""
+    from batchcall._limiter._learner import _learned
+
+    quota = accepted_quota(100, [0.0])
+    rolling = Rolling(CEILING)
+    rolling.settled = rolling.echo.broken = True
+    for i, remaining in enumerate([50, 60, 70, 80, 90]):  # alone: 50/s handed back
+        rolling.measure(0.2 * i, i, remaining, quota)
+    for i, remaining in enumerate([90, 90, 90, 90, 90], start=5):  # shared: 5/s net of it
+        rolling.measure(0.2 * i, i, remaining, quota)
+    assert rolling.refill is not None and rolling.refill < 10
+    assert _learned(rolling, rolling, quota)["refill"] == (round(rolling.refill, 3), "inferred")
+    quota.shared = True
+    assert _learned(rolling, rolling, quota)["refill"][0] >= 50

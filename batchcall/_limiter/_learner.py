@@ -498,6 +498,9 @@ def _learned(
                 learned["window"] = (rolling.slide.window, "inferred")
         elif rolling.echo.broken:
             learned["kind"] = ("token bucket", "inferred")
-        if echo is None and "window" not in learned and rolling.refill:
-            learned["refill"] = (round(rolling.refill, 3), "inferred")
+        # On a shared key each count's refill is net of the other client's spending: the
+        # bucket's own is the highest measured, before or between the other's requests.
+        refill = rolling.peak if quota.shared else rolling.refill
+        if echo is None and "window" not in learned and refill:
+            learned["refill"] = (round(refill, 3), "inferred")
     return learned

@@ -47,10 +47,10 @@ class Rolling(Accounted):
     __slots__ = (
         "_growth",
         "_history",
-        "_peak",
         "_recent",
         "echo",
         "lumps",
+        "peak",
         "refill",
         "settled",
         "slide",
@@ -64,7 +64,7 @@ class Rolling(Accounted):
         self.slide = SlideGuess()  # the window's length, while the echo does not say it
         self._history: deque[tuple[float, int, int]] = deque()  # (received, seq, remaining)
         self.refill: float | None = None  # requests/s handed back
-        self._peak = 0.0  # the highest refill measured
+        self.peak = 0.0  # the highest refill measured
         self._recent: deque[tuple[float, int, int]] = deque()  # the last LUMP_SPAN's counts
         # Seen to be a window: a lump, or a window-long Retry-After. (Not a broken echo: a
         # bucket echoes our first requests for a while, and jobs must pace it alike.)
@@ -84,7 +84,7 @@ class Rolling(Accounted):
         first = history[0]
         if now - first[0] >= REFILL_SPAN / 2:
             self.refill = max(0.0, (remaining - first[2] + seq - first[1]) / (now - first[0]))
-            self._peak = max(self._peak, self.refill)
+            self.peak = max(self.peak, self.refill)
         self._see_lump(now, seq, remaining, LUMP * quota.known_limit + quota.reorder)
 
     def _see_lump(self, now: float, seq: int, remaining: int, lump: float) -> None:
@@ -184,7 +184,7 @@ class Rolling(Accounted):
             # refill / n each, with the bucket a little above empty, where none is refused.
             # What is kept is not lost, as a bucket below full goes on refilling.
             # The margin is left out too: it is this job's own, and its reserve is the pace's.
-            spread = _spread(self._peak, quota.known_limit)
+            spread = _spread(self.peak, quota.known_limit)
             return bounded((available - 1) / spread, self.max_rate)
         # Quota that is there is spent at full speed: spread out, it only comes back later.
         if available >= 1 + quota.margin:

@@ -165,6 +165,23 @@ def test_a_job_that_finds_a_buckets_stock_spent_by_another_takes_it_back() -> No
     assert rolling.available(0.02, quota) == quota.left
 
 
+def test_before_the_kind_is_known_a_429_of_a_second_pauses_a_quarter_of_one() -> None:
+    """Counts came, but no reset or trickle told the kind yet: a 429 that asks for a second
+    may be a bucket's, whose next unit is a moment away, so the pause is short; a longer
+    Retry-After is a window's, paused to its foreseen reset."""
+    from batchcall._limiter._learner import UNSETTLED_LOOK, Learner
+
+    learner = Learner(1000.0)
+    learner.heard_limit(100)
+    for i in range(3):
+        seq = learner.sent(i * 0.01)
+        learner.answered(seq)
+        learner.accepted(seq, i * 0.01, i * 0.01 + 0.001, 99 - i)
+    assert learner.model is learner._rolling and not learner._rolling.settled
+    assert learner.pause(0.1, 1.0) == UNSETTLED_LOOK
+    assert learner.pause(0.1, 2.0) > UNSETTLED_LOOK  # to the reset the bounds foresee
+
+
 def test_a_shared_sliding_window_leaves_the_other_job_its_half_of_each_lump() -> None:
     """Two jobs come back to a sliding window's lump at different times (each 429 pause ends
     when its own whole-second Retry-After does). The first takes half of the window and leaves

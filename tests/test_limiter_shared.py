@@ -176,3 +176,19 @@ def test_two_jobs_on_a_bucket_finish_together_though_the_first_spent_its_stock_a
     assert max(run.ends) <= 1.05 * physical
     assert server.throttled <= 0.02 * run.requests
     assert (max(run.ends) - min(run.ends)) / max(run.ends) <= 0.10
+
+
+@pytest.mark.parametrize(("start_gap", "seed"), [(0.03, 3), (0.05, 2), (0.05, 4)])
+def test_a_job_whose_own_burst_still_echoes_paces_a_shared_bucket_by_the_count_too(
+    start_gap: float, seed: int
+) -> None:
+    """A job started a moment before the other reads its own burst's refill as an echo for a
+    second or so, and does not yet take the key for a bucket. Spending at full speed meanwhile,
+    beside a job pacing by the count, it took 108 rows to the other's 40 in the first second,
+    and finished up to 18% sooner. Once it knows the key is shared and no window shows, it paces
+    by the count as well."""
+    server = Server("token_bucket")
+    run = drive_two(server, start_gap=start_gap, seed=seed)
+    assert server.accepted == 2 * ROWS_EACH
+    assert server.throttled <= 0.02 * run.requests
+    assert (max(run.ends) - min(run.ends)) / max(run.ends) <= 0.08

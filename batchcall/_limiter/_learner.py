@@ -285,7 +285,7 @@ class Learner(_OwnCounting):
         # The blind mode counts the last second's sends, a fixed window those since its reset.
         keep = max(1.0, model.period if isinstance(model, FixedWindow) else 0.0)
         seq = quota.send(now, keep=keep)
-        if quota.owed > 0 and model is self._rolling and self._rolling.bucket:
+        if quota.owed > 0 and model is self._rolling and self._rolling.count_paced(quota):
             # Taking twice the count's share, the other job pacing from the same count takes
             # about half as many: each of ours gains half a unit on it.
             quota.owed -= 0.5

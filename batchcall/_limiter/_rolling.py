@@ -155,9 +155,8 @@ class Rolling(Accounted):
         # Unsettled, this may still be a fixed window: its lowest count bounds what is left.
         limit = quota.known_limit
         left: float = quota.left if self.settled else quota.window_left
-        if self.bucket:
-            # Paced by the count alone (`pace`), neither halved nor raised by our own net refill:
-            # every job gets the same pace from a count, whether or not it has seen the others.
+        if self.count_paced(quota):
+            # Neither halved nor raised by our net refill: every job gets one pace from a count.
             return min(limit, 2 * left if quota.owed > 0 and left > 0 else left)
         echo = self.echo.window is not None
         if echo:
@@ -177,7 +176,7 @@ class Rolling(Accounted):
         return min(limit, left)
 
     def pace(self, now: float, quota: Quota, available: float) -> float:
-        if self.bucket and not self._last_rows(quota, available):
+        if self.count_paced(quota) and not self._last_rows(quota, available):
             # A bucket's refill is measured net of every other client's spending, so pacing
             # at it keeps whatever split two jobs fell into, and one starves. A pace that
             # follows the count alone is the same for every job that sees it: n jobs settle at
@@ -195,15 +194,17 @@ class Rolling(Accounted):
 
     @property
     def bucket(self) -> bool:
-        """Whether this looks like a bucket: no echo of our own requests now, no lump, and no
-        Retry-After as long as a window's.
-
+        """No echo of our own requests now, no lump, and no Retry-After as long as a window's.
         A sliding window kept a little above empty wastes what it keeps, so one that echoes
-        another client's requests as well as ours (which breaks the echo) must be told
-        apart: a burst's replay comes back in a lump, and a request sent before it is told
-        to come back most of a window later.
-        """
+        another client's requests too (which breaks the echo) is told apart: a burst's replay
+        comes back in a lump, and a request sent before it is told to wait most of a window."""
         return self.echo.broken and not self.windowed
+
+    def count_paced(self, quota: Quota) -> bool:
+        """Paced by the count alone (`pace`): a bucket, or a shared key not seen to be a window.
+        A job whose echo still holds (its own burst's refill reads as one) would otherwise
+        spend at full speed beside one pacing by the count, and take most of the refill."""
+        return self.bucket or (quota.shared and self.settled and not self.windowed)
 
     @staticmethod
     def _last_rows(quota: Quota, available: float) -> bool:

@@ -4,9 +4,9 @@ Quota above a small reserve is spent at full speed (spread out, it would only co
 later); with only the reserve left, the pace is the refill. The refill is the quota handed
 back over the last REFILL_SPAN of counts, unless the `Echo` shows a sliding window: then
 every refill is foreseen from our own send times, and the refill rate is the limit per window.
-A bucket (no echo, and nothing that shows a window) is paced by its count alone instead, so
-that jobs sharing it converge on even shares; a window shared with another client is taken
-half of each count (or of each lump) at a time.
+A bucket (no echo, and nothing that shows a window), and any shared key that no window shows,
+is paced by its count alone instead, so that jobs sharing it converge on even shares; a window
+shared with another client is taken half of each count (or of each lump) at a time.
 
 The gate keeps one `Rolling` from the first count on and feeds it every count, whatever
 model is in use, so its measurements are ready the moment the jumps of a fixed window stop.

@@ -294,6 +294,32 @@ def test_limit_halved_mid_run_is_followed(kind: str) -> None:
         assert outcome.stats["window"] == pytest.approx(WINDOW, rel=0.1)
 
 
+@pytest.mark.parametrize("jitter", [None, 2])
+def test_a_fixed_windows_halved_limit_is_spent_in_full_from_its_first_window(
+    jitter: int | None,
+) -> None:
+    """The first count under a new limit is read against the window's bounds: the reset it
+    came after is a reset, and the window's floor opens again. Without that no reset was read
+    after the change, and the run took 22.1 s where the windows allow 18 s."""
+    server = Server("fixed", halve_at=4.0)
+    outcome = drive(server, jitter=jitter)
+    # Two windows of the old limit, then eight of the new, the last opening at 18 s.
+    physical = 2 * WINDOW + ((ROWS - 2 * LIMIT) // (LIMIT // 2) - 1) * WINDOW
+    assert server.accepted == ROWS
+    assert outcome.elapsed <= 1.02 * physical
+    assert outcome.throttled_share <= 0.01
+    assert outcome.stats["kind"] == "fixed window"
+    assert outcome.stats["window"] == pytest.approx(WINDOW, rel=0.01)
+
+
+def test_a_sliding_window_is_still_reported_as_one_after_its_limit_changed() -> None:
+    """A new limit starts the refill's measurements afresh, not the kind: the run reports
+    the sliding window it knew, where it had reported no kind at all."""
+    outcome = drive(Server("sliding", halve_at=4.0))
+    assert outcome.stats["kind"] == "sliding window"
+    assert outcome.stats["limit"] == LIMIT // 2
+
+
 def test_a_sliding_window_is_recognised_by_its_echo_of_our_own_requests() -> None:
     """The gate learns a sliding window's length from when its own requests come back; the
     one 429 is the look that bounds the first window, by its Retry-After."""

@@ -12,9 +12,11 @@ The model in use is the kind of limit the evidence points to:
 - `Rolling`, settled, for good once quota trickles back outside resets: that is a bucket or a
   sliding window, whatever jumps were seen before (a sliding window replays a burst as a jump).
 
-A new limit starts the rolling measurements afresh, since they describe the old limit; a fixed
-window keeps its timing (a new limit is not a new clock). A window read from a 429 that a later
-429 contradicts sends the gate back to the blind mode for good, which adapts to anything.
+A new limit starts the rolling measurements afresh, since they describe the old limit, but
+not the kind of limit that was known; a fixed window keeps its timing (a new limit is not a new
+clock), and its bounds say whether the first count under the new limit came after a reset.
+A window read from a 429 that a later 429 contradicts sends the gate back to the blind mode
+for good, which adapts to anything.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ class _WindowsAndReports:
 class _OwnCounting(_WindowsAndReports):
     """The Learner's own count of a blind fixed window (`OwnCount`) and its shared-key test."""
 
-    __slots__ = ("_blind_reading", "_elsewhere", "_own", "bounds")
+    __slots__ = ("_blind_reading", "_elsewhere", "_own", "_relimited", "bounds")
     _blind_reading: tuple[float, float] | None  # the last blind 429's reset, if our sends place it
     _elsewhere: int  # quota spent beyond our own requests since the last reset
     _own: OwnCount
@@ -185,6 +187,34 @@ class _OwnCounting(_WindowsAndReports):
         self._elsewhere = max(0, self._elsewhere - handed_back)
         if self._elsewhere > 2 + 0.02 * quota.known_limit + 4 * quota.reorder:
             quota.shared = True
+
+    def _window_opened(self, seq: int, sent_at: float, now: float, remaining: int) -> None:
+        """Count `seq` was the first of a new fixed window."""
+        quota = self.quota
+        quota.window_seq = seq
+        quota.floor.open(now, remaining)
+        quota.others.reset()
+        self._elsewhere = 0
+        if self.bounds is not None:
+            self.bounds.opened(sent_at, now)
+
+    def _relimit(
+        self, seq: int, sent_at: float, *, now: float, after: float, remaining: int
+    ) -> None:
+        """The first count under a new limit. The old limit's counts are no floor for it, and
+        without a floor no reset or trickle ever reads again: a fixed window whose limit was
+        halved lost its resets for good, and went at two thirds of the new limit. So the
+        floor opens here, and a reset is read where the bounds say one surely came between."""
+        self._relimited = False
+        bounds = self.bounds
+        upcoming = bounds.predict(bounds.index + 1) if bounds is not None else None
+        if upcoming is not None and sent_at > upcoming[1]:
+            self._reset(at=sent_at, after=after, remaining=remaining)
+            self._window_opened(seq, sent_at, now, remaining)
+            return
+        self.quota.floor.open(now, remaining, since=sent_at)
+        if bounds is not None and (upcoming is None or sent_at < upcoming[0]):
+            bounds.counted(sent_at)  # surely still in the window (else it may be the next)
 
     def _see_others(self, sent_at: float, remaining: int) -> None:
         """A count of a request sent at `sent_at`: does it show another client (`Others`)?
@@ -243,6 +273,7 @@ class Learner(_OwnCounting):
         self._own = OwnCount()  # a fixed window's count kept by us, if the server keeps none
         self._blind_reading: tuple[float, float] | None = None  # the last blind 429's reset
         self._elsewhere = 0  # quota spent beyond our own requests since the last reset
+        self._relimited = False  # the limit changed since the newest count
 
     # --- pacing -------------------------------------------------------------------------------
 
@@ -311,7 +342,11 @@ class Learner(_OwnCounting):
         if self.quota.set_limit(limit):
             # Old refill measurements describe the old limit. A fixed window keeps its timing
             # (a new limit is not a new clock); anything else is learned afresh.
+            # (A bucket or sliding window, once known, has no floor to reopen.)
+            known = self.model is self._rolling and self._rolling.settled
+            self._relimited = self.quota.remaining is not None and not known
             fresh = Rolling(self._max_rate)
+            fresh.settled = known
             if self.model is self._rolling:
                 self.model = fresh
             self._rolling = fresh
@@ -345,6 +380,8 @@ class Learner(_OwnCounting):
             self.model = self._rolling
             began = remaining >= quota.known_limit - 1  # no other request in the window yet
             self.bounds = ResetBounds(sent_at, now, began=began)
+        elif self._relimited:
+            self._relimit(seq, sent_at, now=now, after=after, remaining=remaining)
         else:
             self._note_spent_elsewhere(handed_back)
             self._rolling.heard(quota, sent_at, now, handed_back)
@@ -353,15 +390,9 @@ class Learner(_OwnCounting):
                 surely, at=sent_at, after=after, remaining=remaining, noise=noise
             )
             if reset:
-                quota.window_seq = seq
-                quota.floor.open(now, remaining)
-                quota.others.reset()
-                self._elsewhere = 0
-            if self.bounds is not None:
-                if reset:
-                    self.bounds.opened(sent_at, now)
-                else:
-                    self.bounds.counted(sent_at)
+                self._window_opened(seq, sent_at, now, remaining)
+            elif self.bounds is not None:
+                self.bounds.counted(sent_at)
         self._rolling.measure(now, seq, remaining, quota)
 
     def bound_refusal(self, sent_at: float, now: float, retry_after: float | None) -> None:

@@ -312,14 +312,6 @@ def test_a_fixed_windows_halved_limit_is_spent_in_full_from_its_first_window(
     assert outcome.stats["window"] == pytest.approx(WINDOW, rel=0.01)
 
 
-def test_a_sliding_window_is_still_reported_as_one_after_its_limit_changed() -> None:
-    """A new limit starts the refill's measurements afresh, not the kind: the run reports
-    the sliding window it knew, where it had reported no kind at all."""
-    outcome = drive(Server("sliding", halve_at=4.0))
-    assert outcome.stats["kind"] == "sliding window"
-    assert outcome.stats["limit"] == LIMIT // 2
-
-
 def test_a_sliding_window_is_recognised_by_its_echo_of_our_own_requests() -> None:
     """The gate learns a sliding window's length from when its own requests come back; the
     one 429 is the look that bounds the first window, by its Retry-After."""

@@ -12,9 +12,9 @@ The model in use is the kind of limit the evidence points to:
 - `Rolling`, settled, for good once quota trickles back outside resets: that is a bucket or a
   sliding window, whatever jumps were seen before (a sliding window replays a burst as a jump).
 
-A new limit starts the rolling measurements afresh, since they describe the old limit, but
-not the kind of limit that was known; a fixed window keeps its timing (a new limit is not a new
-clock), and its bounds say whether the first count under the new limit came after a reset.
+A new limit starts the rolling measurements afresh, since they describe the old limit; a fixed
+window keeps its timing (a new limit is not a new clock), and its bounds say whether the first
+count under the new limit came after a reset.
 A window read from a 429 that a later 429 contradicts sends the gate back to the blind mode
 for good, which adapts to anything.
 """
@@ -342,11 +342,10 @@ class Learner(_OwnCounting):
         if self.quota.set_limit(limit):
             # Old refill measurements describe the old limit. A fixed window keeps its timing
             # (a new limit is not a new clock); anything else is learned afresh.
-            # (A bucket or sliding window, once known, has no floor to reopen.)
+            # (A bucket or a sliding window, once known, has no floor to reopen.)
             known = self.model is self._rolling and self._rolling.settled
             self._relimited = self.quota.remaining is not None and not known
             fresh = Rolling(self._max_rate)
-            fresh.settled = known
             if self.model is self._rolling:
                 self.model = fresh
             self._rolling = fresh

@@ -150,6 +150,22 @@ def test_resets_a_window_after_each_burst_read_as_a_sliding_window() -> None:
     assert 4.45 <= earliest <= latest <= 4.51
 
 
+def test_a_window_found_begun_is_guessed_at_the_shortest_round_length_the_bounds_allow() -> None:
+    """A job whose first count showed another's requests does not know when window 0 began:
+    nothing bounds the length from above, so the next reset is guessed from the shortest round
+    length, 1 s; a 429 after that guess rules 1 s out, and the guess moves to 2 s."""
+    bounds = ResetBounds(1.3, 1.301, began=False)
+    bounds.counted(1.4)
+    assert bounds.period() is None
+    assert bounds.predict(1, guess=False) is None
+    assert bounds.predict(1) == pytest.approx((1.4, 2.301))
+    bounds.refused(2.31, 2.311, 1.0)  # still window 0 at 2.31 s: longer than 1.009 s
+    assert bounds.predict(1) == pytest.approx((2.31, 3.301))
+    bounds.opened(3.31, 3.311)  # one reset seen: window 0's start is still unknown
+    assert bounds.period() is None
+    assert bounds.predict(2) == pytest.approx((4.31, 5.301))
+
+
 def test_the_round_lengths_are_sorted() -> None:
     assert list(resets.ROUND_PERIODS) == sorted(resets.ROUND_PERIODS)
 

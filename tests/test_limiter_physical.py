@@ -166,6 +166,35 @@ def test_a_window_found_begun_is_guessed_at_the_shortest_round_length_the_bounds
     assert bounds.predict(2) == pytest.approx((4.31, 5.301))
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_windows_last_unit_is_held_to_bracket_the_reset_only_while_the_key_is_ours(
+    shared: bool,
+) -> None:
+    """Resets 1.6–1.76 s apart (no round length fits): the next is due between 3.199 and
+    3.52 s. Alone on the key, the window's last unit waits until just before the earliest,
+    so that its count brackets the reset. With another client it goes now: the other would
+    spend it meanwhile, and the look would draw a 429."""
+    from batchcall._limiter._counted import LEAD, CountedWindow
+    from batchcall._limiter._quota import Quota
+
+    bounds = ResetBounds(0.0, 0.001)
+    bounds.counted(1.6)
+    bounds.opened(1.75, 1.76)
+    assert bounds.predict(2) == pytest.approx((3.199, 3.52))
+    quota = Quota()
+    quota.set_limit(100)
+    seq = quota.send(2.39, keep=2.0)
+    quota.answered(seq)
+    quota.count(seq, 2.39)
+    quota.observe(seq, 2.4, 2.39, 1)  # one unit left of this window
+    quota.backlog, quota.shared = 500, shared
+    wait = CountedWindow(1000.0, bounds).wait(2.5, quota)
+    if shared:
+        assert wait <= 0
+    else:
+        assert wait == pytest.approx(3.199 - LEAD - 2.5)
+
+
 def test_the_round_lengths_are_sorted() -> None:
     assert list(resets.ROUND_PERIODS) == sorted(resets.ROUND_PERIODS)
 

@@ -14,9 +14,8 @@ The model in use is the kind of limit the evidence points to:
 
 A new limit starts the rolling measurements afresh, since they describe the old limit; a fixed
 window keeps its timing (a new limit is not a new clock), and its bounds say whether the first
-count under the new limit came after a reset.
-A window read from a 429 that a later 429 contradicts sends the gate back to the blind mode
-for good, which adapts to anything.
+count under the new limit came after a reset. A window read from a 429 that a later 429
+contradicts sends the gate back to the blind mode for good, which adapts to anything.
 """
 
 from __future__ import annotations
@@ -203,8 +202,8 @@ class _OwnCounting(_WindowsAndReports):
     ) -> None:
         """The first count under a new limit. The old limit's counts are no floor for it, and
         without a floor no reset or trickle ever reads again: a fixed window whose limit was
-        halved lost its resets for good, and went at two thirds of the new limit. So the
-        floor opens here, and a reset is read where the bounds say one surely came between."""
+        halved lost its resets for good (600 rows took 22.1 s where its windows allow 18 s).
+        So the floor opens here, and a reset is read where the bounds say one surely came."""
         self._relimited = False
         bounds = self.bounds
         upcoming = bounds.predict(bounds.index + 1) if bounds is not None else None
